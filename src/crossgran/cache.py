@@ -1,0 +1,95 @@
+"""Atomic file writes and a content-addressed on-disk cache of numpy arrays.
+
+Why: every expensive step (hmmsearch, ESM extraction, BiGCARP representations) is
+rerun by papermill and by CI; a rerun must reuse what an earlier run computed, and a
+run killed mid-write must never leave a file that a later run mistakes for a result.
+Keys hash the inputs *and* the code version, so changed code never reads stale data.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+import zipfile
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+
+import numpy as np
+
+from crossgran import __version__
+
+CHUNK = 1 << 20
+
+
+def sha256_file(path: Path | str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(CHUNK), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def cache_key(*parts: object) -> str:
+    """A stable hex key from JSON-able parts plus the package version."""
+    payload = json.dumps([__version__, *parts], sort_keys=True, default=str).encode()
+    return hashlib.sha256(payload).hexdigest()
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path | str) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it into place only if the block succeeds."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_text_atomic(path: Path | str, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+class ArrayCache:
+    """Arrays stored as ``<dir>/<namespace>/<key>.npz``; unreadable entries are recomputed."""
+
+    def __init__(self, directory: Path | str):
+        self.directory = Path(directory)
+
+    def path(self, namespace: str, key: str) -> Path:
+        return self.directory / namespace / f"{key}.npz"
+
+    def load(self, namespace: str, key: str) -> dict[str, np.ndarray] | None:
+        """The stored arrays, or None when absent or corrupt (a corrupt entry is deleted)."""
+        entry = self.path(namespace, key)
+        if not entry.is_file():
+            return None
+        try:
+            with np.load(entry, allow_pickle=False) as stored:
+                return {name: stored[name] for name in stored.files}
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError):
+            entry.unlink(missing_ok=True)
+            return None
+
+    def store(self, namespace: str, key: str, arrays: Mapping[str, np.ndarray]) -> None:
+        entry = self.path(namespace, key)
+        with atomic_path(entry) as tmp:
+            with open(tmp, "wb") as handle:
+                np.savez(handle, **arrays)
+
+    def get_or_compute(self, namespace: str, key: str,
+                       compute: Callable[[], Mapping[str, np.ndarray]]) -> dict[str, np.ndarray]:
+        cached = self.load(namespace, key)
+        if cached is not None:
+            return cached
+        arrays = dict(compute())
+        self.store(namespace, key, arrays)
+        return arrays

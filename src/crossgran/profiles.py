@@ -1,0 +1,160 @@
+"""Run profiles: every size, seed and path of a run in one frozen dataclass.
+
+Why one place: the notebooks are executed headless by papermill with a single
+``profile`` parameter, and a reviewer must be able to see in one file what
+``smoke`` (CI speed), ``mini`` (offline default, stored notebook outputs) and
+``full`` (the paper's setting, GPU + network) change.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+PROFILE_NAMES = ("smoke", "mini", "full")
+DEFAULT_PROFILE = "mini"
+ROOT_ENV = "CROSSGRAN_ROOT"
+
+
+@dataclass(frozen=True)
+class EsmConfig:
+    """Which ESM to use and, for ``local:`` models, how to pretrain it here."""
+
+    spec: str  # fair-esm hub name, a .pt path, or "local:<name>"
+    num_layers: int = 4
+    embed_dim: int = 128
+    attention_heads: int = 4
+    train_steps: int = 400
+    train_batch_tokens: int = 4096
+    train_max_len: int = 256  # random crops of this length during MLM pretraining
+    lr: float = 1e-3
+    valid_fraction: float = 0.05
+    embed_batch_tokens: int | None = None  # None: chosen per device by crossgran.esm
+
+
+@dataclass(frozen=True)
+class BigcarpConfig:
+    """ByteNet MLM sizes (the paper's: d_model 256, 32 layers, k 3, r 128, emb 1280)."""
+
+    d_model: int = 64
+    n_layers: int = 8
+    kernel_size: int = 3
+    r: int = 8
+    d_embedding: int | None = None  # None: the ESM width (the paper ties it to ESM-1b, 1280)
+    epochs: int = 4
+    batch_size: int = 32
+    max_len: int = 128  # domain tokens per training window
+    lr: float = 1e-3
+    mask_rate: float = 0.15
+    n_orders: int = 4  # random orders averaged when embedding unordered (MIBiG bag) BGCs
+    esm_layer: int = -1  # ESM layer whose family vectors initialise the token table
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Everything a run depends on. Paths are derived from ``root``."""
+
+    name: str
+    root: Path
+    seed: int = 0
+    # Subset limits (None = everything). Subsets are deterministic: first N after sorting by id.
+    max_nrps_proteins: int | None = None
+    max_proteome_proteins: int | None = None
+    max_bgcs: int | None = None
+    max_adomains: int | None = None
+    max_families: int | None = None
+    proteome_window: int = 40  # genes per window when cutting the proteome into pseudo-clusters
+    valid_fraction: float = 0.1
+    hmmer_cpus: int = 2
+    esm: EsmConfig = field(default_factory=lambda: EsmConfig(spec="local:esm2_mini"))
+    bigcarp: BigcarpConfig = field(default_factory=BigcarpConfig)
+    probe_folds: int = 5
+    probe_seeds: int = 3
+    n_bootstrap: int = 1000
+
+    @property
+    def raw_dir(self) -> Path:
+        """Downloads shared by all profiles (pinned and hash-checked, so sharing is safe)."""
+        return self.root / "data" / "raw"
+
+    @property
+    def processed_dir(self) -> Path:
+        return self.root / "data" / "processed" / self.name
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.root / "data" / "cache"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.root / "data" / "models" / self.name
+
+    @property
+    def results_dir(self) -> Path:
+        return self.root / "results" / self.name
+
+    @property
+    def figures_dir(self) -> Path:
+        return self.root / "figures" / self.name
+
+    @property
+    def manifest_path(self) -> Path:
+        """Only the default profile's manifest is committed; others sit beside their tables."""
+        if self.name == DEFAULT_PROFILE:
+            return self.root / "data" / "MANIFEST.json"
+        return self.processed_dir / "MANIFEST.json"
+
+    def make_dirs(self) -> None:
+        for path in (self.raw_dir, self.processed_dir, self.cache_dir, self.models_dir,
+                     self.results_dir, self.figures_dir):
+            path.mkdir(parents=True, exist_ok=True)
+
+
+def find_root(start: Path | None = None) -> Path:
+    """The project root: ``$CROSSGRAN_ROOT``, else the nearest parent holding ``pyproject.toml``
+    and ``notebooks/`` (notebooks run with their own folder as working directory), else cwd."""
+    if os.environ.get(ROOT_ENV):
+        return Path(os.environ[ROOT_ENV]).resolve()
+    here = (start or Path.cwd()).resolve()
+    for candidate in (here, *here.parents):
+        if (candidate / "pyproject.toml").is_file() and (candidate / "notebooks").is_dir():
+            return candidate
+    return here
+
+
+def _smoke(root: Path) -> Profile:
+    return Profile(
+        name="smoke", root=root,
+        max_nrps_proteins=120, max_proteome_proteins=200, max_bgcs=300, max_adomains=300,
+        esm=EsmConfig(spec="local:esm2_smoke", num_layers=2, embed_dim=64, attention_heads=4,
+                      train_steps=30, train_batch_tokens=2048),
+        bigcarp=BigcarpConfig(d_model=32, n_layers=4, r=4, epochs=1, n_orders=2),
+        probe_folds=3, probe_seeds=1, n_bootstrap=200,
+    )
+
+
+def _mini(root: Path) -> Profile:
+    return Profile(name="mini", root=root)
+
+
+def _full(root: Path) -> Profile:
+    return Profile(
+        name="full", root=root,
+        esm=EsmConfig(spec="esm1b_t33_650M_UR50S", num_layers=33, embed_dim=1280,
+                      attention_heads=20, train_steps=0),
+        bigcarp=BigcarpConfig(d_model=256, n_layers=32, kernel_size=3, r=128, d_embedding=1280,
+                              epochs=50, batch_size=64, max_len=512, lr=1e-4, n_orders=8),
+        probe_folds=5, probe_seeds=10, n_bootstrap=10_000,
+    )
+
+
+_BUILDERS = {"smoke": _smoke, "mini": _mini, "full": _full}
+
+
+def get_profile(name: str = DEFAULT_PROFILE, root: Path | str | None = None, **overrides) -> Profile:
+    """The named profile rooted at ``root`` (default: :func:`find_root`), with field overrides."""
+    if name not in _BUILDERS:
+        raise ValueError(f"unknown profile {name!r}; choose one of {', '.join(PROFILE_NAMES)}")
+    profile = _BUILDERS[name](Path(root).resolve() if root else find_root())
+    return replace(profile, **overrides) if overrides else profile
