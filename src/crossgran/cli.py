@@ -7,14 +7,17 @@ so modules grow the CLI without touching each other's code.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import time
+from pathlib import Path
 from collections.abc import Sequence
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="crossgran", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_run,):
+    for add in (_add_run, _add_data):
         add(commands)
     return parser
 
@@ -27,11 +30,68 @@ def _add_run(commands: argparse._SubParsersAction) -> None:
                      help="where executed copies go (default: in place for mini, "
                           "results/<profile>/notebooks otherwise)")
 
-    def handle(args: argparse.Namespace) -> int:
-        from crossgran.runner import run_notebooks
-        return run_notebooks(args.profile, args.notebooks, args.output_dir)
+    run.set_defaults(handler=lambda args: run_notebooks(args.profile, args.notebooks, args.output_dir))
 
-    run.set_defaults(handler=handle)
+
+def _add_data(commands: argparse._SubParsersAction) -> None:
+    data = commands.add_parser("data", help="build the profile's tables (what notebook 01 does)")
+    data.add_argument("--profile", default="mini", choices=("smoke", "mini", "full"))
+
+    def handle(args: argparse.Namespace) -> int:
+        from crossgran.datasets import build_all
+        from crossgran.profiles import get_profile
+        report = build_all(get_profile(args.profile))
+        for key, value in report.counts.items():
+            print(f"{key:32s} {value:>8,d}")
+        return 0
+
+    data.set_defaults(handler=handle)
+
+
+def numbered_notebooks(directory: Path) -> list[Path]:
+    return sorted(directory.glob("[0-9][0-9]_*.ipynb"))
+
+
+def run_notebooks(profile: str, notebooks: Sequence[str], output_dir: str | None) -> int:
+    """Execute notebooks in order with papermill; stop at the first failing cell.
+
+    ``mini`` outputs replace the stored notebooks (they are what nbval checks), written to a
+    temporary file first so a failed run never replaces a good stored notebook; the failed copy
+    is kept under ``results/<profile>/failed/`` for inspection.
+    """
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    from crossgran.profiles import get_profile
+
+    settings = get_profile(profile)
+    paths = [Path(n).resolve() for n in notebooks] or numbered_notebooks(settings.root / "notebooks")
+    if not paths:
+        print(f"no numbered notebooks in {settings.root / 'notebooks'}", file=sys.stderr)
+        return 2
+    in_place = output_dir is None and profile == "mini"
+    out_dir = Path(output_dir) if output_dir else settings.results_dir / "notebooks"
+    for index, path in enumerate(paths, 1):
+        target = path if in_place else out_dir / path.name
+        print(f"[{index}/{len(paths)}] {path.name} (profile {profile}) -> {target}", flush=True)
+        started = time.perf_counter()
+        running = settings.results_dir / "running" / path.name
+        running.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            papermill.execute_notebook(str(path), str(running), parameters={"profile": profile},
+                                       cwd=str(path.parent), progress_bar=True,
+                                       kernel_name="python3", language="python")
+        except PapermillExecutionError as error:
+            failed = settings.results_dir / "failed" / path.name
+            failed.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(running, failed)
+            print(f"FAILED: {path.name}, cell {error.cell_index} (execution count {error.exec_count}): "
+                  f"{error.ename}: {error.evalue}\n  executed copy: {failed}", file=sys.stderr)
+            return 1
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(running, target)
+        print(f"    done in {time.perf_counter() - started:.0f} s", flush=True)
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -352,7 +352,8 @@ def build_domain_corpus(nrps_tokens: dict[str, list[str]], proteome_tokens: dict
       ``profile.proteome_window`` genes, each window's domains concatenated in gene order;
     * ``mibig``: each BGC's Pfam bag (count times each accession, sorted), ``ordered=False``
       because GECCO stores counts only; trainers must shuffle these, never read the order.
-    Sequences with fewer than two tokens carry no context and are dropped (counted).
+    Sequences without any token are dropped (counted). Single-token proteins stay: a stand-alone
+    A-domain protein is one, and the A-domain probe needs its (context-free) token.
     """
     rows = [("nrps:" + seq_id, "nrps", tokens, True) for seq_id, tokens in nrps_tokens.items()]
     genes = list(proteome_tokens)
@@ -363,8 +364,8 @@ def build_domain_corpus(nrps_tokens: dict[str, list[str]], proteome_tokens: dict
     for bgc_id, group in mibig_counts.groupby("bgc_id", sort=True):
         rows.append((bgc_id, "mibig", [p for p, c in zip(group["pfam"], group["count"]) for _ in range(c)], False))
     corpus = pd.DataFrame(rows, columns=["seq_id", "source", "token_list", "ordered"])
-    short = corpus["token_list"].str.len() < 2
-    report.add("corpus_dropped_short", int(short.sum()), "sequences with < 2 domain tokens dropped")
+    short = corpus["token_list"].str.len() == 0
+    report.add("corpus_dropped_empty", int(short.sum()), "sequences without any domain hit dropped")
     corpus = corpus[~short].reset_index(drop=True)
     corpus["tokens"] = corpus["token_list"].str.join(" ")
     corpus["n_tokens"] = corpus["token_list"].str.len()

@@ -1,0 +1,32 @@
+"""Shared fixtures: a smoke-profile project root in a temporary folder.
+
+The root's ``data/raw`` links to the checkout's, so the pinned wheels are downloaded (and
+hash-checked) once per machine; everything else a test builds stays in the temporary root.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from crossgran.profiles import Profile, find_root, get_profile
+
+CHECKOUT = find_root(Path(__file__).parent)
+
+
+@pytest.fixture(scope="session")
+def smoke_profile(tmp_path_factory: pytest.TempPathFactory) -> Profile:
+    root = tmp_path_factory.mktemp("crossgran-smoke")
+    shared_raw = CHECKOUT / "data" / "raw"
+    shared_raw.mkdir(parents=True, exist_ok=True)
+    (root / "data").mkdir()
+    (root / "data" / "raw").symlink_to(shared_raw, target_is_directory=True)
+    return get_profile("smoke", root=root)
+
+
+@pytest.fixture(scope="session")
+def smoke_build(smoke_profile: Profile):
+    """The smoke tables, built once per test session."""
+    from crossgran.datasets import build_all
+    return build_all(smoke_profile)
