@@ -175,6 +175,9 @@ def build_mibig(gecco: Path, report: BuildReport, max_bgcs: int | None) -> tuple
     long = long[long["bgc_id"].isin(keep)].sort_values(["bgc_id", "pfam"]).reset_index(drop=True)
     classes["n_domains"] = classes["bgc_id"].map(long.groupby("bgc_id")["count"].sum()).fillna(0).astype(int)
     report.add("mibig_bgcs", len(classes))
+    report.add("mibig_without_domains", int((classes["n_domains"] == 0).sum()),
+               "BGCs with no Pfam domain in GECCO's compositions (kept in the class table, "
+               "absent from the corpus)")
     report.add("mibig_unlabelled", int((~classes["labelled"]).sum()),
                "BGCs with an empty class in types.tsv, kept as unlabelled (no class invented)")
     report.add("mibig_multilabel", int(classes["classes"].str.contains(";").sum()),
@@ -399,6 +402,44 @@ def read_proteome() -> dict[str, str]:
     return read_fasta_text(pyhmmer_file(PROTEOME).read_text())
 
 
+def read_nrps_proteins(paras: Path) -> tuple[dict[str, str], list[str]]:
+    """PARAS's full NRPS proteins, sanitised for easel, and the ids that needed it."""
+    return sanitise_proteins(read_fasta_text(read_wheel_member(paras, f"{PARAS_DIR}/proteins.fasta").decode()))
+
+
+def profile_proteins(profile: Profile, nrps: dict[str, str] | None = None
+                     ) -> tuple[dict[str, str], dict[str, str]]:
+    """The profile's NRPS proteins (sorted by id) and proteome proteins (gene order).
+
+    One definition for the annotation (``build_all``) and for ESM pretraining (notebook 02),
+    so both always see the same subset.
+    """
+    if nrps is None:
+        nrps, _ = read_nrps_proteins(fetch_wheel("paras", profile.raw_dir))
+    proteome = read_proteome()
+    nrps_ids = _limit(sorted(nrps), profile.max_nrps_proteins)
+    proteome_ids = _limit(list(proteome), profile.max_proteome_proteins)
+    return {i: nrps[i] for i in nrps_ids}, {i: proteome[i] for i in proteome_ids}
+
+
+def family_class_association(counts: pd.DataFrame, classes: pd.DataFrame, min_bgcs: int = 3) -> pd.Series:
+    """The product class each Pfam family is most associated with, from MIBiG co-occurrence.
+
+    Over single-class labelled BGCs: a family's class is the one holding the largest share of
+    the BGCs that contain it, *after* normalising by class size (so the abundant polyketides
+    do not win by default); 'mixed' when that share is below one half, and families seen in
+    fewer than ``min_bgcs`` such BGCs are left out (too few to say).
+    """
+    single = classes[classes["labelled"] & ~classes["classes"].str.contains(";")]
+    present = counts.merge(single[["bgc_id", "classes"]], on="bgc_id")
+    table = pd.crosstab(present["pfam"], present["classes"])
+    table = table[table.sum(axis=1) >= min_bgcs]
+    rates = table / single["classes"].value_counts().reindex(table.columns)
+    shares = rates.div(rates.sum(axis=1), axis=0)
+    best = shares.idxmax(axis=1).where(shares.max(axis=1) >= 0.5, "mixed")
+    return best.rename("class_association")
+
+
 def build_all(profile: Profile) -> BuildReport:
     """Build every table of ``profile`` into ``processed_dir`` and write the manifest."""
     profile.make_dirs()
@@ -412,15 +453,11 @@ def build_all(profile: Profile) -> BuildReport:
     report.add("pfam_families_with_go", int((families["go_terms"] != "").sum()))
     classes, counts = build_mibig(gecco, report, profile.max_bgcs)
 
-    raw_nrps = read_fasta_text(read_wheel_member(paras, f"{PARAS_DIR}/proteins.fasta").decode())
-    nrps, changed = sanitise_proteins(raw_nrps)
+    nrps, changed = read_nrps_proteins(paras)
     report.add("nrps_proteins_sanitised", len(changed),
                f"records with '-', '.' or '*' removed before hmmsearch: {changed[:5]}")
-    nrps_ids = _limit(sorted(nrps), profile.max_nrps_proteins)
-    nrps_subset = {seq_id: nrps[seq_id] for seq_id in nrps_ids}
-    proteome_all = read_proteome()
-    proteome_ids = _limit(list(proteome_all), profile.max_proteome_proteins)
-    proteome = {seq_id: proteome_all[seq_id] for seq_id in proteome_ids}
+    nrps_subset, proteome = profile_proteins(profile, nrps)
+    nrps_ids, proteome_ids = list(nrps_subset), list(proteome)
     report.add("nrps_proteins", len(nrps_subset))
     report.add("proteome_proteins", len(proteome))
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 import seaborn as sns
 
@@ -46,5 +47,40 @@ def domain_lengths(families: pd.DataFrame, corpus: pd.DataFrame) -> plt.Figure:
     sns.histplot(data=corpus, x="n_tokens", hue="source", bins=40, log_scale=(True, False),
                  element="step", ax=right)
     right.set(title="domain tokens per corpus sequence", xlabel="tokens", ylabel="sequences")
+    fig.tight_layout()
+    return fig
+
+
+def training_curve(history: pd.DataFrame, x: str, title: str) -> plt.Figure:
+    """Train / held-out loss against ``x``, with the unigram baseline when the history has one."""
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    for column, label in (("train_loss", "train"), ("valid_loss", "held out")):
+        if column in history:
+            ax.plot(history[x], history[column], marker="o", markersize=3, label=label)
+    if "unigram_perplexity" in history:
+        ax.axhline(np.log(history["unigram_perplexity"].iloc[-1]), color="grey", linestyle="--",
+                   label="unigram baseline")
+    ax.set(title=title, xlabel=x, ylabel="masked-LM loss (nats)")
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def pca_scatter(vectors: np.ndarray, ids: list[str], labels: pd.Series, title: str) -> plt.Figure:
+    """First two principal components of ``vectors``, coloured by ``labels`` (indexed by id);
+    ids without a label are drawn in light grey underneath."""
+    from sklearn.decomposition import PCA
+
+    coords = PCA(n_components=2, random_state=0).fit_transform(vectors)
+    frame = pd.DataFrame({"PC1": coords[:, 0], "PC2": coords[:, 1],
+                          "label": pd.Series(ids).map(labels).to_numpy()})
+    fig, ax = plt.subplots(figsize=(6.5, 5))
+    unlabelled = frame["label"].isna()
+    ax.scatter(frame.loc[unlabelled, "PC1"], frame.loc[unlabelled, "PC2"], s=4, color="#dddddd",
+               label="no class (rare)")
+    sns.scatterplot(data=frame[~unlabelled], x="PC1", y="PC2", hue="label", s=10, ax=ax,
+                    hue_order=sorted(frame.loc[~unlabelled, "label"].unique()))
+    ax.set(title=title)
+    ax.legend(fontsize=8, markerscale=1.5, loc="best")
     fig.tight_layout()
     return fig

@@ -67,6 +67,9 @@ class Profile:
     proteome_window: int = 40  # genes per window when cutting the proteome into pseudo-clusters
     valid_fraction: float = 0.1
     hmmer_cpus: int = 2
+    # One torch thread makes stored outputs bit-identical on any machine (reduction order
+    # depends on the thread count); full runs use every core (None = torch's default).
+    torch_threads: int | None = 1
     esm: EsmConfig = field(default_factory=lambda: EsmConfig(spec="local:esm2_mini"))
     bigcarp: BigcarpConfig = field(default_factory=BigcarpConfig)
     probe_folds: int = 5
@@ -105,6 +108,12 @@ class Profile:
             return self.root / "data" / "MANIFEST.json"
         return self.processed_dir / "MANIFEST.json"
 
+    def configure_torch(self) -> None:
+        """Apply the profile's torch thread count (see ``torch_threads``)."""
+        if self.torch_threads:
+            import torch
+            torch.set_num_threads(self.torch_threads)
+
     def make_dirs(self) -> None:
         for path in (self.raw_dir, self.processed_dir, self.cache_dir, self.models_dir,
                      self.results_dir, self.figures_dir):
@@ -140,7 +149,7 @@ def _mini(root: Path) -> Profile:
 
 def _full(root: Path) -> Profile:
     return Profile(
-        name="full", root=root,
+        name="full", root=root, torch_threads=None,
         esm=EsmConfig(spec="esm1b_t33_650M_UR50S", num_layers=33, embed_dim=1280,
                       attention_heads=20, train_steps=0),
         bigcarp=BigcarpConfig(d_model=256, n_layers=32, kernel_size=3, r=128, d_embedding=1280,

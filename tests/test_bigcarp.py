@@ -1,0 +1,244 @@
+"""BiGCARP training, initialisation, resume and representations on a tiny real corpus.
+
+The corpus is real: Pfam compositions of 60 MIBiG BGCs shipped in the pinned GECCO wheel,
+as bags (each Pfam accession repeated by its count, gene order unknown, so ``ordered=False``).
+The model is tiny so that the whole file runs in well under a minute on two CPU cores.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from crossgran import bigcarp
+from crossgran.bigcarp import (
+    Vocabulary,
+    build_model,
+    esm_projection,
+    family_representations,
+    init_token_embeddings,
+    layer_representations,
+    load_checkpoint,
+    sequence_representations,
+    token_representations,
+    token_table,
+    train_mlm,
+    training_windows,
+)
+from crossgran.profiles import BigcarpConfig, get_profile
+from crossgran.sources import fetch_wheel, read_wheel_member
+
+N_BGCS = 60
+TINY = BigcarpConfig(d_model=32, n_layers=4, kernel_size=3, r=4, d_embedding=16, epochs=2,
+                     batch_size=8, max_len=32, lr=3e-3, mask_rate=0.15, n_orders=2)
+ESM_WIDTH = 24  # differs from TINY.d_embedding, so the projection path is exercised
+
+
+def _bag_counts(fractions: np.ndarray) -> np.ndarray:
+    """GECCO stores each BGC's composition as fractions k/N; the smallest N that makes every
+    fraction integral recovers the counts (up to a common factor, harmless for a test bag)."""
+    for total in range(1, 5000):
+        counts = fractions * total
+        if np.allclose(counts, np.round(counts), atol=1e-6):
+            return np.round(counts).astype(int)
+    raise AssertionError("composition is not a set of fractions k/N")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny convolutions on a busy 2-core machine run ~100x slower with two OpenMP threads
+    (threads spin waiting for each other) than with one; the thread count is restored after."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def corpus() -> pd.DataFrame:
+    wheel = fetch_wheel("gecco", get_profile("smoke").raw_dir)
+    stored = np.load(io.BytesIO(read_wheel_member(wheel, "gecco/types/compositions.npz")))
+    domains = read_wheel_member(wheel, "gecco/types/domains.tsv").decode().split()
+    ids = [line.split("\t")[0] for line in
+           read_wheel_member(wheel, "gecco/types/types.tsv").decode().splitlines() if line.strip()]
+    rows, cols, data = stored["row"], stored["col"], stored["data"]
+    records = []
+    for row, bgc in enumerate(ids):
+        hit = rows == row
+        if not hit.any():
+            continue
+        order = np.argsort(cols[hit])
+        counts = _bag_counts(data[hit][order])
+        tokens = [domains[c] for c, n in zip(cols[hit][order], counts) for _ in range(n)]
+        split = "valid" if int(hashlib.sha256(bgc.encode()).hexdigest()[:8], 16) % 5 == 0 else "train"
+        records.append({"seq_id": bgc, "source": "mibig", "tokens": " ".join(tokens),
+                        "ordered": False, "split": split})
+        if len(records) == N_BGCS:
+            break
+    table = pd.DataFrame(records)
+    assert set(table["split"]) == {"train", "valid"}
+    return table
+
+
+@pytest.fixture(scope="module")
+def vocab(corpus: pd.DataFrame) -> Vocabulary:
+    return Vocabulary.from_corpus(corpus)
+
+
+@pytest.fixture(scope="module")
+def family_vectors(vocab: Vocabulary) -> dict[str, np.ndarray]:
+    """Stand-ins for ESM family vectors (seeded noise); the last 5 families get none."""
+    rng = np.random.default_rng(7)
+    return {name: rng.normal(size=ESM_WIDTH).astype(np.float32) for name in vocab.families[:-5]}
+
+
+@pytest.fixture(scope="module")
+def straight_run(corpus, vocab, family_vectors, tmp_path_factory) -> Path:
+    """Two uninterrupted epochs; shared by the loss, resume and representation tests."""
+    out = tmp_path_factory.mktemp("straight")
+    train_mlm(corpus, vocab, TINY, "esm", family_vectors, out, seed=3)
+    return out
+
+
+def test_vocabulary_encodes_counts_unknowns_and_round_trips(vocab, tmp_path):
+    assert vocab.families == sorted(vocab.families) and len(vocab) == len(vocab.families) + 3
+    fresh = Vocabulary.load(_saved(vocab, tmp_path / "vocab.json"))
+    ids = fresh.encode([vocab.families[0], "PF99999", "PF99999", "PF88888"])
+    assert ids[0] == vocab.index[vocab.families[0]]
+    assert ids[1:] == [fresh.unk_index] * 3
+    assert fresh.unknown_counts == {"PF99999": 2, "PF88888": 1}
+
+
+def _saved(vocab: Vocabulary, path: Path) -> Path:
+    vocab.save(path)
+    return path
+
+
+def test_esm_init_writes_projected_vectors_and_counts_missing(vocab, family_vectors):
+    model = build_model(TINY, vocab, TINY.d_embedding, seed=0)
+    before = token_table(model)
+    report = init_token_embeddings(model, vocab, "esm", family_vectors)
+    table = token_table(model)
+    projection = esm_projection(ESM_WIDTH, TINY.d_embedding)
+    for name in vocab.families[:-5]:
+        expected = torch.tensor(family_vectors[name].astype(np.float64) @ projection,
+                                dtype=torch.float32)
+        assert torch.equal(table[vocab.index[name]], expected)
+    missing = [vocab.index[name] for name in vocab.families[-5:]]
+    assert report.missing == vocab.families[-5:] and report.projected_from == ESM_WIDTH
+    assert torch.equal(table[missing], before[missing])  # no vector: random init kept
+    assert torch.equal(table[vocab.pad_index], torch.zeros(TINY.d_embedding))
+    # Same width: the vectors go in as they are.
+    same = {name: v[:TINY.d_embedding] for name, v in family_vectors.items()}
+    model = build_model(TINY, vocab, TINY.d_embedding, seed=0)
+    init_token_embeddings(model, vocab, "esm", same)
+    name = vocab.families[0]
+    assert torch.equal(token_table(model)[vocab.index[name]], torch.from_numpy(same[name]))
+
+
+def test_loss_falls_and_outputs_are_written(straight_run, vocab):
+    run = load_checkpoint(straight_run)
+    history = run.history
+    assert list(history["epoch"]) == [1, 2]
+    # Masked-token loss ends far below the uniform-guess loss ln(|V|) after a few dozen steps.
+    assert history["train_loss"].iloc[-1] < history["train_loss"].iloc[0]
+    assert history["valid_loss"].iloc[-1] < 0.8 * np.log(len(vocab))
+    assert (history["tokens_per_s"] > 0).all()
+    assert sorted(run.token_tables) == [0, 1, 2]
+    assert run.init_mode == "esm" and run.config == TINY
+
+
+def test_frozen_table_is_bit_identical_after_training(corpus, vocab, family_vectors, tmp_path):
+    config = replace(TINY, epochs=1)
+    train_mlm(corpus, vocab, config, "esm-frozen", family_vectors, tmp_path, seed=1)
+    run = load_checkpoint(tmp_path)
+    assert torch.equal(token_table(run.model), torch.from_numpy(run.token_tables[0]))
+    np.testing.assert_array_equal(run.token_tables[1], run.token_tables[0])
+    initial = load_checkpoint(tmp_path, epoch=0).model.state_dict()
+    trained = run.model.state_dict()
+    assert not torch.equal(initial["decoder.conv.weight"], trained["decoder.conv.weight"])
+
+
+def test_resume_after_kill_is_bit_identical(corpus, vocab, family_vectors, straight_run,
+                                            tmp_path, monkeypatch):
+    real_write = bigcarp._write_checkpoint
+
+    def killed_in_epoch_2(out_dir, epoch, *args):
+        if epoch == 2:  # steps of epoch 2 were taken in memory; the process dies unsaved
+            raise KeyboardInterrupt
+        real_write(out_dir, epoch, *args)
+
+    monkeypatch.setattr(bigcarp, "_write_checkpoint", killed_in_epoch_2)
+    with pytest.raises(KeyboardInterrupt):
+        train_mlm(corpus, vocab, TINY, "esm", family_vectors, tmp_path, seed=3)
+    monkeypatch.setattr(bigcarp, "_write_checkpoint", real_write)
+    assert load_checkpoint(tmp_path).epoch == 1
+    resumed = train_mlm(corpus, vocab, TINY, "esm", family_vectors, tmp_path, seed=3)
+
+    straight = load_checkpoint(straight_run)
+    again = load_checkpoint(tmp_path)
+    for name, tensor in straight.model.state_dict().items():
+        assert torch.equal(tensor, again.model.state_dict()[name]), name
+    columns = ["train_loss", "valid_loss", "valid_masked_accuracy"]
+    pd.testing.assert_frame_equal(resumed[columns], straight.history[columns])
+    with pytest.raises(ValueError, match="different run"):
+        train_mlm(corpus, vocab, TINY, "esm", family_vectors, tmp_path, seed=4)
+
+
+def test_unordered_rows_are_reshuffled_each_epoch_and_ordered_rows_kept(corpus, vocab):
+    rows = [vocab.encode(t.split()) for t in corpus["tokens"].iloc[:6]]
+    # Synthetic ordering of real tokens, only to test the ordered code path: the first three
+    # bags are declared ordered in their stored (accession-sorted) order.
+    ordered = [True, True, True, False, False, False]
+
+    def windows(epoch: int) -> list[np.ndarray]:
+        return training_windows(rows, ordered, 16, bigcarp._rng(0, epoch, 0))
+
+    def chunks(ids: list[int]) -> set[tuple[int, ...]]:
+        return {tuple(ids[i:i + 16]) for i in range(0, len(ids), 16)}
+
+    first, second = windows(1), windows(2)
+    assert [w.tolist() for w in windows(1)] == [w.tolist() for w in first]  # deterministic
+    for epoch_windows in (first, second):
+        seen = {tuple(w.tolist()) for w in epoch_windows}
+        assert all(chunks(row) <= seen for row in rows[:3])
+        assert sorted(np.concatenate(epoch_windows).tolist()) == sorted(sum(rows, []))
+    unordered = [row for row in rows[3:] if len(set(row)) > 5]  # a reorder is then visible
+    assert unordered
+    for row in unordered:  # a bag is cut from a fresh random order, not its stored order
+        assert not chunks(row) <= {tuple(w.tolist()) for w in first}
+    assert {tuple(w.tolist()) for w in first} != {tuple(w.tolist()) for w in second}
+
+
+def test_representation_shapes_and_batch_independence(straight_run, corpus):
+    run = load_checkpoint(straight_run)
+    model, vocab = run.model, run.vocab
+    tokens = [row.split() for row in corpus["tokens"].iloc[:3]]
+    reps = layer_representations(model, vocab, tokens)
+    assert len(reps) == 3 and all(len(per_layer) == TINY.n_layers + 1 for per_layer in reps)
+    for row, per_layer in zip(tokens, reps):
+        assert all(array.shape == (len(row), TINY.d_model) for array in per_layer)
+    alone = layer_representations(model, vocab, [tokens[0]], layers=[0, -1])[0]
+    np.testing.assert_allclose(alone[1], reps[0][-1], rtol=1e-5, atol=1e-5)
+
+    families = family_representations(model, vocab, corpus, layers=[0, 2], n_orders=2, seed=0)
+    names, matrix = families[2]
+    assert names == vocab.families and matrix.shape == (len(vocab.families), TINY.d_model)
+    # Layer 0 is context-free: a family's mean equals its (up-projected) embedder output.
+    single = layer_representations(model, vocab, [[names[0]]], layers=[0])[0][0][0]
+    np.testing.assert_allclose(families[0][1][0], single, rtol=1e-5, atol=1e-5)
+
+    pooled = sequence_representations(model, vocab, corpus, layers=[-1], n_orders=2, seed=0)
+    assert pooled[TINY.n_layers].shape == (len(corpus), TINY.d_model)
+    assert np.isfinite(pooled[TINY.n_layers]).all()
+
+    picked = token_representations(model, vocab, tokens, [0, 1, 2], layers=[3])
+    assert picked[3].shape == (3, TINY.d_model)
+    np.testing.assert_allclose(picked[3][2], reps[2][3][2], rtol=1e-5, atol=1e-5)

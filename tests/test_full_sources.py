@@ -1,0 +1,380 @@
+"""Full-profile downloads against local HTTP servers on 127.0.0.1, and parsing of what they serve.
+
+The fixture release is built from offline facts: the GenBank file is pyhmmer's shipped
+BGC0001090.gbk, the classes come from GECCO's MIBiG ``types.tsv`` and the SMILES from PARAS's
+``smiles.tsv`` (which BGC a substrate SMILES is attached to is fixture-only). No test touches
+any address other than 127.0.0.1: an autouse fixture points the mirror at a closed local port.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import socket
+import subprocess
+import sys
+import tarfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from importlib.util import find_spec
+from pathlib import Path
+
+import pytest
+from Bio import SeqIO
+
+from crossgran import hmm, mibig, sources
+from crossgran.cache import sha256_file
+from crossgran.datasets import PARAS_DIR, PRODUCT_CLASSES, read_tsv_member
+from crossgran.profiles import get_profile
+
+HOST = "127.0.0.1"
+HALOGENATED, PLAIN = "3-chlorotyrosine", "valine"
+FIXTURE_BGCS = ("BGC0000001", "BGC0001090")
+JSON, GBK = sources.REMOTE_FILES["mibig_json"], sources.REMOTE_FILES["mibig_gbk"]
+# Families BGC0001090's proteins hit (C, A, A-C-terminal, PCP, KS N/C): keeps hmmsearch < 1 s.
+SEARCHED = {"PF00668", "PF00501", "PF13193", "PF00550", "PF00109", "PF02801"}
+# Announces the full Content-Length, sends half of the body, then hangs up.
+TRUNCATING_SERVER = """
+import functools, http.server, sys
+
+class Truncating(http.server.SimpleHTTPRequestHandler):
+    def do_GET(self):
+        with open(self.translate_path(self.path), "rb") as handle:
+            body = handle.read()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body[: len(body) // 2])
+        self.close_connection = True
+
+handler = functools.partial(Truncating, directory=sys.argv[2])
+http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), handler).serve_forever()
+"""
+
+
+def free_port() -> int:
+    """A port nothing listens on right now (the OS picks it, and it is closed again)."""
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        return probe.getsockname()[1]
+
+
+@dataclass
+class Server:
+    url: str
+    log: Path
+
+    def gets(self, filename: str) -> int:
+        """How many GET requests for ``filename`` the server has logged."""
+        return self.log.read_text().count(f'"GET /{filename} ')
+
+
+def serve(command: list[str], port: int, log: Path) -> Iterator[Server]:
+    """Run a server subprocess until the test is done; wait (bounded) until it accepts."""
+    with open(log, "w") as handle:
+        process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection((HOST, port), timeout=0.5).close()
+                break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"test server did not start: {log.read_text()}") from None
+                time.sleep(0.05)
+        yield Server(f"http://{HOST}:{port}", log)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+
+
+@pytest.fixture(autouse=True)
+def local_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fetch without an explicit base_url goes to a closed local port, never the internet."""
+    monkeypatch.setenv(sources.MIRROR_ENV, f"http://{HOST}:{free_port()}")
+    monkeypatch.setenv("NO_PROXY", HOST)
+    monkeypatch.setenv("no_proxy", HOST)
+
+
+def _tarball(path: Path, folder: str, members: dict[str, bytes]) -> Path:
+    with tarfile.open(path, "w:gz") as archive:
+        for name, payload in members.items():
+            info = tarfile.TarInfo(f"{folder}/{name}")
+            info.size = len(payload)
+            archive.addfile(info, io.BytesIO(payload))
+    return path
+
+
+def _record(bgc_id: str, classes: list[str], compounds: list[dict[str, str]]) -> bytes:
+    return json.dumps({"cluster": {"mibig_accession": bgc_id, "biosyn_class": classes,
+                                   "compounds": compounds}}).encode()
+
+
+@pytest.fixture(scope="module")
+def facts(smoke_profile) -> dict[str, object]:
+    """Classes (GECCO types.tsv) and SMILES (PARAS smiles.tsv) the fixture release is made of."""
+    gecco = sources.fetch_wheel("gecco", smoke_profile.raw_dir)
+    paras = sources.fetch_wheel("paras", smoke_profile.raw_dir)
+    types = read_tsv_member(gecco, "gecco/types/types.tsv", header=None, names=["bgc_id", "classes"])
+    smiles = read_tsv_member(paras, f"{PARAS_DIR}/smiles.tsv").set_index("substrate")["smiles"]
+    return {"classes": types.set_index("bgc_id")["classes"].loc[list(FIXTURE_BGCS)].to_dict(),
+            "smiles": {name: smiles[name] for name in (HALOGENATED, PLAIN)}, "gecco": gecco}
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory, facts) -> Path:
+    """The folder the servers serve: MIBiG-shaped JSON and GenBank tarballs."""
+    folder = tmp_path_factory.mktemp("served")
+    smiles = facts["smiles"]
+    records = {
+        "BGC0000001.json": _record("BGC0000001", facts["classes"]["BGC0000001"].split(";"),
+                                   [{"compound": PLAIN, "chem_struct": smiles[PLAIN]},
+                                    {"compound": "no structure recorded"}]),
+        "BGC0001090.json": _record("BGC0001090", facts["classes"]["BGC0001090"].split(";"),
+                                   [{"compound": HALOGENATED, "chem_struct": smiles[HALOGENATED]}]),
+    }
+    _tarball(folder / JSON.filename, "mibig_json_3.1", records)
+    gbk = sources.pyhmmer_file("BGC0001090.gbk").read_bytes()
+    _tarball(folder / GBK.filename, "mibig_gbk_3.1", {"BGC0001090.gbk": gbk})
+    return folder
+
+
+@pytest.fixture(scope="module")
+def server(served: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    port = free_port()
+    log = tmp_path_factory.mktemp("log") / "http.log"
+    yield from serve([sys.executable, "-u", "-m", "http.server", "--bind", HOST, "--directory",
+                      str(served), str(port)], port, log)
+
+
+@pytest.fixture()
+def truncating(served: Path, tmp_path: Path) -> Iterator[Server]:
+    script = tmp_path / "truncating_server.py"
+    script.write_text(TRUNCATING_SERVER)
+    port = free_port()
+    yield from serve([sys.executable, "-u", str(script), str(port), str(served)], port,
+                     tmp_path / "truncating.log")
+
+
+@pytest.fixture()
+def raw(tmp_path: Path) -> Path:
+    """A profile-like raw folder; its lock then sits at ``tmp_path/data/full.lock.json``."""
+    return tmp_path / "data" / "raw"
+
+
+def _lock(raw: Path) -> dict:
+    return json.loads((raw.parent / sources.LOCK_NAME).read_text())
+
+
+# ---------------------------------------------------------------- registry
+
+
+def test_registry_holds_the_papers_inputs() -> None:
+    urls = {remote.url for remote in sources.REMOTE_FILES.values()}
+    mibig_host = "https://dl.secondarymetabolites.org/mibig"
+    pfam = "https://ftp.ebi.ac.uk/pub/databases/Pfam/releases/Pfam35.0"
+    fair_esm = "https://dl.fbaipublicfiles.com/fair-esm"
+    assert {f"{mibig_host}/mibig_json_3.1.tar.gz", f"{mibig_host}/mibig_gbk_3.1.tar.gz",
+            f"{pfam}/Pfam-A.hmm.gz", f"{pfam}/Pfam-A.clans.tsv.gz",
+            f"{fair_esm}/models/esm1b_t33_650M_UR50S.pt", f"{fair_esm}/models/esm2_t33_650M_UR50D.pt",
+            f"{fair_esm}/regression/esm1b_t33_650M_UR50S-contact-regression.pt",
+            f"{fair_esm}/regression/esm2_t33_650M_UR50D-contact-regression.pt"} <= urls
+    # BiGCARP: the installed sequence_models builds BIG_URL + "<name>.pt?download=1" (read as
+    # text: importing it would import torch).
+    source = Path(find_spec("sequence_models.pretrained").origin).read_text()
+    big_url = re.search(r"BIG_URL = '([^']+)'", source).group(1)
+    for name in ("bigcarp_random", "bigcarp_esm1bfinetune", "bigcarp_esm1bfrozen"):
+        assert sources.REMOTE_FILES[name].url == f"{big_url}{name}.pt?download=1"
+
+
+# ---------------------------------------------------------------- downloads
+
+
+def test_download_records_lock_and_second_call_makes_no_request(server: Server, served: Path,
+                                                                   raw: Path) -> None:
+    before = server.gets(JSON.filename)
+    path = sources.fetch_remote("mibig_json", raw, base_url=server.url)
+    assert path == raw / JSON.filename
+    assert sha256_file(path) == sha256_file(served / JSON.filename)
+    assert [p.name for p in raw.iterdir()] == [JSON.filename]  # no temporary file left behind
+    assert path.stat().st_mode & 0o777 == 0o644
+    entry = _lock(raw)["mibig_json"]
+    assert entry["sha256"] == sha256_file(path) and entry["source"] == f"{server.url}/{JSON.filename}"
+    assert server.gets(JSON.filename) == before + 1
+    assert sources.fetch_remote("mibig_json", raw, base_url=server.url) == path
+    assert server.gets(JSON.filename) == before + 1  # reused: no second request
+
+
+def test_mirror_env_var_is_used(server: Server, raw: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(sources.MIRROR_ENV, server.url + "/")
+    before = server.gets(GBK.filename)
+    assert sources.fetch_remote("mibig_gbk", raw).is_file()
+    assert server.gets(GBK.filename) == before + 1
+
+
+def test_locked_hash_is_enforced_on_a_changed_local_file(server: Server, raw: Path) -> None:
+    path = sources.fetch_remote("mibig_json", raw, base_url=server.url)
+    expected = sha256_file(path)
+    path.write_bytes(path.read_bytes()[:-1])
+    requests_before = server.gets(JSON.filename)
+    with pytest.raises(sources.SourceError) as error:
+        sources.fetch_remote("mibig_json", raw, base_url=server.url)
+    message = str(error.value)
+    assert str(path) in message and expected in message and sha256_file(path) in message
+    assert f"delete {path}" in message and "'mibig_json' entry" in message
+    assert server.gets(JSON.filename) == requests_before
+
+
+def test_wrong_locked_hash_keeps_no_download(server: Server, served: Path, raw: Path) -> None:
+    lock = raw.parent / sources.LOCK_NAME
+    lock.parent.mkdir(parents=True)
+    lock.write_text(json.dumps({"mibig_json": {"sha256": "0" * 64}}))
+    with pytest.raises(sources.SourceError) as error:
+        sources.fetch_remote("mibig_json", raw, base_url=server.url)
+    message = str(error.value)
+    assert str(raw / JSON.filename) in message and "0" * 64 in message
+    assert sha256_file(served / JSON.filename) in message and str(lock) in message
+    assert list(raw.iterdir()) == []
+    assert _lock(raw) == {"mibig_json": {"sha256": "0" * 64}}  # the lock is not overwritten
+
+
+def test_wrong_pinned_hash_keeps_no_download(server: Server, raw: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sources.REMOTE_FILES, "mibig_gbk", replace(GBK, sha256="f" * 64))
+    with pytest.raises(sources.SourceError, match="report it instead of changing the pinned hash"):
+        sources.fetch_remote("mibig_gbk", raw, base_url=server.url)
+    assert list(raw.iterdir()) == []
+    assert not (raw.parent / sources.LOCK_NAME).exists()
+
+
+def test_truncated_transfer_leaves_nothing_and_next_call_downloads(truncating: Server, server: Server,
+                                                                   served: Path, raw: Path) -> None:
+    with pytest.raises(sources.SourceError) as error:
+        sources.fetch_remote("mibig_gbk", raw, base_url=truncating.url)
+    assert f"{truncating.url}/{GBK.filename}" in str(error.value)
+    assert truncating.gets(GBK.filename) == 1
+    assert list(raw.iterdir()) == []  # neither the target nor pooch's temporary file
+    assert not (raw.parent / sources.LOCK_NAME).exists()
+    path = sources.fetch_remote("mibig_gbk", raw, base_url=server.url)
+    assert sha256_file(path) == sha256_file(served / GBK.filename) == _lock(raw)["mibig_gbk"]["sha256"]
+
+
+def test_server_gone_names_url_and_fix(raw: Path) -> None:
+    gone = f"http://{HOST}:{free_port()}"
+    with pytest.raises(sources.SourceError) as error:
+        sources.fetch_remote("pfam_clans", raw, base_url=gone)
+    message = str(error.value)
+    assert f"{gone}/Pfam-A.clans.tsv.gz" in message
+    assert sources.MIRROR_ENV in message and str(raw / "Pfam-A.clans.tsv.gz") in message
+    assert not raw.exists() or list(raw.iterdir()) == []
+
+
+# ---------------------------------------------------------------- check_full_inputs
+
+
+def test_check_full_inputs_lists_everything_missing_quickly(tmp_path: Path) -> None:
+    profile = get_profile("full", root=tmp_path)
+    started = time.monotonic()
+    with pytest.raises(sources.SourceError) as error:
+        sources.check_full_inputs(profile)  # mirror: the closed port of ``local_only``
+    assert time.monotonic() - started < sources.PROBE_TIMEOUT_S + 1
+    message = str(error.value)
+    for remote in sources.REMOTE_FILES.values():
+        assert f"{remote.name}: place {remote.filename} at {profile.raw_dir / remote.filename}" in message
+    assert sources.MIRROR_ENV in message and "unreachable" in message
+
+
+def test_check_full_inputs_never_hangs_on_a_stuck_probe(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A probe that blocks (as name resolution can, ignoring socket timeouts) is abandoned."""
+    monkeypatch.setattr(sources, "PROBE_TIMEOUT_S", 0.5)
+    monkeypatch.setattr(sources.socket, "create_connection", lambda *args, **kwargs: time.sleep(5))
+    started = time.monotonic()
+    with pytest.raises(sources.SourceError, match="unreachable"):
+        sources.check_full_inputs(get_profile("full", root=tmp_path))
+    assert time.monotonic() - started < 1.5
+
+
+def test_check_full_inputs_passes_when_reachable_or_present(server: Server, tmp_path: Path) -> None:
+    profile = get_profile("full", root=tmp_path)
+    sources.check_full_inputs(profile, base_url=server.url)  # missing, but downloadable
+    profile.raw_dir.mkdir(parents=True)
+    for remote in sources.REMOTE_FILES.values():
+        (profile.raw_dir / remote.filename).touch()
+    sources.check_full_inputs(profile)  # all present: no probe needed, mirror is closed
+
+
+# ---------------------------------------------------------------- parsing the release
+
+
+def test_downloaded_release_parses_into_offline_shapes(server: Server, raw: Path, facts,
+                                                       smoke_profile) -> None:
+    classes, compounds = mibig.read_json_release(sources.fetch_remote("mibig_json", raw, base_url=server.url))
+    assert list(classes["bgc_id"]) == list(FIXTURE_BGCS)
+    assert classes.set_index("bgc_id")["classes"].to_dict() == facts["classes"]
+    row = classes.set_index("bgc_id").loc["BGC0001090"]
+    assert [name for name in PRODUCT_CLASSES if row[name]] == ["Polyketide", "NRP"]
+    assert row["labelled"] and not row["Other"]
+    halogen = compounds.set_index("compound")["has_halogen"]
+    assert bool(halogen[HALOGENATED]) is True and bool(halogen[PLAIN]) is False
+    assert len(compounds) == 2  # the compound without chem_struct gives no row
+
+    proteins = mibig.read_genbank_release(sources.fetch_remote("mibig_gbk", raw, base_url=server.url))
+    record = SeqIO.read(sources.pyhmmer_file("BGC0001090.gbk"), "genbank")
+    cds = [f for f in record.features if f.type == "CDS"]
+    assert list(proteins) == ["BGC0001090"]
+    assert list(proteins["BGC0001090"].values()) == [f.qualifiers["translation"][0] for f in cds]
+    assert [key.split(":")[2] for key in proteins["BGC0001090"]] == [f"ABS{n}.1" for n in range(74177, 74187)]
+
+    hmm_file = sources.extract_wheel_member(facts["gecco"], "gecco/hmmer/Pfam.h3m",
+                                            smoke_profile.raw_dir / "extracted")
+    models = [m for m in hmm.read_hmms(hmm_file) if hmm.pfam_accession(hmm._text(m.accession)) in SEARCHED]
+    hits = hmm.resolve_overlaps(hmm.search_domains(models, proteins["BGC0001090"], cpus=1))
+    tokens = mibig.ordered_domains(hits, proteins)["BGC0001090"]
+    by_protein = hits.groupby("seq_id")["pfam"].apply(list)
+    assert tokens == [t for key in proteins["BGC0001090"] for t in by_protein.get(key, [])]
+    assert {"PF00501", "PF00109"} <= set(tokens)  # A-domain and KS: NRP and Polyketide evidence
+    counts = mibig.domain_counts({"BGC0001090": tokens})
+    assert list(counts.columns) == ["bgc_id", "pfam", "count"]
+    assert counts["count"].sum() == len(tokens)
+
+
+def test_class_mapping_and_bad_records(tmp_path: Path, facts) -> None:
+    smiles = facts["smiles"][HALOGENATED]
+    row, rows = mibig.parse_json_record(
+        {"cluster": {"mibig_accession": "BGC0000002", "biosyn_class": ["Other"],
+                     "compounds": [{"compound": "bad", "chem_struct": "C1CC(("}]}}, "memory")
+    assert row["classes"] == "" and row["Other"] and not row["labelled"]
+    assert rows[0]["has_halogen"] is None  # unparsable SMILES: missing, not guessed
+    bad = {
+        "no accession": ({"cluster": {"biosyn_class": ["NRP"]}}, "mibig_accession"),
+        "unknown class": ({"cluster": {"mibig_accession": "BGC0000003", "biosyn_class": ["Lipid"]}},
+                          "MIBIG_CLASSES"),
+        "empty SMILES": ({"cluster": {"mibig_accession": "BGC0000004", "biosyn_class": ["NRP"],
+                                      "compounds": [{"compound": "x", "chem_struct": ""}]}}, "chem_struct"),
+    }
+    for label, (record, needle) in bad.items():
+        with pytest.raises(mibig.MibigFormatError, match=needle):
+            mibig.parse_json_record(record, label)
+    renamed = _tarball(tmp_path / "renamed.tar.gz", "mibig_json_3.1",
+                       {"BGC0000009.json": _record("BGC0000001", ["NRP"], [{"chem_struct": smiles}])})
+    with pytest.raises(mibig.MibigFormatError, match=r"renamed.tar.gz:mibig_json_3.1/BGC0000009.json holds "
+                                                     r"BGC0000001.*Fix: delete"):
+        mibig.read_json_release(renamed)
+    gbk = sources.pyhmmer_file("BGC0001090.gbk").read_text()
+    translation = r'(/protein_id="ABS74178\.1"\n\s+/transl_table=11\n)\s+/translation="[^"]*"\n'
+    untranslated, removed = re.subn(translation, r"\1", gbk)
+    assert removed == 1
+    broken = _tarball(tmp_path / "gbk.tar.gz", "mibig_gbk_3.1", {"BGC0001090.gbk": untranslated.encode()})
+    with pytest.raises(mibig.MibigFormatError, match="BGC0001090.gbk: CDS ABS74178.1 .* has no /translation"):
+        mibig.read_genbank_release(broken)
+    (tmp_path / "not.tar.gz").write_bytes(b"not a tarball")
+    with pytest.raises(mibig.MibigFormatError, match="not a readable tar archive"):
+        mibig.read_json_release(tmp_path / "not.tar.gz")
