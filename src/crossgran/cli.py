@@ -17,7 +17,10 @@ from collections.abc import Sequence
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="crossgran", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_run, _add_data):
+    from crossgran.bigcarp import add_train_command
+    from crossgran.esm import add_embed_command
+
+    for add in (_add_run, _add_data, add_embed_command, add_train_command):
         add(commands)
     return parser
 

@@ -1,0 +1,46 @@
+"""Stored notebooks: paired with their py:percent scripts, parameterised once, executed cleanly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jupytext
+import nbformat
+import pytest
+
+NOTEBOOKS = sorted((Path(__file__).parents[1] / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+def _cells(notebook: nbformat.NotebookNode) -> list[tuple[str, str]]:
+    """Cell types and sources, without the cell papermill injects when it executes."""
+    return [(cell.cell_type, cell.source.strip()) for cell in notebook.cells
+            if "injected-parameters" not in cell.metadata.get("tags", [])]
+
+
+def test_all_five_notebooks_are_present() -> None:
+    assert [n.stem[:2] for n in NOTEBOOKS] == ["01", "02", "03", "04", "05"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_pair_is_in_sync(path: Path) -> None:
+    script = path.with_suffix(".py")
+    assert script.exists(), f"{script.name} missing: run `jupytext --sync {path.name}`"
+    assert _cells(jupytext.read(script)) == _cells(nbformat.read(path, as_version=4)), (
+        f"{path.name} and {script.name} differ: edit one, then `jupytext --sync {path.name}`")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_one_parameters_cell_defaulting_to_mini(path: Path) -> None:
+    notebook = nbformat.read(path, as_version=4)
+    tagged = [c for c in notebook.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1 and tagged[0].source.strip() == 'profile = "mini"'
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_stored_outputs_come_from_a_clean_mini_run(path: Path) -> None:
+    notebook = nbformat.read(path, as_version=4)
+    code = [c for c in notebook.cells if c.cell_type == "code"]
+    assert all(c.execution_count for c in code), f"{path.name} has unexecuted cells"
+    assert not [o for c in code for o in c.outputs if o.output_type == "error"]
+    injected = [c for c in notebook.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert all('profile = "mini"' in c.source for c in injected)
