@@ -2,6 +2,11 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -84,11 +89,13 @@ if settings.esm.spec.startswith(esm.LOCAL_PREFIX):
 # %%
 # NBVAL_IGNORE_OUTPUT
 layers = list(range(model.num_layers + 1))
-pfam_esm = esm.embed(dict(zip(families["pfam"], families["consensus"])), model, layers, cache=cache)
+batch_tokens = settings.esm.embed_batch_tokens  # None: the per-device default measured in crossgran.esm
+pfam_esm = esm.embed(dict(zip(families["pfam"], families["consensus"])), model, layers, cache=cache,
+                     batch_tokens=batch_tokens)
 stachelhaus = {row.domain_id: [int(p) for p in str(row.stachelhaus_positions).split()]
                for row in adomains.itertuples()}
 adomain_esm = esm.embed(dict(zip(adomains["domain_id"], adomains["sequence"])), model, layers,
-                        positions=stachelhaus, cache=cache)
+                        positions=stachelhaus, cache=cache, batch_tokens=batch_tokens)
 pfam_esm.save(settings.processed_dir / "esm_pfam.npz")
 adomain_esm.save(settings.processed_dir / "esm_adomains.npz")
 for name, result in (("Pfam consensus", pfam_esm), ("A-domains", adomain_esm)):

@@ -25,6 +25,7 @@ import json
 import math
 import sys
 import time
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,10 +59,11 @@ ALLOWED_RESIDUES = frozenset(STANDARD_AMINO_ACIDS + "XBZUO")
 CACHE_NAMESPACE = "esm-embed"
 # Bump when the pooling or windowing definition changes: old cache entries become unreachable.
 EMBED_VERSION = 1
-# Padded tokens per batch (BOS/EOS included). Measured by benchmarks/bench_embed.py with an
-# esm2_t6_8M-shaped model on 2 CPU cores: throughput is flat from ~1k to ~4k tokens once
-# batches hold similar lengths, and a small budget keeps memory low for 33-layer models.
-CPU_BATCH_TOKENS = 2048
+# Padded tokens per batch (BOS/EOS included). Measured with an esm2_t6_8M-shaped model on 2
+# CPU cores (benchmarks/bench_embed.py): with length-sorted batches, 1k-4k tokens are equally
+# fast with 2 threads and 1k is best with 1 thread; 8k+ loses (attention is quadratic and
+# big tensors fall out of cache). The smallest good budget also keeps memory low.
+CPU_BATCH_TOKENS = 1024
 # Not measured here (no GPU on the development machine): fair-esm's default for its
 # extraction script, which keeps a 650M model well inside 16 GB.
 CUDA_BATCH_TOKENS = 4096
@@ -106,16 +108,14 @@ class EmbeddingResult:
     ids: list[str]
     layers: tuple[int, ...]
     model_id: str
+    num_layers: int
     mean: dict[int, np.ndarray]
     positions: dict[int, np.ndarray] | None = None
     stats: dict[str, float] = field(default_factory=dict)
 
     def layer_index(self, layer: int) -> int:
         """Accept negative layer numbers as in fair-esm (-1 = last layer of the model)."""
-        if layer in self.mean:
-            return layer
-        deepest_possible = int(self.stats.get("num_layers", max(self.layers)))
-        normalised = layer + deepest_possible + 1 if layer < 0 else layer
+        normalised = layer + self.num_layers + 1 if layer < 0 else layer
         if normalised not in self.mean:
             raise KeyError(f"layer {layer} was not embedded; available: {list(self.layers)}")
         return normalised
@@ -195,8 +195,12 @@ def _load_fair_esm_file(path: Path, hub_name: str | None) -> LoadedEsm:
     regression_path = path.with_name(f"{path.stem}-contact-regression.pt")
     regression = (torch.load(regression_path, map_location="cpu", weights_only=False)
                   if regression_path.is_file() else None)
-    model, alphabet = esm.pretrained.load_model_and_alphabet_core(path.stem, model_data, regression)
-    return _wrap(model, alphabet, f"{path.stem}@{sha256_file(path)[:12]}")
+    with warnings.catch_warnings():
+        # Without the regression file only contact prediction is wrong; embeddings never use it.
+        warnings.filterwarnings("ignore", message="Regression weights not found")
+        model, alphabet = esm.pretrained.load_model_and_alphabet_core(path.stem, model_data,
+                                                                      regression)
+    return wrap_model(model, alphabet, f"{path.stem}@{sha256_file(path)[:12]}")
 
 
 def _load_local(directory: Path) -> LoadedEsm:
@@ -212,8 +216,8 @@ def _load_local(directory: Path) -> LoadedEsm:
                          "delete the folder and retrain")
     model = _new_local_model(config["architecture"])
     model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
-    return _wrap(model, model.alphabet, f"local:{directory.name}@{digest[:12]}",
-                 max_positions=config["architecture"]["max_positions"])
+    return wrap_model(model, model.alphabet, f"local:{directory.name}@{digest[:12]}",
+                      max_positions=config["architecture"]["max_positions"])
 
 
 def _new_local_model(architecture: Mapping[str, int]) -> ESM2:
@@ -222,9 +226,13 @@ def _new_local_model(architecture: Mapping[str, int]) -> ESM2:
                 token_dropout=True)
 
 
-def _wrap(model: torch.nn.Module, alphabet: esm.data.Alphabet, model_id: str,
-          max_positions: int | None = None) -> LoadedEsm:
-    """Describe a fair-esm model; ESM-2 has no position table, so 1024 (its training crop)."""
+def wrap_model(model: torch.nn.Module, alphabet: esm.data.Alphabet, model_id: str,
+               max_positions: int | None = None) -> LoadedEsm:
+    """Describe an in-memory fair-esm model (e.g. randomly initialised, for benchmarks).
+
+    ``model_id`` must name the weights uniquely: it is part of every cache key. ESM-2 has no
+    position table, so its ``max_positions`` defaults to 1024, the crop it was trained on.
+    """
     if isinstance(model, ESM2):
         num_layers, embed_dim = model.num_layers, model.embed_dim
         default_positions = 1024
@@ -590,7 +598,7 @@ def embed(sequences: Mapping[str, str], model: LoadedEsm, layers: Sequence[int],
 
     seconds = time.perf_counter() - started
     return EmbeddingResult(
-        ids=ids, layers=layer_tuple, model_id=model.model_id,
+        ids=ids, layers=layer_tuple, model_id=model.model_id, num_layers=model.num_layers,
         mean={layer: np.ascontiguousarray(pooled[:, i, 0]) for i, layer in enumerate(layer_tuple)},
         positions=({layer: np.ascontiguousarray(pooled[:, i, 1])
                     for i, layer in enumerate(layer_tuple)} if checked is not None else None),
@@ -598,7 +606,7 @@ def embed(sequences: Mapping[str, str], model: LoadedEsm, layers: Sequence[int],
                "residues": sum(len(sequence) for sequence in cleaned.values()),
                "computed_residues": computed_residues, "seconds": seconds,
                "residues_per_second": sum(len(s) for s in cleaned.values()) / max(seconds, 1e-9),
-               "batch_tokens": budget, "num_layers": model.num_layers},
+               "batch_tokens": budget},
     )
 
 
@@ -660,6 +668,19 @@ def _mask_tokens(tokens: torch.Tensor, alphabet: esm.data.Alphabet, generator: t
     return inputs, labels
 
 
+def _init_bert_params(module: torch.nn.Module) -> None:
+    """BERT/fairseq initialisation (normal, std 0.02). PyTorch's default N(0, 1) embeddings,
+    tied to ESM-2's LM head, start the loss near 16 nats instead of ln(33) ~ 3.5, and a short
+    CPU pretraining budget then goes to undoing the initialisation."""
+    if isinstance(module, (torch.nn.Linear, torch.nn.Embedding)):
+        torch.nn.init.normal_(module.weight, mean=0.0, std=0.02)
+    if isinstance(module, torch.nn.Linear) and module.bias is not None:
+        torch.nn.init.zeros_(module.bias)
+    if isinstance(module, torch.nn.Embedding) and module.padding_idx is not None:
+        with torch.no_grad():
+            module.weight[module.padding_idx].zero_()
+
+
 def _training_signature(config: EsmConfig, seed: int, data_hash: str) -> dict[str, object]:
     """Everything that determines the trained weights (the spec name and embedding batch
     size do not)."""
@@ -667,7 +688,7 @@ def _training_signature(config: EsmConfig, seed: int, data_hash: str) -> dict[st
             "attention_heads": config.attention_heads, "train_steps": config.train_steps,
             "train_batch_tokens": config.train_batch_tokens, "train_max_len": config.train_max_len,
             "lr": config.lr, "valid_fraction": config.valid_fraction, "seed": seed,
-            "data_sha256": data_hash, "code": cache_key("train_local_esm", 1)}
+            "data_sha256": data_hash, "code": cache_key("train_local_esm", 2)}
 
 
 def _valid_batches(valid: Sequence[str], max_len: int, budget: int, alphabet: esm.data.Alphabet,
@@ -753,6 +774,7 @@ def train_local_esm(sequences: Sequence[str], config: EsmConfig, out_dir: Path,
                     "attention_heads": config.attention_heads,
                     "max_positions": config.train_max_len + 2}
     model = _new_local_model(architecture)
+    model.apply(_init_bert_params)
     alphabet = model.alphabet
     model.train()
     table = _token_table(alphabet)
@@ -883,4 +905,5 @@ __all__ = [
     "EmbeddingResult", "LoadedEsm", "ModelFilesMissingError", "add_embed_command",
     "clean_sequence", "default_batch_tokens", "embed", "hub_checkpoint_dir", "load_esm",
     "local_model_dir", "normalise_layers", "read_fasta", "train_local_esm", "window_starts",
+    "wrap_model",
 ]
