@@ -152,7 +152,8 @@ for init, history in histories.items():
 # NBVAL_IGNORE_OUTPUT
 started = time.perf_counter()
 for init in bigcarp.INIT_MODES:
-    bigcarp.export_representations(settings.models_dir / f"bigcarp_{init}", corpus, adomains,
-                                   settings.processed_dir / f"bigcarp_{init}.npz",
-                                   n_orders=settings.bigcarp.n_orders, seed=settings.seed)
+    exported = bigcarp.export_representations(settings.models_dir / f"bigcarp_{init}", corpus,
+                                              adomains, n_orders=settings.bigcarp.n_orders,
+                                              seed=settings.seed)
+    exported.save(settings.processed_dir / f"bigcarp_{init}.npz")
 print(f"representations exported in {time.perf_counter() - started:.0f} s")

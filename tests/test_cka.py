@@ -144,3 +144,39 @@ def test_errors_are_clear(rng: np.random.Generator) -> None:
         accumulator.compute(debiased=True)
     with pytest.raises(ValueError, match="widths"):
         accumulator.update(rng.normal(size=(3, 5)), rng.normal(size=(3, 2)))
+
+
+def test_shared_rows_pairs_rows_by_id_not_position() -> None:
+    from sklearn.datasets import load_wine
+
+    from crossgran.cka import shared_rows
+
+    features = load_wine().data
+    ids = [f"wine{i:03d}" for i in range(features.shape[0])]
+    order = np.random.default_rng(0).permutation(len(ids))[:-5]  # shuffled, five rows missing
+    common, (rows_a, rows_b) = shared_rows(ids, [ids[i] for i in order])
+    assert common == sorted(ids[i] for i in order)
+    assert np.array_equal(features[rows_a], features[order][rows_b])
+    assert cka(features[rows_a], features[order][rows_b]) == pytest.approx(1.0, abs=1e-12)
+    with pytest.raises(ValueError, match="duplicate"):
+        shared_rows(ids, [ids[0], ids[0]])
+
+
+def test_bootstrap_cka_interval_brackets_the_point_and_separates_related_from_shuffled() -> None:
+    from sklearn.datasets import load_digits
+
+    from crossgran.cka import bootstrap_cka
+
+    pixels = load_digits().data[:400]
+    rng = np.random.default_rng(3)
+    related = pixels @ rng.normal(size=(64, 32)) + 5.0 * rng.normal(size=(400, 32))
+    point, low, high = bootstrap_cka(pixels, related, n_bootstrap=200, seed=0)
+    assert point == pytest.approx(cka(pixels, related))
+    assert low <= point <= high
+    unrelated = related[rng.permutation(400)]
+    point_shuffled, low_shuffled, high_shuffled = bootstrap_cka(pixels, unrelated, n_bootstrap=200,
+                                                                seed=0)
+    assert high_shuffled < low
+    # Resampled duplicates inflate plain CKA; the interval must still hold its own point.
+    assert low_shuffled <= point_shuffled <= high_shuffled
+    assert bootstrap_cka(pixels, related, n_bootstrap=200, seed=0) == (point, low, high)

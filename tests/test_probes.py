@@ -258,3 +258,129 @@ def test_invalid_inputs_are_rejected(cancer: tuple[np.ndarray, np.ndarray]) -> N
         cross_validated_scores(features[:100], target, task="binary")
     with pytest.raises(ValueError, match="task"):
         cross_validated_scores(features, target, task="regression")  # type: ignore[arg-type]
+
+
+def test_frequent_label_matrix_on_pfam_go_terms() -> None:
+    from crossgran.probes import frequent_label_matrix
+
+    # GO molecular-function terms of the first Pfam 35.0 families (InterPro, as in pfam_families).
+    go = pd.Series(
+        ["GO:0005524;GO:0016887", "GO:0005524", "GO:0005524", "GO:0003924;GO:0005525",
+         "GO:0046983", None, "GO:0005524;GO:0140662", "GO:0003723", ""],
+        index=["PF00004", "PF00005", "PF00006", "PF00009", "PF00010", "PF00011", "PF00012",
+               "PF00013", "PF00015"],
+    )
+    everything = frequent_label_matrix(go, min_count=1)
+    assert everything.columns[0] == "GO:0005524"  # most frequent first
+    assert everything.loc["PF00004"].sum() == 2
+    assert everything.loc[["PF00011", "PF00015"]].to_numpy().sum() == 0
+    frequent = frequent_label_matrix(go, min_count=2)
+    assert frequent.columns.tolist() == ["GO:0005524"]
+    assert frequent["GO:0005524"].tolist() == [1, 1, 1, 0, 0, 0, 1, 0, 0]
+    assert frequent_label_matrix(go, min_count=10).shape == (9, 0)
+    with pytest.raises(ValueError):
+        frequent_label_matrix(go, min_count=0)
+
+
+# ---------------------------------------------------------------------------
+# Vectorised bootstrap and task helpers (added with notebooks 03 and 05)
+
+from crossgran.probes import (  # noqa: E402
+    compare_to_best,
+    count_matrix,
+    count_weighted_mean,
+    one_hot_signatures,
+    product_class_targets,
+    random_features,
+    rows_of,
+)
+
+
+@pytest.mark.parametrize("metric", METRICS)
+def test_vectorised_bootstrap_equals_the_loop(
+    cancer: tuple[np.ndarray, np.ndarray], cancer_multilabel: np.ndarray, metric: str
+) -> None:
+    """Same replicates, same numbers: binary and multilabel, tied scores, two seeds.
+
+    A callable metric takes the per-replicate loop; the metric's name takes the vectorised path.
+    """
+    def looped(truth: np.ndarray, scores: np.ndarray) -> float:
+        return metric_value(metric, truth, scores)
+
+    features, target = cancer
+    binary = cross_validated_scores(features[:, :3], target, task="binary", seeds=(0, 1))
+    tied = [np.round(scores, 1) for scores in binary.oof_scores]
+    multilabel = cross_validated_scores(features[:, :4], cancer_multilabel, task="multilabel",
+                                        seeds=(0,))
+    for truth, scores in ((binary.y_true, tied), (multilabel.y_true, multilabel.oof_scores)):
+        assert bootstrap_ci(truth, scores, metric, 150, 3) == pytest.approx(
+            bootstrap_ci(truth, scores, looped, 150, 3), abs=1e-12)
+    vectorised = paired_bootstrap(binary.y_true, binary.oof_scores, tied, metric, 150, 4)
+    loop = paired_bootstrap(binary.y_true, binary.oof_scores, tied, looped, 150, 4)
+    assert vectorised == pytest.approx(loop, abs=1e-12)
+
+
+def test_compare_to_best_picks_the_best_rival(cancer: tuple[np.ndarray, np.ndarray]) -> None:
+    features, target = cancer
+    probe = lambda columns: cross_validated_scores(features[:, columns], target,  # noqa: E731
+                                                   task="binary", seeds=(0,))
+    results = {"all": probe(slice(None)), "strong": probe([WORST_CONCAVE_POINTS]),
+               "weak": probe([9])}
+    table = compare_to_best(results, "all", ["strong", "weak"], n_bootstrap=100)
+    assert list(table["metric"]) == list(METRICS)
+    assert (table["rival"] == "strong").all()
+    auc = table.set_index("metric").loc["auc"]
+    assert auc["delta"] == pytest.approx(auc["candidate_mean"] - auc["rival_mean"])
+    other_rows = cross_validated_scores(features[:300], target[:300], task="binary", seeds=(0,))
+    with pytest.raises(ValueError, match="different rows"):
+        compare_to_best({**results, "short": other_rows}, "all", ["short"])
+
+
+def test_rows_of_aligns_and_refuses_missing_ids() -> None:
+    ids = np.array(["BGC3", "BGC1", "BGC2"])
+    assert rows_of(ids, ["BGC1", "BGC2", "BGC3"]).tolist() == [1, 2, 0]
+    with pytest.raises(KeyError, match="BGC9"):
+        rows_of(ids, ["BGC1", "BGC9"])
+
+
+def test_product_class_targets_on_real_mibig(smoke_profile, smoke_build) -> None:
+    from crossgran.datasets import PRODUCT_CLASSES, load_table
+
+    classes = load_table(smoke_profile, "mibig_classes")
+    ids = np.append(classes["bgc_id"].to_numpy(dtype=str)[::-1], "BGC_not_in_table")
+    mask, indicator, kept = product_class_targets(classes, ids, PRODUCT_CLASSES)
+    by_id = classes.set_index("bgc_id")
+    assert not mask[-1]
+    assert mask[:-1].tolist() == by_id.loc[ids[:-1], "labelled"].tolist()
+    assert indicator.tolist() == by_id.loc[ids[mask], kept].astype(int).to_numpy().tolist()
+    _, strict, strict_kept = product_class_targets(classes, ids, PRODUCT_CLASSES, min_positives=3)
+    assert all(strict[:, k].sum() >= 3 for k in range(len(strict_kept)))
+    dropped = set(PRODUCT_CLASSES) - set(strict_kept)
+    assert all(by_id.loc[by_id["labelled"], name].sum() < 3 for name in dropped)
+
+
+def test_domain_count_features_on_real_mibig(smoke_profile, smoke_build) -> None:
+    from crossgran.datasets import load_table
+
+    counts = load_table(smoke_profile, "mibig_domain_counts")
+    bgc_ids = sorted(counts["bgc_id"].unique())[:20]
+    matrix, families = count_matrix(counts, bgc_ids)
+    totals = counts.groupby("bgc_id")["count"].sum()
+    assert matrix.sum(axis=1).tolist() == totals.loc[bgc_ids].tolist()
+    # One-hot family vectors turn the weighted mean into each BGC's domain frequencies.
+    frequencies = count_weighted_mean(counts, [*bgc_ids, "BGC_without_domains"], families,
+                                      np.eye(len(families)))
+    np.testing.assert_allclose(frequencies[:-1], matrix / matrix.sum(axis=1, keepdims=True))
+    assert np.isnan(frequencies[-1]).all()
+
+
+def test_one_hot_signatures_and_random_features() -> None:
+    codes = ["DFWNIGMVHK", "DAWFLGNVVK", "DMISFGCLI"]  # real PARAS codes; the last is 9 letters
+    one_hot = one_hot_signatures(codes)
+    alphabet = sorted(set("".join(codes)) | {"-"})
+    assert one_hot.shape == (3, 10 * len(alphabet))
+    assert (one_hot.sum(axis=1) == 10).all()
+    assert one_hot[2, 9 * len(alphabet) + alphabet.index("-")] == 1.0  # padded with a gap
+    noise = random_features(50, 8, seed=1)
+    assert noise.shape == (50, 8) and np.array_equal(noise, random_features(50, 8, seed=1))
+    assert not np.array_equal(noise, random_features(50, 8, seed=2))

@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from sequence_models.convolutional import ByteNetLM
 from sequence_models.layers import DoubleEmbedding
 
-from crossgran.cache import atomic_path, write_text_atomic
+from crossgran.cache import atomic_path, load_npz, save_npz, write_text_atomic
 from crossgran.profiles import BigcarpConfig
 
 PAD, MASK, UNK = "<pad>", "<mask>", "<unk>"
@@ -691,34 +691,59 @@ def token_representations(model: ByteNetLM, vocab: Vocabulary,
             for k, layer in enumerate(layers)}
 
 
-def export_representations(run_dir: Path | str, corpus: pd.DataFrame, adomains: pd.DataFrame,
-                           out_path: Path | str, n_orders: int, seed: int) -> None:
-    """Write one run's representations for the probe notebooks as one ``.npz``, every layer:
+@dataclass(frozen=True)
+class Representations:
+    """One run's exported representations, every layer (0 = embedder output).
 
-    ``families`` + ``family_L<k>`` (per-family corpus averages), ``bgc_ids`` + ``bgc_L<k>``
-    (per-BGC means over MIBiG rows), ``adomain_ids`` + ``adomain_L<k>`` (each A-domain's
-    AMP-binding token in its parent NRPS protein's sentence).
+    ``family[k]`` rows follow ``families`` (per-family averages over the corpus); ``bgc[k]``
+    rows follow ``bgc_ids`` (per-MIBiG-BGC means); ``adomain[k]`` rows follow ``adomain_ids``
+    (each A-domain's AMP-binding token in its parent NRPS protein's sentence).
     """
+
+    layers: list[int]
+    families: list[str]
+    family: dict[int, np.ndarray]
+    bgc_ids: list[str]
+    bgc: dict[int, np.ndarray]
+    adomain_ids: list[str]
+    adomain: dict[int, np.ndarray]
+
+    def save(self, path: Path | str) -> None:
+        arrays = {"layers": np.asarray(self.layers), "families": np.asarray(self.families, dtype=str),
+                  "bgc_ids": np.asarray(self.bgc_ids, dtype=str),
+                  "adomain_ids": np.asarray(self.adomain_ids, dtype=str)}
+        for layer in self.layers:
+            arrays |= {f"family_L{layer}": self.family[layer], f"bgc_L{layer}": self.bgc[layer],
+                       f"adomain_L{layer}": self.adomain[layer]}
+        save_npz(path, arrays)
+
+    @classmethod
+    def load(cls, path: Path | str) -> Representations:
+        stored = load_npz(path)
+        layers = [int(k) for k in stored["layers"]]
+        return cls(layers, stored["families"].tolist(),
+                   {k: stored[f"family_L{k}"] for k in layers}, stored["bgc_ids"].tolist(),
+                   {k: stored[f"bgc_L{k}"] for k in layers}, stored["adomain_ids"].tolist(),
+                   {k: stored[f"adomain_L{k}"] for k in layers})
+
+
+def export_representations(run_dir: Path | str, corpus: pd.DataFrame, adomains: pd.DataFrame,
+                           n_orders: int, seed: int) -> Representations:
+    """One run's representations for the probe notebooks (see :class:`Representations`);
+    A-domains without a located AMP-binding token are left out."""
     run = load_checkpoint(run_dir)
     layers = _resolve_layers(run.model, None)
-    arrays: dict[str, np.ndarray] = {"layers": np.asarray(layers)}
     family = family_representations(run.model, run.vocab, corpus, layers, n_orders, seed)
-    arrays["families"] = np.asarray(family[layers[0]][0])
     mibig = corpus[corpus["source"] == "mibig"].reset_index(drop=True)
     per_bgc = sequence_representations(run.model, run.vocab, mibig, layers, n_orders, seed)
-    arrays["bgc_ids"] = mibig["seq_id"].to_numpy(dtype=str)
     located = adomains[adomains["amp_token_index"] >= 0]
     sentences = corpus.set_index("seq_id")["tokens"]
     parents = [sentences["nrps:" + parent].split() for parent in located["parent_protein"]]
     per_adomain = token_representations(run.model, run.vocab, parents,
                                         located["amp_token_index"].tolist(), layers)
-    arrays["adomain_ids"] = located["domain_id"].to_numpy(dtype=str)
-    for layer in layers:
-        arrays[f"family_L{layer}"] = family[layer][1]
-        arrays[f"bgc_L{layer}"] = per_bgc[layer]
-        arrays[f"adomain_L{layer}"] = per_adomain[layer]
-    with atomic_path(out_path) as tmp, open(tmp, "wb") as handle:
-        np.savez(handle, **arrays)
+    return Representations(layers, family[layers[0]][0], {k: family[k][1] for k in layers},
+                           mibig["seq_id"].tolist(), per_bgc, located["domain_id"].tolist(),
+                           per_adomain)
 
 
 # --------------------------------------------------------------------------- ESM vectors file
@@ -727,15 +752,14 @@ def export_representations(run_dir: Path | str, corpus: pd.DataFrame, adomains: 
 def save_family_vectors(path: Path | str, family_vectors: Mapping[str, np.ndarray]) -> None:
     """Write family vectors as an .npz with ``families`` (str) and ``vectors`` (n, d)."""
     names = sorted(family_vectors)
-    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-        np.savez(handle, families=np.array(names),
-                 vectors=np.stack([np.asarray(family_vectors[n]) for n in names]))
+    save_npz(path, {"families": np.array(names),
+                    "vectors": np.stack([np.asarray(family_vectors[n]) for n in names])})
 
 
 def load_family_vectors(path: Path | str) -> dict[str, np.ndarray]:
     """Read the .npz written by :func:`save_family_vectors`."""
-    with np.load(path, allow_pickle=False) as stored:
-        return dict(zip(stored["families"].tolist(), stored["vectors"]))
+    stored = load_npz(path)
+    return dict(zip(stored["families"].tolist(), stored["vectors"]))
 
 
 # --------------------------------------------------------------------------- CLI

@@ -59,6 +59,19 @@ def write_text_atomic(path: Path | str, text: str) -> None:
         tmp.write_text(text)
 
 
+def save_npz(path: Path | str, arrays: Mapping[str, np.ndarray]) -> None:
+    """Write ``arrays`` as an uncompressed ``.npz``, atomically."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as handle:
+            np.savez(handle, **arrays)
+
+
+def load_npz(path: Path | str) -> dict[str, np.ndarray]:
+    """Every array of an ``.npz`` (no pickles), loaded eagerly so the file is closed at once."""
+    with np.load(path, allow_pickle=False) as stored:
+        return {name: stored[name] for name in stored.files}
+
+
 class ArrayCache:
     """Arrays stored as ``<dir>/<namespace>/<key>.npz``; unreadable entries are recomputed."""
 
@@ -74,17 +87,13 @@ class ArrayCache:
         if not entry.is_file():
             return None
         try:
-            with np.load(entry, allow_pickle=False) as stored:
-                return {name: stored[name] for name in stored.files}
+            return load_npz(entry)
         except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError):
             entry.unlink(missing_ok=True)
             return None
 
     def store(self, namespace: str, key: str, arrays: Mapping[str, np.ndarray]) -> None:
-        entry = self.path(namespace, key)
-        with atomic_path(entry) as tmp:
-            with open(tmp, "wb") as handle:
-                np.savez(handle, **arrays)
+        save_npz(self.path(namespace, key), arrays)
 
     def get_or_compute(self, namespace: str, key: str,
                        compute: Callable[[], Mapping[str, np.ndarray]]) -> dict[str, np.ndarray]:

@@ -15,12 +15,15 @@ from collections.abc import Sequence
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="crossgran", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="crossgran", description="Reproduce 'Cross-Granularity Representations for Biological "
+        "Sequences: Insights from ESM and BiGCARP' (Xiao et al., BIBM 2025).")
     commands = parser.add_subparsers(dest="command", required=True)
     from crossgran.bigcarp import add_train_command
     from crossgran.esm import add_embed_command
+    from crossgran.paper import add_report_command
 
-    for add in (_add_run, _add_data, add_embed_command, add_train_command):
+    for add in (_add_run, _add_data, add_embed_command, add_train_command, add_report_command):
         add(commands)
     return parser
 

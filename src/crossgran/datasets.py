@@ -22,7 +22,6 @@ import hashlib
 import io
 import json
 import re
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 

@@ -39,7 +39,8 @@ import esm
 from esm.model.esm1 import ProteinBertModel
 from esm.model.esm2 import ESM2
 
-from crossgran.cache import ArrayCache, atomic_path, cache_key, sha256_file, write_text_atomic
+from crossgran.cache import (ArrayCache, atomic_path, cache_key, load_npz, save_npz, sha256_file,
+                             write_text_atomic)
 from crossgran.profiles import EsmConfig
 
 HUB_URL = "https://dl.fbaipublicfiles.com/fair-esm/models/{name}.pt"
@@ -126,14 +127,24 @@ class EmbeddingResult:
             "ids": np.array(self.ids, dtype=str),
             "layers": np.array(self.layers, dtype=np.int64),
             "model_id": np.array(self.model_id),
+            "num_layers": np.array(self.num_layers),
         }
         for layer in self.layers:
             arrays[f"mean_L{layer}"] = self.mean[layer]
             if self.positions is not None:
                 arrays[f"positions_L{layer}"] = self.positions[layer]
-        with atomic_path(path) as tmp:
-            with open(tmp, "wb") as handle:
-                np.savez(handle, **arrays)
+        save_npz(path, arrays)
+
+    @classmethod
+    def load(cls, path: Path | str) -> EmbeddingResult:
+        """Read what :meth:`save` wrote (notebooks 03-05 read notebook 02's embeddings)."""
+        stored = load_npz(path)
+        layers = tuple(int(k) for k in stored["layers"])
+        has_positions = f"positions_L{layers[0]}" in stored
+        return cls(ids=stored["ids"].tolist(), layers=layers, model_id=str(stored["model_id"]),
+                   num_layers=int(stored["num_layers"]),
+                   mean={k: stored[f"mean_L{k}"] for k in layers},
+                   positions={k: stored[f"positions_L{k}"] for k in layers} if has_positions else None)
 
 
 # --------------------------------------------------------------------------- loading

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Literal
 
 import numpy as np
@@ -39,9 +40,16 @@ __all__ = [
     "METRICS",
     "ProbeResult",
     "bootstrap_ci",
+    "compare_to_best",
+    "count_matrix",
+    "count_weighted_mean",
     "cross_validated_scores",
     "metric_value",
+    "one_hot_signatures",
     "paired_bootstrap",
+    "product_class_targets",
+    "random_features",
+    "rows_of",
     "summarise",
 ]
 
@@ -444,15 +452,8 @@ def bootstrap_ci(
     which case each replicate averages the metric over seeds on the same rows.
     Replicates where the metric is undefined are dropped.
     """
-    truth = np.asarray(y_true)
-    scores = _score_list(y_score)
-    n = truth.shape[0]
-    point = _statistic(metric, truth, scores, np.arange(n))
-    replicates = _finite(
-        [_statistic(metric, truth, scores, rows) for rows in _bootstrap_rows(n, n_bootstrap, seed)],
-        "the metric",
-    )
-    low, high = np.percentile(replicates, [2.5, 97.5])
+    (point,), (values,) = _replicates(metric, y_true, [y_score], n_bootstrap, seed)
+    low, high = np.percentile(_finite(values, "the metric"), [2.5, 97.5])
     return point, float(low), float(high)
 
 
@@ -473,23 +474,13 @@ def paired_bootstrap(
     (1 + #replicates), the bootstrap estimate of P(delta <= 0) with the +1 that
     keeps it from reaching an impossible 0.
     """
-    truth = np.asarray(y_true)
-    scores_a, scores_b = _score_list(score_a), _score_list(score_b)
-    n = truth.shape[0]
-    everything = np.arange(n)
-    delta = _statistic(metric, truth, scores_a, everything) - _statistic(
-        metric, truth, scores_b, everything
-    )
-    replicates = _finite(
-        [
-            _statistic(metric, truth, scores_a, rows) - _statistic(metric, truth, scores_b, rows)
-            for rows in _bootstrap_rows(n, n_bootstrap, seed)
-        ],
-        "the metric difference",
-    )
-    low, high = np.percentile(replicates, [2.5, 97.5])
-    p_value = (1.0 + np.count_nonzero(replicates <= 0.0)) / (1.0 + replicates.size)
-    return {"delta": delta, "low": float(low), "high": float(high), "p_value": float(p_value)}
+    (point_a, point_b), (values_a, values_b) = _replicates(
+        metric, y_true, [score_a, score_b], n_bootstrap, seed)
+    differences = _finite(values_a - values_b, "the metric difference")
+    low, high = np.percentile(differences, [2.5, 97.5])
+    p_value = (1.0 + np.count_nonzero(differences <= 0.0)) / (1.0 + differences.size)
+    return {"delta": point_a - point_b, "low": float(low), "high": float(high),
+            "p_value": float(p_value)}
 
 
 def summarise(
@@ -529,3 +520,270 @@ def summarise(
             "ci_low", "ci_high", "n_rows", "n_seeds",
         ],
     )
+
+
+# ---------------------------------------------------------------------------
+# Vectorised bootstrap
+#
+# The notebooks summarise dozens of probes (feature set x property x metric) with
+# thousands of replicates each; looping metric_value over resampled rows costs
+# ~0.5 ms per replicate and seed, minutes per notebook. A resample is fully
+# described by how often it draws each row, so every metric here is evaluated as
+# a *weighted* metric for a whole block of replicates at once. The replicates are
+# the very rows the per-replicate loop draws (same seed, same generator calls), so
+# both paths return the same numbers up to float rounding; the tests pin that.
+
+_REPLICATE_CHUNK = 256  # replicates evaluated together; bounds memory at 256 x n floats
+
+
+@lru_cache(maxsize=2)
+def _replicate_weights(n: int, n_bootstrap: int, seed: int) -> tuple[np.ndarray, ...]:
+    """(chunk, n) draw counts of the bootstrap rows of :func:`_bootstrap_rows`, in chunks.
+
+    Cached (read-only arrays) because a notebook bootstraps many feature sets on the same
+    rows one after another; two entries cover the alternation of a paired test.
+    """
+    rows = _bootstrap_rows(n, n_bootstrap, seed)
+    chunks = []
+    for start in range(0, len(rows), _REPLICATE_CHUNK):
+        block = rows[start:start + _REPLICATE_CHUNK]
+        chunk = np.stack([np.bincount(r, minlength=n) for r in block]).astype(np.float64)
+        chunk.flags.writeable = False
+        chunks.append(chunk)
+    return tuple(chunks)
+
+
+def _weighted_auc(y01: np.ndarray, score: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Per weight row, the Mann-Whitney AUC with each row counted ``weight`` times.
+
+    Scores are sorted once; within a block of tied scores a positive gains half
+    of the tied negatives' weight, as mid-ranks give. NaN where a replicate has no
+    positive or no negative, as :func:`_binary_auc`.
+    """
+    order = np.argsort(score, kind="stable")
+    sorted_score = score[order]
+    positive = y01[order].astype(bool)
+    starts = np.flatnonzero(np.r_[True, sorted_score[1:] != sorted_score[:-1]])
+    w = weights[:, order]
+    pos = w * positive
+    if starts.size < score.size:  # ties: sum each block of equal scores
+        pos, w = np.add.reduceat(pos, starts, axis=1), np.add.reduceat(w, starts, axis=1)
+    neg = w - pos
+    below = np.cumsum(neg, axis=1) - neg
+    n_pos, n_neg = pos.sum(axis=1), neg.sum(axis=1)
+    defined = (n_pos > 0) & (n_neg > 0)
+    wins = np.sum(pos * (below + 0.5 * neg), axis=1)
+    return np.divide(wins, n_pos * n_neg, out=np.full(wins.shape, np.nan), where=defined)
+
+
+def _weighted_metric(metric: MetricName, y_true: np.ndarray, y_score: np.ndarray,
+                     weights: np.ndarray) -> np.ndarray:
+    """:func:`metric_value` for every row of ``weights`` (draw counts); binary and multilabel."""
+    task = _infer_task(y_true, y_score)
+    if task == "multiclass":
+        raise ValueError("the vectorised bootstrap covers binary and multilabel probes; "
+                         "use bootstrap_ci for multiclass")
+    if task == "binary":
+        y01 = y_true.astype(np.int64)
+        if metric == "auc":
+            return _weighted_auc(y01, y_score, weights)
+        truth = _one_hot(y01, 2)
+        predicted = _one_hot((y_score >= _THRESHOLD).astype(np.int64), 2)
+    else:
+        truth = y_true.astype(bool)
+        if metric == "auc":
+            per_label = np.column_stack([_weighted_auc(truth[:, k], y_score[:, k], weights)
+                                         for k in range(truth.shape[1])])
+            defined = np.isfinite(per_label)
+            totals = np.where(defined, per_label, 0.0).sum(axis=1)
+            counts = defined.sum(axis=1)
+            return np.divide(totals, counts, out=np.full(totals.shape, np.nan), where=counts > 0)
+        predicted = y_score >= _THRESHOLD
+    if metric == "f1":
+        # Float operands: a float @ bool product skips BLAS and is ~10x slower.
+        tp = weights @ (truth & predicted).astype(np.float64)
+        fp = weights @ (~truth & predicted).astype(np.float64)
+        fn = weights @ (truth & ~predicted).astype(np.float64)
+        denominator = 2 * tp + fp + fn
+        per_class = np.divide(2.0 * tp, denominator, out=np.zeros(tp.shape), where=denominator > 0)
+        return per_class.mean(axis=1)
+    if metric == "accuracy":
+        return weights @ np.all(truth == predicted, axis=1).astype(np.float64) / weights.sum(axis=1)
+    raise ValueError(f"unknown metric {metric!r}; expected one of {METRICS}")
+
+
+def _replicates(metric: Metric, y_true: np.ndarray, score_sets: Sequence[Scores],
+                n_bootstrap: int, seed: int) -> tuple[list[float], list[np.ndarray]]:
+    """Point values and replicate values (seed-averaged) of each score set on shared rows.
+
+    Named metrics of binary and multilabel probes are evaluated for a block of replicates at
+    once (:func:`_weighted_metric`); multiclass probes and callable metrics loop over the very
+    same resampled rows.
+    """
+    truth = np.asarray(y_true)
+    lists = [_score_list(scores) for scores in score_sets]
+    n = truth.shape[0]
+    if callable(metric) or _infer_task(truth, lists[0][0]) == "multiclass":
+        rows = _bootstrap_rows(n, n_bootstrap, seed)
+        points = [_statistic(metric, truth, scores, np.arange(n)) for scores in lists]
+        return points, [np.array([_statistic(metric, truth, scores, r) for r in rows])
+                        for scores in lists]
+
+    def seed_mean(scores: list[np.ndarray], weights: np.ndarray) -> np.ndarray:
+        return np.mean([_weighted_metric(metric, truth, s, weights) for s in scores], axis=0)
+
+    points = [float(seed_mean(scores, np.ones((1, n)))[0]) for scores in lists]
+    blocks: list[list[np.ndarray]] = [[] for _ in lists]
+    for weights in _replicate_weights(n, n_bootstrap, seed):
+        for store, scores in zip(blocks, lists):
+            store.append(seed_mean(scores, weights))
+    return points, [np.concatenate(store) for store in blocks]
+
+
+def compare_to_best(results: Mapping[str, ProbeResult], candidate: str,
+                    rivals: Sequence[str], n_bootstrap: int = 1000,
+                    seed: int = 0) -> pd.DataFrame:
+    """Paired test of ``candidate`` against the best of ``rivals``, per metric.
+
+    "Fusion beats either alone" is a claim about the *best* single representation,
+    and which one is best can differ by metric, so the rival is chosen per metric
+    by its seed-mean score. All results must share rows and labels (same folds
+    follow from the same labels, groups and seeds). One row per metric: the rival,
+    both means, and :func:`paired_bootstrap`'s delta, interval and p-value.
+    """
+    if not rivals:
+        raise ValueError("compare_to_best needs at least one rival")
+    base = results[candidate]
+    for name in rivals:
+        if not np.array_equal(results[name].y_true, base.y_true):
+            raise ValueError(f"{name!r} and {candidate!r} were probed on different rows or labels")
+    records = []
+    for metric in METRICS:
+        rival = max(rivals, key=lambda name: results[name].mean()[metric])
+        test = paired_bootstrap(base.y_true, base.oof_scores, results[rival].oof_scores,
+                                     metric, n_bootstrap, seed)
+        records.append({"candidate": candidate, "rival": rival, "metric": metric,
+                        "candidate_mean": base.mean()[metric],
+                        "rival_mean": results[rival].mean()[metric], **test})
+    return pd.DataFrame.from_records(records)
+
+
+# ---------------------------------------------------------------------------
+# Task helpers: labels and feature tables for the notebooks' probes
+
+
+def rows_of(ids: Sequence[str], wanted: Sequence[str]) -> np.ndarray:
+    """Positions of ``wanted`` in ``ids``: aligns arrays saved in different row orders.
+
+    A silent misalignment would pair one BGC's features with another's labels, so a
+    missing id raises KeyError naming it instead of being dropped.
+    """
+    position = {name: i for i, name in enumerate(ids)}
+    missing = [name for name in wanted if name not in position]
+    if missing:
+        raise KeyError(f"{len(missing)} ids not found, e.g. {missing[0]!r}")
+    return np.array([position[name] for name in wanted], dtype=np.int64)
+
+
+def product_class_targets(classes: pd.DataFrame, bgc_ids: Sequence[str],
+                          class_names: Sequence[str], min_positives: int = 1,
+                          ) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """(mask over ``bgc_ids`` of labelled BGCs, (n_labelled, C) 0/1 indicator, its C classes).
+
+    Unlabelled BGCs (empty MIBiG class) and ids absent from ``classes`` are masked
+    out rather than treated as all-negative: "no class recorded" is not "none of
+    these classes", and counting it so would corrupt every per-class AUC. Classes
+    with fewer than ``min_positives`` labelled BGCs (pass the number of folds) are
+    left out, since cross-validation cannot place one in every test fold and its
+    never-predicted F1 of 0 would only measure the subset's size.
+    """
+    table = classes.set_index("bgc_id")
+    labelled = table.index[table["labelled"].astype(bool)]
+    ids = np.asarray(bgc_ids, dtype=str)
+    mask = np.isin(ids, labelled.to_numpy(dtype=str))
+    chosen = table.loc[ids[mask], list(class_names)].astype(np.int64)
+    kept = [name for name in class_names if chosen[name].sum() >= min_positives]
+    return mask, chosen[kept].to_numpy(), kept
+
+
+def count_weighted_mean(counts: pd.DataFrame, bgc_ids: Sequence[str],
+                        families: Sequence[str], vectors: np.ndarray) -> np.ndarray:
+    """(n, d) per-BGC mean of family ``vectors`` weighted by domain counts.
+
+    This is how an amino-acid-level model describes a whole cluster without a
+    cluster-level model: each Pfam domain contributes its family's ESM vector as
+    often as it occurs. Families without a vector are skipped; a BGC with none of
+    its families embedded gets a NaN row so the caller must drop it knowingly.
+    """
+    column = {name: i for i, name in enumerate(families)}
+    known = counts[counts["pfam"].isin(column)]
+    row = {name: i for i, name in enumerate(bgc_ids)}
+    known = known[known["bgc_id"].isin(row)]
+    weights = np.zeros((len(bgc_ids), len(families)))
+    np.add.at(weights, (known["bgc_id"].map(row).to_numpy(), known["pfam"].map(column).to_numpy()),
+              known["count"].to_numpy(dtype=np.float64))
+    totals = weights.sum(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (weights @ np.asarray(vectors, dtype=np.float64)) / totals
+
+
+def count_matrix(counts: pd.DataFrame, bgc_ids: Sequence[str]) -> tuple[np.ndarray, list[str]]:
+    """(n, F) Pfam domain counts per BGC and the F families that occur in them.
+
+    The bag-of-domains baseline (Pfam2vec-style, without the word2vec step): it
+    knows which domains a cluster has but nothing about what the domains are.
+    """
+    rows = counts[counts["bgc_id"].isin(set(bgc_ids))]
+    families = sorted(rows["pfam"].unique())
+    table = rows.pivot_table(index="bgc_id", columns="pfam", values="count", aggfunc="sum",
+                             fill_value=0)
+    table = table.reindex(index=list(bgc_ids), columns=families, fill_value=0)
+    return table.to_numpy(dtype=np.float64), families
+
+
+def one_hot_signatures(signatures: Sequence[str], length: int = 10) -> np.ndarray:
+    """(n, length x A) one-hot of each position of a Stachelhaus code over its alphabet A.
+
+    The model-free baseline for A-domain substrates: the ten specificity-conferring
+    residues alone. Codes shorter than ``length`` (PARAS has 9-letter ones) are
+    padded with gaps at the end, so a position's column always means the same slot.
+    """
+    padded = [code.ljust(length, "-")[:length] for code in signatures]
+    alphabet = sorted(set("".join(padded)))
+    index = {letter: i for i, letter in enumerate(alphabet)}
+    features = np.zeros((len(padded), length * len(alphabet)))
+    for row, code in enumerate(padded):
+        features[row, [p * len(alphabet) + index[letter] for p, letter in enumerate(code)]] = 1.0
+    return features
+
+
+def random_features(n: int, width: int, seed: int) -> np.ndarray:
+    """(n, width) standard-normal features: the chance baseline a probe must beat.
+
+    Same width as the widest real feature set, so a probe cannot look better merely
+    by having more columns to overfit with.
+    """
+    return np.random.default_rng([seed, n, width]).standard_normal((n, width))
+
+
+def frequent_label_matrix(annotations: pd.Series, min_count: int, sep: str = ";") -> pd.DataFrame:
+    """0/1 matrix (rows as ``annotations``) of the labels carried by at least ``min_count`` rows.
+
+    Why: in a multilabel probe a rare label (e.g. a GO term held by three families) is
+    absent from most test folds, so its AUC/F1 is undefined or pure noise and dominates a
+    macro average. The threshold is a required argument so the notebook must state it.
+    Columns are ordered most frequent first (ties by name); a row whose annotation is empty
+    or missing is all zeros, and whether such rows are negatives or unknown is the caller's call.
+    """
+    if min_count < 1:
+        raise ValueError(f"min_count must be >= 1; got {min_count}")
+    labels = annotations.fillna("").astype(str).map(
+        lambda text: {label.strip() for label in text.split(sep) if label.strip()}
+    )
+    counts = labels.explode().dropna().value_counts()
+    counts = counts[counts >= min_count]
+    kept = sorted(counts.index, key=lambda label: (-counts[label], label))
+    matrix = np.array([[label in row for label in kept] for row in labels], dtype=np.int64)
+    return pd.DataFrame(matrix.reshape(len(labels), len(kept)), index=annotations.index,
+                        columns=kept)
+
