@@ -97,7 +97,8 @@ labelled, targets, class_names = probes.product_class_targets(
 rows = np.flatnonzero(has_tokens)[labelled]
 results = {name: probes.cross_validated_scores(block[rows], targets, task="multilabel",
                                                folds=settings.probe_folds,
-                                               seeds=range(settings.probe_seeds))
+                                               seeds=range(settings.probe_seeds),
+                                               n_jobs=settings.probe_jobs)
            for name, block in blocks.items()}
 print(f"{len(rows)} labelled BGCs, classes {class_names}; probes in "
       f"{time.perf_counter() - started:.1f} s")

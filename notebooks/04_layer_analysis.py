@@ -229,7 +229,7 @@ models = {f"ESM ({esm_pfam.model_id.split('@')[0]})": esm_reps,
           **{f"BiGCARP {label}": reps[init] for init, label in INITS.items()}}
 jobs = [(task, model, layer) for task in tasks for model in models for layer in models[model]]
 probe_started = time.perf_counter()
-with Parallel(n_jobs=2) as parallel:  # the probes are independent: one process per core
+with Parallel(n_jobs=settings.probe_jobs) as parallel:  # independent probes, one process each
     results = parallel(delayed(probes.cross_validated_scores)(
         models[model][layer][tasks[task][1]], tasks[task][2], task=tasks[task][0],
         folds=settings.probe_folds, seeds=seeds) for task, model, layer in jobs)

@@ -52,7 +52,8 @@ esm_adomains = esm.EmbeddingResult.load(settings.processed_dir / "esm_adomains.n
 bigcarp_run = bigcarp.Representations.load(settings.processed_dir / "bigcarp_random.npz")
 esm_last = esm_pfam.layers[-1]
 bigcarp_last = bigcarp_run.layers[-1]
-cv = {"folds": settings.probe_folds, "seeds": range(settings.probe_seeds)}
+cv = {"folds": settings.probe_folds, "seeds": range(settings.probe_seeds),
+      "n_jobs": settings.probe_jobs}
 print(f"profile {settings.name}: ESM {esm_pfam.model_id} layer {esm_last}; random-init "
       f"BiGCARP layer {bigcarp_last}; {settings.probe_folds}-fold CV x {settings.probe_seeds} "
       f"seeds; {settings.n_bootstrap} bootstrap replicates")

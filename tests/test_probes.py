@@ -384,3 +384,11 @@ def test_one_hot_signatures_and_random_features() -> None:
     noise = random_features(50, 8, seed=1)
     assert noise.shape == (50, 8) and np.array_equal(noise, random_features(50, 8, seed=1))
     assert not np.array_equal(noise, random_features(50, 8, seed=2))
+
+
+def test_parallel_folds_give_identical_scores(cancer: tuple[np.ndarray, np.ndarray],
+                                              cancer_probe: ProbeResult) -> None:
+    features, target = cancer
+    parallel = cross_validated_scores(features, target, task="binary", n_jobs=2)
+    for serial_scores, parallel_scores in zip(cancer_probe.oof_scores, parallel.oof_scores):
+        np.testing.assert_array_equal(serial_scores, parallel_scores)

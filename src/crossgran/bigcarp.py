@@ -244,6 +244,22 @@ def training_windows(encoded: Sequence[Sequence[int]], ordered: Sequence[bool], 
     return [windows[i] for i in rng.permutation(len(windows))]
 
 
+def length_batches(windows: Sequence[np.ndarray], batch_size: int,
+                   rng: np.random.Generator) -> list[list[np.ndarray]]:
+    """Batches of similar-length windows, the batches in random order.
+
+    Why: windows run from 1 token (a stand-alone A-domain protein) to ``max_len`` (a cut
+    MIBiG bag); batches of randomly mixed lengths pad most rows to the longest and spend most
+    of every convolution on padding (measured: 2,900 vs 5,000+ real tokens/s on the mini
+    corpus). Sorting by length (ties keep the shuffled order of ``windows``) and shuffling
+    whole batches keeps the sampling random at the batch level.
+    """
+    order = sorted(range(len(windows)), key=lambda i: len(windows[i]))
+    batches = [[windows[i] for i in order[start:start + batch_size]]
+               for start in range(0, len(order), batch_size)]
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
 def _pad(windows: Sequence[np.ndarray], pad_index: int) -> torch.Tensor:
     batch = np.full((len(windows), max(len(w) for w in windows)), pad_index, dtype=np.int64)
     for row, window in enumerate(windows):
@@ -423,9 +439,10 @@ def train_mlm(corpus: pd.DataFrame, vocab: Vocabulary, config: BigcarpConfig, in
     is_train = (corpus["split"] == "train").tolist()
     train_rows = [i for i, keep in enumerate(is_train) if keep and encoded[i]]
     valid_rows = [i for i, keep in enumerate(is_train) if not keep and encoded[i]]
-    valid_windows = training_windows([encoded[i] for i in valid_rows],
-                                     [ordered[i] for i in valid_rows], config.max_len,
-                                     _rng(seed, 0, _VALID_STREAM))
+    # Sorted by length (stable) so validation batches carry little padding; fixed every epoch.
+    valid_windows = sorted(training_windows([encoded[i] for i in valid_rows],
+                                            [ordered[i] for i in valid_rows], config.max_len,
+                                            _rng(seed, 0, _VALID_STREAM)), key=len)
 
     model.train()
     for epoch in range(start_epoch + 1, config.epochs + 1):
@@ -434,13 +451,13 @@ def train_mlm(corpus: pd.DataFrame, vocab: Vocabulary, config: BigcarpConfig, in
         windows = training_windows([encoded[i] for i in train_rows],
                                    [ordered[i] for i in train_rows], config.max_len, rng)
         generator = _torch_generator(rng)
-        batches = range(0, len(windows), config.batch_size)
+        batches = length_batches(windows, config.batch_size, rng)
         if progress:
             from tqdm import tqdm
             batches = tqdm(batches, desc=f"epoch {epoch}/{config.epochs}", unit="batch")
         loss_sum, n_targets, n_tokens = 0.0, 0, 0
-        for start in batches:
-            batch = _pad(windows[start:start + config.batch_size], vocab.pad_index)
+        for members in batches:
+            batch = _pad(members, vocab.pad_index)
             inputs, targets = mask_batch(batch, vocab, config.mask_rate, generator)
             inputs, targets = inputs.to(device), targets.to(device)
             logits = model(inputs, input_mask=(inputs != vocab.pad_index).unsqueeze(-1).float())

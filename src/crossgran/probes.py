@@ -34,6 +34,7 @@ from sklearn.multiclass import OneVsRestClassifier
 from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from joblib import Parallel, delayed
 from threadpoolctl import threadpool_limits
 
 __all__ = [
@@ -263,9 +264,9 @@ def _fold_ids(strata: np.ndarray, groups: np.ndarray | None, folds: int, seed: i
 
 
 def _make_estimator(
-    model: ModelName, task: Task, seed: int, mlp_hidden: tuple[int, ...], n_jobs: int
+    model: ModelName, task: Task, seed: int, mlp_hidden: tuple[int, ...]
 ) -> BaseEstimator:
-    """The probe. Logistic regression and forests use balanced class weights so the
+    """The probe, single-threaded (parallelism lives one level up, across folds). Logistic regression and forests use balanced class weights so the
     0.5 threshold behind F1/accuracy is not swamped by the majority class; per-label
     one-vs-rest makes multilabel probes independent per label and copes with a
     label absent from a training fold. The MLP learns all labels jointly instead
@@ -285,14 +286,12 @@ def _make_estimator(
                 solver="lbfgs", max_iter=_LOGREG_MAX_ITER, class_weight="balanced", random_state=seed
             ),
         )
-        outer_jobs = n_jobs
     else:
         base = RandomForestClassifier(
-            n_estimators=_RF_TREES, class_weight="balanced", n_jobs=n_jobs, random_state=seed
+            n_estimators=_RF_TREES, class_weight="balanced", n_jobs=1, random_state=seed
         )
-        outer_jobs = 1  # the forest already uses n_jobs; do not nest parallelism
     if task == "multilabel":
-        return OneVsRestClassifier(base, n_jobs=outer_jobs)
+        return OneVsRestClassifier(base, n_jobs=1)
     return base
 
 
@@ -321,6 +320,16 @@ def _fit_predict(
         fitted = clone(estimator).fit(x_train, y_train)
         scores[:, fitted.classes_] = fitted.predict_proba(x_test)
     return scores[:, 1] if task == "binary" else scores
+
+
+def _fit_fold(estimator: BaseEstimator, features: np.ndarray, y_enc: np.ndarray,
+              test: np.ndarray, task: Task, n_outputs: int) -> np.ndarray:
+    """One fold's test scores, with one BLAS thread: scipy's L-BFGS calls BLAS on tiny
+    vectors every iteration, and idle-spinning BLAS threads made each fit ~20x slower than
+    single-threaded on a busy machine in our measurements."""
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _fit_predict(estimator, features[~test], y_enc[~test], features[test], task,
+                            n_outputs)
 
 
 def cross_validated_scores(
@@ -371,24 +380,18 @@ def cross_validated_scores(
     strata = _multilabel_strata(y_enc, folds) if task == "multilabel" else y_enc
     n_outputs = classes.size
 
-    all_scores: list[np.ndarray] = []
-    all_folds: list[np.ndarray] = []
-    # BLAS threads follow n_jobs: scipy's L-BFGS calls BLAS on tiny vectors every
-    # iteration, and on a busy machine idle-spinning BLAS threads made each fit
-    # ~20x slower than single-threaded in our measurements.
-    with threadpool_limits(limits=n_jobs, user_api="blas"):
-        for seed in seeds:
-            fold_ids = _fold_ids(strata, group_array, folds, seed)
-            estimator = _make_estimator(model, task, seed, tuple(mlp_hidden), n_jobs)
-            shape = (features.shape[0],) if task == "binary" else (features.shape[0], n_outputs)
-            oof = np.full(shape, np.nan)
-            for fold in range(folds):
-                test = fold_ids == fold
-                oof[test] = _fit_predict(
-                    estimator, features[~test], y_enc[~test], features[test], task, n_outputs
-                )
-            all_scores.append(oof)
-            all_folds.append(fold_ids)
+    all_folds = [_fold_ids(strata, group_array, folds, seed) for seed in seeds]
+    estimators = [_make_estimator(model, task, seed, tuple(mlp_hidden)) for seed in seeds]
+    plan = [(k, fold) for k in range(len(seeds)) for fold in range(folds)]
+    # Fits are independent and seeded, so running them in n_jobs processes changes nothing
+    # but the wall time; n_jobs=1 runs them here, without any process.
+    fold_scores = Parallel(n_jobs=n_jobs)(
+        delayed(_fit_fold)(estimators[k], features, y_enc, all_folds[k] == fold, task, n_outputs)
+        for k, fold in plan)
+    shape = (features.shape[0],) if task == "binary" else (features.shape[0], n_outputs)
+    all_scores = [np.full(shape, np.nan) for _ in seeds]
+    for (k, fold), scores in zip(plan, fold_scores):
+        all_scores[k][all_folds[k] == fold] = scores
 
     per_seed = {
         name: np.array([metric_value(name, y_enc, scores) for scores in all_scores])
