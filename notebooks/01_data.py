@@ -2,6 +2,11 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -34,10 +39,11 @@ profile = "mini"
 # %%
 import time
 
-from crossgran import datasets, plots
+from crossgran import datasets, plots, sources
 from crossgran.profiles import get_profile
 
 settings = get_profile(profile)
+sources.check_inputs(settings)  # full profile: stop here if downloads are missing and unreachable
 settings.make_dirs()
 print(f"profile {settings.name}: tables -> {settings.processed_dir.relative_to(settings.root)}")
 

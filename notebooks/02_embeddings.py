@@ -35,11 +35,12 @@ profile = "mini"
 # %%
 import time
 
-from crossgran import bigcarp, datasets, esm, plots
+from crossgran import bigcarp, datasets, esm, plots, sources
 from crossgran.cache import ArrayCache
 from crossgran.profiles import get_profile
 
 settings = get_profile(profile)
+sources.check_inputs(settings)  # full profile: stop here if downloads are missing and unreachable
 settings.make_dirs()
 settings.configure_torch()
 cache = ArrayCache(settings.cache_dir)

@@ -42,10 +42,11 @@ import time
 import numpy as np
 import pandas as pd
 
-from crossgran import bigcarp, cka, datasets, plots, probes
+from crossgran import bigcarp, cka, datasets, plots, probes, sources
 from crossgran.profiles import get_profile
 
 settings = get_profile(profile)
+sources.check_inputs(settings)  # full profile: stop here if downloads are missing and unreachable
 settings.make_dirs()
 settings.configure_torch()
 runs = {init: bigcarp.load_checkpoint(settings.models_dir / f"bigcarp_{init}")

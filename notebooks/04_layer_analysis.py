@@ -49,10 +49,11 @@ import pandas as pd
 from joblib import Parallel, delayed
 from threadpoolctl import threadpool_limits
 
-from crossgran import bigcarp, cka, datasets, esm, plots, probes
+from crossgran import bigcarp, cka, datasets, esm, plots, probes, sources
 from crossgran.profiles import get_profile
 
 settings = get_profile(profile)
+sources.check_inputs(settings)  # full profile: stop here if downloads are missing and unreachable
 settings.make_dirs()
 started = time.perf_counter()
 # Every matrix product here is small: on a busy two-core machine, idle-spinning BLAS threads

@@ -42,10 +42,11 @@ import time
 import numpy as np
 import pandas as pd
 
-from crossgran import bigcarp, datasets, esm, paper, plots, probes
+from crossgran import bigcarp, datasets, esm, paper, plots, probes, sources
 from crossgran.profiles import get_profile
 
 settings = get_profile(profile)
+sources.check_inputs(settings)  # full profile: stop here if downloads are missing and unreachable
 settings.make_dirs()
 esm_pfam = esm.EmbeddingResult.load(settings.processed_dir / "esm_pfam.npz")
 esm_adomains = esm.EmbeddingResult.load(settings.processed_dir / "esm_adomains.npz")

@@ -868,17 +868,14 @@ def train_local_esm(sequences: Sequence[str], config: EsmConfig, out_dir: Path,
 
 
 def read_fasta(path: Path | str) -> dict[str, str]:
-    """Records of a FASTA file by id; duplicate ids are an error (results are keyed by id)."""
-    import pyhmmer
+    """Records of a FASTA file by id, as written (``embed`` validates the residues and names
+    any bad record); a duplicate id is an error naming the file (results are keyed by id)."""
+    from crossgran.datasets import read_fasta_text
 
-    records: dict[str, str] = {}
-    with pyhmmer.easel.SequenceFile(str(path), digital=False) as handle:
-        for record in handle:
-            name = record.name.decode() if isinstance(record.name, bytes) else record.name
-            if name in records:
-                raise ValueError(f"{path}: duplicate record id {name!r}")
-            records[name] = record.sequence
-    return records
+    try:
+        return read_fasta_text(Path(path).read_text())
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from None
 
 
 def add_embed_command(commands: argparse._SubParsersAction) -> None:

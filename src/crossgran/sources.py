@@ -402,3 +402,11 @@ def check_full_inputs(profile: Profile, base_url: str | None = None) -> None:
         f"into {profile.raw_dir}, or serve them from one folder and set {MIRROR_ENV}=<its URL>. "
         f"Hashes observed on first download are kept in {full_lock_path(profile.root)}.")
     raise SourceError("\n".join(lines))
+
+
+def check_inputs(profile: Profile) -> None:
+    """Every notebook's first check. ``full`` needs downloads, so a machine that has neither
+    them nor the network stops here with one message (:func:`check_full_inputs`); the offline
+    profiles' wheels are fetched and hash-checked when first read."""
+    if profile.name == "full":
+        check_full_inputs(profile)
