@@ -649,6 +649,53 @@ def _corpus_passes(model: ByteNetLM, vocab: Vocabulary, corpus: pd.DataFrame,
         yield from ((*item, per_layer) for item, per_layer in zip(part, reps))
 
 
+@dataclass
+class _CorpusSums:
+    """Weighted per-family sums and per-row means of one pass over a corpus, every layer."""
+
+    family_sums: dict[int, np.ndarray]
+    family_weights: np.ndarray
+    row_means: dict[int, np.ndarray]
+
+
+def _accumulate(model: ByteNetLM, vocab: Vocabulary, corpus: pd.DataFrame, layers: list[int],
+                n_orders: int, seed: int, chunk: int) -> _CorpusSums:
+    """One pass over ``corpus`` feeding both per-family averages and per-row means, so that
+    exporting both costs one set of forward passes. Sums are float64 (index_add, not
+    ``np.add.at``, which is slow for hundreds of thousands of tokens)."""
+    width = _d_model(model)
+    family_sums = {layer: torch.zeros((len(vocab), width), dtype=torch.float64) for layer in layers}
+    family_weights = torch.zeros(len(vocab), dtype=torch.float64)
+    row_means = {layer: np.zeros((len(corpus), width)) for layer in layers}
+    is_family = np.zeros(len(vocab), dtype=bool)
+    is_family[vocab.family_indices] = True
+    for position, ids, weight, per_layer in _corpus_passes(model, vocab, corpus, layers,
+                                                           n_orders, seed, chunk):
+        keep = torch.from_numpy(ids[is_family[ids]])
+        mask = is_family[ids]
+        family_weights.index_add_(0, keep, torch.full((len(keep),), weight, dtype=torch.float64))
+        for layer, array in zip(layers, per_layer):
+            family_sums[layer].index_add_(0, keep, torch.from_numpy(array[mask]).double() * weight)
+            row_means[layer][position] += weight * array.mean(axis=0)
+    empty = np.array([not tokens for tokens in split_tokens(corpus)], dtype=bool)
+    for layer in layers:
+        row_means[layer][empty] = np.nan
+    return _CorpusSums({k: v.numpy() for k, v in family_sums.items()}, family_weights.numpy(),
+                       row_means)
+
+
+def _family_averages(vocab: Vocabulary, sums: _CorpusSums, layers: list[int]
+                     ) -> dict[int, tuple[list[str], np.ndarray]]:
+    seen = np.flatnonzero(sums.family_weights > 0)
+    names_of: dict[int, str] = {}
+    for name in vocab.families:  # an official alias group is named by its first accession
+        names_of.setdefault(vocab.index[name], name)
+    families = [names_of[i] for i in seen]
+    return {layer: (families, (sums.family_sums[layer][seen]
+                               / sums.family_weights[seen, None]).astype(np.float32))
+            for layer in layers}
+
+
 def family_representations(model: ByteNetLM, vocab: Vocabulary, corpus: pd.DataFrame,
                            layers: Sequence[int] | None, n_orders: int, seed: int,
                            chunk: int = 256) -> dict[int, tuple[list[str], np.ndarray]]:
@@ -657,23 +704,8 @@ def family_representations(model: ByteNetLM, vocab: Vocabulary, corpus: pd.DataF
     absent from the corpus omitted). An unordered row's occurrences are averaged over
     ``n_orders`` random orders, so each real occurrence has total weight 1."""
     layers = _resolve_layers(model, layers)
-    sums = {layer: np.zeros((len(vocab), _d_model(model))) for layer in layers}
-    weights = np.zeros(len(vocab))
-    is_family = np.zeros(len(vocab), dtype=bool)
-    is_family[vocab.family_indices] = True
-    for _, ids, weight, per_layer in _corpus_passes(model, vocab, corpus, layers, n_orders,
-                                                    seed, chunk):
-        keep = is_family[ids]
-        np.add.at(weights, ids[keep], weight)
-        for layer, array in zip(layers, per_layer):
-            np.add.at(sums[layer], ids[keep], weight * array[keep])
-    seen = np.flatnonzero(weights > 0)
-    names_of: dict[int, str] = {}
-    for name in vocab.families:  # an official alias group is named by its first accession
-        names_of.setdefault(vocab.index[name], name)
-    families = [names_of[i] for i in seen]
-    return {layer: (families, (sums[layer][seen] / weights[seen, None]).astype(np.float32))
-            for layer in layers}
+    return _family_averages(vocab, _accumulate(model, vocab, corpus, layers, n_orders, seed,
+                                               chunk), layers)
 
 
 def sequence_representations(model: ByteNetLM, vocab: Vocabulary, corpus: pd.DataFrame,
@@ -682,16 +714,8 @@ def sequence_representations(model: ByteNetLM, vocab: Vocabulary, corpus: pd.Dat
     """Per layer, an (n_rows, d) float32 array in ``corpus`` row order: each row's mean over
     its tokens, averaged over ``n_orders`` random orders for unordered rows (empty rows: NaN)."""
     layers = _resolve_layers(model, layers)
-    out = {layer: np.zeros((len(corpus), _d_model(model))) for layer in layers}
-    empty = np.array([not tokens for tokens in split_tokens(corpus)], dtype=bool)
-    for position, ids, weight, per_layer in _corpus_passes(model, vocab, corpus, layers,
-                                                           n_orders, seed, chunk):
-        if len(ids):
-            for layer, array in zip(layers, per_layer):
-                out[layer][position] += weight * array.mean(axis=0)
-    for layer in layers:
-        out[layer][empty] = np.nan
-    return {layer: array.astype(np.float32) for layer, array in out.items()}
+    sums = _accumulate(model, vocab, corpus, layers, n_orders, seed, chunk)
+    return {layer: array.astype(np.float32) for layer, array in sums.row_means.items()}
 
 
 def token_representations(model: ByteNetLM, vocab: Vocabulary,
@@ -750,17 +774,23 @@ def export_representations(run_dir: Path | str, corpus: pd.DataFrame, adomains: 
     A-domains without a located AMP-binding token are left out."""
     run = load_checkpoint(run_dir)
     layers = _resolve_layers(run.model, None)
-    family = family_representations(run.model, run.vocab, corpus, layers, n_orders, seed)
-    mibig = corpus[corpus["source"] == "mibig"].reset_index(drop=True)
-    per_bgc = sequence_representations(run.model, run.vocab, mibig, layers, n_orders, seed)
+    sums = _accumulate(run.model, run.vocab, corpus, layers, n_orders, seed, chunk=256)
+    family = _family_averages(run.vocab, sums, layers)
+    is_mibig = (corpus["source"] == "mibig").to_numpy()
+    per_bgc = {layer: sums.row_means[layer][is_mibig].astype(np.float32) for layer in layers}
     located = adomains[adomains["amp_token_index"] >= 0]
     sentences = corpus.set_index("seq_id")["tokens"]
-    parents = [sentences["nrps:" + parent].split() for parent in located["parent_protein"]]
-    per_adomain = token_representations(run.model, run.vocab, parents,
-                                        located["amp_token_index"].tolist(), layers)
+    # Each parent protein runs once; its A-domains pick their AMP-binding token from it.
+    parents = sorted(set(located["parent_protein"]))
+    reps = layer_representations(run.model, run.vocab,
+                                 [sentences["nrps:" + parent].split() for parent in parents], layers)
+    row_of = {parent: k for k, parent in enumerate(parents)}
+    per_adomain = {layer: np.stack([reps[row_of[parent]][n][index] for parent, index in
+                                    zip(located["parent_protein"], located["amp_token_index"])])
+                   for n, layer in enumerate(layers)}
     return Representations(layers, family[layers[0]][0], {k: family[k][1] for k in layers},
-                           mibig["seq_id"].tolist(), per_bgc, located["domain_id"].tolist(),
-                           per_adomain)
+                           corpus.loc[is_mibig, "seq_id"].tolist(), per_bgc,
+                           located["domain_id"].tolist(), per_adomain)
 
 
 # --------------------------------------------------------------------------- ESM vectors file
