@@ -295,7 +295,12 @@ def test_check_full_inputs_never_hangs_on_a_stuck_probe(tmp_path: Path,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     """A probe that blocks (as name resolution can, ignoring socket timeouts) is abandoned."""
     monkeypatch.setattr(sources, "PROBE_TIMEOUT_S", 0.5)
-    monkeypatch.setattr(sources.socket, "create_connection", lambda *args, **kwargs: time.sleep(5))
+
+    def stuck(*args: object, **kwargs: object) -> None:
+        time.sleep(2)  # outlives the probe's deadline, then fails as a timed-out lookup would
+        raise OSError("timed out")
+
+    monkeypatch.setattr(sources.socket, "create_connection", stuck)
     started = time.monotonic()
     with pytest.raises(sources.SourceError, match="unreachable"):
         sources.check_full_inputs(get_profile("full", root=tmp_path))
