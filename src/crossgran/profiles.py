@@ -63,7 +63,6 @@ class Profile:
     max_proteome_proteins: int | None = None
     max_bgcs: int | None = None
     max_adomains: int | None = None
-    max_families: int | None = None
     proteome_window: int = 40  # genes per window when cutting the proteome into pseudo-clusters
     valid_fraction: float = 0.1
     hmmer_cpus: int = 2
