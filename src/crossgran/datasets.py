@@ -102,6 +102,11 @@ def read_tsv_member(wheel: Path, member: str, **kwargs) -> pd.DataFrame:
     return pd.read_csv(io.StringIO(text), sep="\t", dtype=str, keep_default_na=False, **kwargs)
 
 
+def read_fasta_member(wheel: Path, member: str) -> dict[str, str]:
+    """A FASTA file inside a wheel, by record id."""
+    return read_fasta_text(read_wheel_member(wheel, member).decode())
+
+
 def split_of(seq_id: str, valid_fraction: float) -> str:
     """Deterministic train/valid assignment from a hash of the id (stable across subsets)."""
     bucket = int(hashlib.sha256(seq_id.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
@@ -271,10 +276,10 @@ def build_adomains(paras: Path, proteins: dict[str, str], hits: pd.DataFrame, an
     (all of them, except in subset profiles), capped at ``max_adomains``.
     """
     RDLogger.DisableLog("rdApp.*")
-    domains = read_fasta_text(read_wheel_member(paras, f"{PARAS_DIR}/domains.fasta").decode())
+    domains = read_fasta_member(paras, f"{PARAS_DIR}/domains.fasta")
     mapping = read_tsv_member(paras, f"{PARAS_DIR}/domain_substrate_mapping.txt").set_index("domain_id")
-    signatures = read_fasta_text(read_wheel_member(paras, f"{PARAS_DIR}/signatures.fasta").decode())
-    extended = read_fasta_text(read_wheel_member(paras, f"{PARAS_DIR}/extended_signatures.fasta").decode())
+    signatures = read_fasta_member(paras, f"{PARAS_DIR}/signatures.fasta")
+    extended = read_fasta_member(paras, f"{PARAS_DIR}/extended_signatures.fasta")
     relative = read_tsv_member(paras, f"{PARAS_DIR}/signature_positions/relative_positions.txt")
     relative = relative.set_index("domain_id")
     smiles_table = read_tsv_member(paras, f"{PARAS_DIR}/smiles.tsv")
@@ -403,7 +408,7 @@ def read_proteome() -> dict[str, str]:
 
 def read_nrps_proteins(paras: Path) -> tuple[dict[str, str], list[str]]:
     """PARAS's full NRPS proteins, sanitised for easel, and the ids that needed it."""
-    return sanitise_proteins(read_fasta_text(read_wheel_member(paras, f"{PARAS_DIR}/proteins.fasta").decode()))
+    return sanitise_proteins(read_fasta_member(paras, f"{PARAS_DIR}/proteins.fasta"))
 
 
 def profile_proteins(profile: Profile, nrps: dict[str, str] | None = None
