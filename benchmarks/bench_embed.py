@@ -127,7 +127,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         dataset = esm.data.FastaBatchedDataset([str(i) for i in range(len(pieces))], pieces)
         batches = dataset.get_batch_indices(budget, extra_toks_per_seq=1)
         seconds, results[f"b{budget}"] = best_time(
-            lambda: fair_esm_pooled(model, records, layers, batches), args.repeats)
+            lambda batches=batches: fair_esm_pooled(model, records, layers, batches), args.repeats)
         report(f"b  fair-esm, {budget}-token batches", residues / seconds)
 
     cold_rates, warm_rates = [], []

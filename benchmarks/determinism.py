@@ -8,7 +8,11 @@ cold caches and no model trained by an earlier run. Compared afterwards:
 
 * every ``results/<profile>/*.csv``: same columns and rows, numeric columns equal within
   ``--atol`` (NaN equals NaN), other columns identical;
-* the sha256 of every output table listed in ``data/processed/<profile>/MANIFEST.json``.
+* the sha256 of every output table listed in the profile's manifest (``data/MANIFEST.json``
+  for mini, ``data/processed/<profile>/MANIFEST.json`` otherwise).
+
+``benchmarks/run_all.py`` reuses :func:`compare_runs` to hold its fresh, timed ``mini`` run
+against the outputs committed in the checkout.
 
 Prints one table row per compared item and exits 1 on any difference (2 if a run failed).
 
@@ -30,6 +34,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from crossgran.profiles import get_profile
 
 CHECKOUT = Path(__file__).resolve().parents[1]
 
@@ -88,7 +94,7 @@ def compare_csv(first: Path, second: Path, atol: float) -> tuple[bool, str]:
 
 def manifest_outputs(root: Path, profile: str) -> dict[str, str]:
     """Output table name -> sha256 from the profile's manifest ({} when it is missing)."""
-    path = root / "data" / "processed" / profile / "MANIFEST.json"
+    path = get_profile(profile, root=root).manifest_path
     if not path.is_file():
         return {}
     return {name: entry["sha256"] for name, entry in json.loads(path.read_text())["outputs"].items()}
@@ -110,7 +116,7 @@ def compare_runs(first: Path, second: Path, profile: str, atol: float) -> list[t
             rows.append((f"results/{profile}/{name}", *compare_csv(*paths, atol)))
     hashes = [manifest_outputs(root, profile) for root in (first, second)]
     if not any(hashes):
-        rows.append((f"data/processed/{profile}/MANIFEST.json", False, "missing in both runs"))
+        rows.append((f"{profile} MANIFEST.json", False, "missing in both runs"))
     for table in sorted(set(hashes[0]) | set(hashes[1])):
         a, b = hashes[0].get(table), hashes[1].get(table)
         detail = f"sha256 {a[:12] if a else '-'} vs {b[:12] if b else '-'}"

@@ -9,10 +9,12 @@ Order: the ``mini`` run goes first, because peak memory is read from
 ``resource.getrusage(RUSAGE_CHILDREN).ru_maxrss``, the largest resident set of any child
 process waited for so far; measured first, it is the ``mini`` run's own (papermill's kernel
 included, as it is reaped by its parent). It runs in a fresh temporary project root (made by
-``determinism.make_root``), so every cache is cold and no model from an earlier run is reused.
+``determinism.make_root``), so every cache is cold and no model from an earlier run is reused;
+its result tables and manifest hashes are then compared with the ones committed in the
+checkout (``determinism.compare_runs``), so the timed run doubles as a determinism check.
 Then every other ``*.py`` in ``benchmarks/`` runs with its defaults.
 
-Exit status: 1 if a benchmark failed or the mini run missed a target, else 0.
+Exit status: 1 if a benchmark failed or the mini run missed a target or differed, else 0.
 
 Usage: ``python benchmarks/run_all.py [--skip-mini] [--output benchmarks/results.md]``
 """
@@ -34,7 +36,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from determinism import make_root
+from determinism import CHECKOUT, compare_runs, make_root
 
 from crossgran.cache import write_text_atomic
 
@@ -74,18 +76,20 @@ def run_streamed(name: str, command: Sequence[str], env: dict[str, str] | None =
     return Outcome(name, process.returncode, time.perf_counter() - started, key_lines)
 
 
-def time_mini() -> tuple[Outcome, int]:
-    """``crossgran run --profile mini`` in a fresh root; (outcome, peak RSS in bytes)."""
+def time_mini() -> tuple[Outcome, int, list[tuple[str, bool, str]]]:
+    """``crossgran run --profile mini`` in a fresh root; (outcome, peak RSS in bytes, rows of
+    :func:`determinism.compare_runs` holding its results against the committed ones)."""
     scratch = Path(tempfile.mkdtemp(prefix="crossgran-mini-"))
     try:
         root = make_root(scratch / "root")
         outcome = run_streamed("crossgran run --profile mini",
                                [sys.executable, "-m", "crossgran.cli", "run", "--profile", "mini"],
                                env={**os.environ, "CROSSGRAN_ROOT": str(root)}, cwd=root)
+        compared = compare_runs(CHECKOUT, root, "mini", atol=1e-9) if outcome.returncode == 0 else []
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # KiB on Linux
-    return outcome, peak_kib * 1024
+    return outcome, peak_kib * 1024, compared
 
 
 def machine() -> dict[str, str]:
@@ -122,13 +126,17 @@ def render(facts: dict[str, str], mini: tuple[Outcome, int] | None,
     if mini is None:
         lines.append("Skipped (`--skip-mini`).")
     else:
-        outcome, peak = mini
+        outcome, peak, compared = mini
+        same = sum(equal for _, equal, _ in compared)
         lines += ["| measure | value | target | result |", "|---|---|---|---|",
                   f"| exit code | {outcome.returncode} | 0 | {verdict(outcome.returncode == 0)} |",
                   (f"| wall time | {outcome.wall_s / 60:.1f} min | <= {MINI_WALL_TARGET_S / 60:.0f} min"
                    f" | {verdict(outcome.wall_s <= MINI_WALL_TARGET_S)} |"),
                   (f"| peak RSS | {peak / 1024**3:.2f} GiB | <= {MINI_RSS_TARGET_BYTES / 1024**3:.0f} GiB"
-                   f" | {verdict(peak <= MINI_RSS_TARGET_BYTES)} |")]
+                   f" | {verdict(peak <= MINI_RSS_TARGET_BYTES)} |"),
+                  (f"| same results as committed (`results/mini/*.csv`, manifest hashes) | "
+                   f"{same}/{len(compared)} | all | {verdict(bool(compared) and same == len(compared))} |")]
+        lines += [f"- DIFF {item}: {detail}" for item, equal, detail in compared if not equal]
     for outcome in benchmarks:
         lines += ["", f"## {outcome.name}", "",
                   f"Exit code {outcome.returncode}, {outcome.wall_s:.0f} s.", ""]
@@ -156,9 +164,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"\n{report}\nwritten to {args.output}")
     failed = [outcome.name for outcome in benchmarks if outcome.returncode != 0]
     if mini is not None:
-        outcome, peak = mini
+        outcome, peak, compared = mini
         if (outcome.returncode != 0 or outcome.wall_s > MINI_WALL_TARGET_S
-                or peak > MINI_RSS_TARGET_BYTES):
+                or peak > MINI_RSS_TARGET_BYTES or not all(equal for _, equal, _ in compared)):
             failed.append(outcome.name)
     if failed:
         print(f"failed or missed a target: {', '.join(failed)}", file=sys.stderr)

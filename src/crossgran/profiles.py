@@ -14,6 +14,7 @@ from pathlib import Path
 
 PROFILE_NAMES = ("smoke", "mini", "full")
 DEFAULT_PROFILE = "mini"
+AUTO = "auto"  # not a profile: get_profile resolves it with auto_profile_name
 ROOT_ENV = "CROSSGRAN_ROOT"
 
 
@@ -163,9 +164,31 @@ def _full(root: Path) -> Profile:
 _BUILDERS = {"smoke": _smoke, "mini": _mini, "full": _full}
 
 
+def auto_profile_name(root: Path | str | None = None) -> str:
+    """``full`` on a machine with a CUDA GPU that has (or can download) the full inputs, else
+    the offline default.
+
+    Why: a notebook opened on Colab with a GPU runtime should run the paper's setting, and the
+    same notebook on Binder or a laptop the offline ``mini``. The GPU is checked first, so a
+    machine without one never waits for the network probe.
+    """
+    import torch
+
+    if not torch.cuda.is_available():
+        return DEFAULT_PROFILE
+    from crossgran.sources import full_inputs_obtainable
+
+    return "full" if full_inputs_obtainable(_full(Path(root).resolve() if root else find_root())) \
+        else DEFAULT_PROFILE
+
+
 def get_profile(name: str = DEFAULT_PROFILE, root: Path | str | None = None, **overrides) -> Profile:
-    """The named profile rooted at ``root`` (default: :func:`find_root`), with field overrides."""
+    """The named profile rooted at ``root`` (default: :func:`find_root`), with field overrides;
+    ``"auto"`` picks one with :func:`auto_profile_name`."""
+    if name == AUTO:
+        name = auto_profile_name(root)
     if name not in _BUILDERS:
-        raise ValueError(f"unknown profile {name!r}; choose one of {', '.join(PROFILE_NAMES)}")
+        raise ValueError(f"unknown profile {name!r}; choose one of {', '.join(PROFILE_NAMES)} "
+                         f"or {AUTO!r}")
     profile = _BUILDERS[name](Path(root).resolve() if root else find_root())
     return replace(profile, **overrides) if overrides else profile

@@ -410,3 +410,13 @@ def check_inputs(profile: Profile) -> None:
     profiles' wheels are fetched and hash-checked when first read."""
     if profile.name == "full":
         check_full_inputs(profile)
+
+
+def full_inputs_obtainable(profile: Profile) -> bool:
+    """Whether the full profile could start here: every input present, or its host reachable
+    (the same test as :func:`check_full_inputs`, as a yes/no for ``profiles.auto_profile_name``)."""
+    try:
+        check_full_inputs(profile)
+    except SourceError:
+        return False
+    return True
