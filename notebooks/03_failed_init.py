@@ -33,6 +33,22 @@
 # model learns lives in later layers, the initialisation cannot carry much of what a probe of
 # the trained model reads.
 
+# %%
+# Colab only: clone the repository and install crossgran into this runtime, then let the
+# machine choose the profile (`full` with a GPU and network, else `mini`). Elsewhere: no-op.
+import os
+import subprocess
+import sys
+
+ON_COLAB = "google.colab" in sys.modules
+REPOSITORY, CLONE = "https://github.com/crossgran/crossgran", "/content/crossgran"
+if ON_COLAB and not os.path.isdir(CLONE):
+    subprocess.run(["git", "clone", "--depth", "1", REPOSITORY, CLONE], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", CLONE], check=True)
+if ON_COLAB:  # an editable install is importable only after a restart; the path works now
+    sys.path.insert(0, f"{CLONE}/src")
+    os.environ["CROSSGRAN_ROOT"] = CLONE
+
 # %% tags=["parameters"]
 profile = "mini"
 
@@ -45,7 +61,7 @@ import pandas as pd
 from crossgran import bigcarp, cka, datasets, plots, probes, sources
 from crossgran.profiles import get_profile
 
-settings = get_profile(profile)
+settings = get_profile("auto" if ON_COLAB else profile)
 sources.check_inputs(settings)  # full profile: stop here if downloads are missing and unreachable
 settings.make_dirs()
 settings.configure_torch()

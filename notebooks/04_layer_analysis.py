@@ -38,6 +38,22 @@
 # Under `mini` the ESM is a small local ESM-2 and BiGCARP has 8 ByteNet layers (the paper:
 # ESM-1b, 33 layers; BiGCARP, 32 layers), so depths are compared as *relative* depth.
 
+# %%
+# Colab only: clone the repository and install crossgran into this runtime, then let the
+# machine choose the profile (`full` with a GPU and network, else `mini`). Elsewhere: no-op.
+import os
+import subprocess
+import sys
+
+ON_COLAB = "google.colab" in sys.modules
+REPOSITORY, CLONE = "https://github.com/crossgran/crossgran", "/content/crossgran"
+if ON_COLAB and not os.path.isdir(CLONE):
+    subprocess.run(["git", "clone", "--depth", "1", REPOSITORY, CLONE], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", CLONE], check=True)
+if ON_COLAB:  # an editable install is importable only after a restart; the path works now
+    sys.path.insert(0, f"{CLONE}/src")
+    os.environ["CROSSGRAN_ROOT"] = CLONE
+
 # %% tags=["parameters"]
 profile = "mini"
 
@@ -52,7 +68,7 @@ from threadpoolctl import threadpool_limits
 from crossgran import bigcarp, cka, datasets, esm, plots, probes, sources
 from crossgran.profiles import get_profile
 
-settings = get_profile(profile)
+settings = get_profile("auto" if ON_COLAB else profile)
 sources.check_inputs(settings)  # full profile: stop here if downloads are missing and unreachable
 settings.make_dirs()
 started = time.perf_counter()

@@ -33,6 +33,22 @@
 # The probe is a standardised logistic regression, repeated over CV seeds; the paper used BiLSTM and MLP probes, so compare directions rather
 # than decimals (`paper_vs_reproduced.md`, written at the end).
 
+# %%
+# Colab only: clone the repository and install crossgran into this runtime, then let the
+# machine choose the profile (`full` with a GPU and network, else `mini`). Elsewhere: no-op.
+import os
+import subprocess
+import sys
+
+ON_COLAB = "google.colab" in sys.modules
+REPOSITORY, CLONE = "https://github.com/crossgran/crossgran", "/content/crossgran"
+if ON_COLAB and not os.path.isdir(CLONE):
+    subprocess.run(["git", "clone", "--depth", "1", REPOSITORY, CLONE], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", CLONE], check=True)
+if ON_COLAB:  # an editable install is importable only after a restart; the path works now
+    sys.path.insert(0, f"{CLONE}/src")
+    os.environ["CROSSGRAN_ROOT"] = CLONE
+
 # %% tags=["parameters"]
 profile = "mini"
 
@@ -45,7 +61,7 @@ import pandas as pd
 from crossgran import bigcarp, datasets, esm, paper, plots, probes, sources
 from crossgran.profiles import get_profile
 
-settings = get_profile(profile)
+settings = get_profile("auto" if ON_COLAB else profile)
 sources.check_inputs(settings)  # full profile: stop here if downloads are missing and unreachable
 settings.make_dirs()
 esm_pfam = esm.EmbeddingResult.load(settings.processed_dir / "esm_pfam.npz")
