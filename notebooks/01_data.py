@@ -31,7 +31,11 @@
 # With the `mini` and `smoke` profiles everything comes from **pinned PyPI packages** (GECCO's
 # Pfam 35.0 BGC subset and MIBiG table, PARAS's curated A-domains, pyhmmer's test proteome),
 # each checked against its sha256; no download from MIBiG or Pfam is needed. The `full` profile
-# (a networked GPU machine) replaces them with MIBiG 3.1 and Pfam-A.
+# (a networked GPU machine) replaces GECCO's Pfam subset and MIBiG table with Pfam-A 35.0 and
+# the MIBiG 3.1 release (downloaded once, hashes locked in `data/full.lock.json`): its MIBiG
+# sentences are the BGCs' domains in gene order (hmmsearch over the GenBank proteins,
+# `ordered=True`), and it adds the `compounds` and `halogenase_domains` tables of notebook 05's
+# halogenation task.
 
 # %%
 # Colab only: clone the repository and install crossgran into this runtime, then let the

@@ -9,8 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from loopback import HOST, free_port
 
 from crossgran.profiles import Profile, find_root, get_profile
+from crossgran.sources import MIRROR_ENV
 
 CHECKOUT = find_root(Path(__file__).parent)
 
@@ -30,3 +32,12 @@ def smoke_build(smoke_profile: Profile):
     """The smoke tables, built once per test session."""
     from crossgran.datasets import build_all
     return build_all(smoke_profile)
+
+
+@pytest.fixture()
+def local_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fetch without an explicit base_url goes to a closed local port, never the internet
+    (full-profile tests use it for every test: ``pytestmark = usefixtures("local_only")``)."""
+    monkeypatch.setenv(MIRROR_ENV, f"http://{HOST}:{free_port()}")
+    monkeypatch.setenv("NO_PROXY", HOST)
+    monkeypatch.setenv("no_proxy", HOST)

@@ -4,13 +4,19 @@ Why a separate suite: the pipeline is run headless (papermill, CI), so a bad inp
 be handled as the docstrings promise or stop with a message that names the record or file and
 says how to fix it; and a failure must never leave a half-written file that a later run could
 mistake for a result. All data are real (pyhmmer's proteome, the pinned GECCO and PARAS
-wheels); the defects are applied to them. Models are tiny and randomly initialised, so the
-module runs in seconds on two busy CPU cores.
+wheels); the defects are applied to them. Models are tiny and randomly initialised, so all
+but one test run in seconds on two busy CPU cores; the exception (about 100 s) SIGKILLs a real
+notebook under ``smoke`` and checks that its rerun ends where an uninterrupted run does.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -24,9 +30,10 @@ import torch
 import crossgran.esm as cesm
 from crossgran import bigcarp
 from crossgran.bigcarp import Vocabulary, load_checkpoint, train_mlm
-from crossgran.cache import ArrayCache, save_npz, sha256_file
+from crossgran.cache import ArrayCache, load_npz, save_npz, sha256_file
 from crossgran.datasets import (
     BuildReport,
+    bag_sentences,
     build_all,
     build_domain_corpus,
     build_mibig,
@@ -316,8 +323,8 @@ def mibig_corpus(smoke_profile: Profile) -> pd.DataFrame:
     """BiGCARP's corpus of 40 real MIBiG Pfam bags, made by the package's own builders."""
     gecco = fetch_wheel("gecco", smoke_profile.raw_dir)
     _, counts = build_mibig(gecco, BuildReport(), max_bgcs=40)
-    corpus = build_domain_corpus({}, {}, counts, replace(smoke_profile, valid_fraction=0.2),
-                                 BuildReport())
+    corpus = build_domain_corpus({}, {}, bag_sentences(counts), False,
+                                 replace(smoke_profile, valid_fraction=0.2), BuildReport())
     assert set(corpus["split"]) == {"train", "valid"}
     return corpus
 
@@ -356,3 +363,71 @@ def test_killed_training_resumes_to_the_uninterrupted_result(mibig_corpus, tmp_p
         assert torch.equal(tensor, ours.model.state_dict()[name]), name
     for epoch, table in theirs.token_tables.items():
         np.testing.assert_array_equal(ours.token_tables[epoch], table)
+
+
+# ------------------------------------------------------------------ killed notebook
+
+
+def _project_root(root: Path) -> Path:
+    """A project root holding the notebooks and sharing the checkout's pinned wheels."""
+    checkout = Path(__file__).parents[1]
+    shutil.copytree(checkout / "notebooks", root / "notebooks",
+                    ignore=shutil.ignore_patterns("*.py", ".ipynb_checkpoints"))
+    shutil.copy2(checkout / "pyproject.toml", root / "pyproject.toml")
+    (root / "data").mkdir()
+    (root / "data" / "raw").symlink_to(checkout / "data" / "raw", target_is_directory=True)
+    return root
+
+
+def _run_notebook(root: Path, notebook: str, kill_when: Path | None = None) -> int | None:
+    """``crossgran run --profile smoke <notebook>`` in ``root``; with ``kill_when``, SIGKILL the
+    whole process group (papermill and its kernel) as soon as that file exists. Returns the
+    exit code, or None when the run was killed."""
+    command = [sys.executable, "-m", "crossgran.cli", "run", "--profile", "smoke",
+               str(root / "notebooks" / notebook)]
+    env = {**os.environ, "CROSSGRAN_ROOT": str(root)}
+    with subprocess.Popen(command, env=env, cwd=root, start_new_session=True,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as process:
+        deadline = time.monotonic() + 600
+        while process.poll() is None and time.monotonic() < deadline:
+            if kill_when is not None and kill_when.exists():
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+                return None
+            time.sleep(0.05)
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            pytest.fail(f"{notebook} did not finish within 10 minutes")
+        return process.returncode
+
+
+def test_notebook_killed_mid_run_resumes_to_the_uninterrupted_outputs(tmp_path):
+    """02 (ESM training and embedding, three BiGCARP trainings, exports) is SIGKILLed once the
+    first BiGCARP run has written its initial checkpoint; rerunning it finishes from the caches
+    and checkpoints and writes the same arrays as an uninterrupted run, bit for bit."""
+    straight, killed = _project_root(tmp_path / "straight"), _project_root(tmp_path / "killed")
+    assert _run_notebook(straight, "01_data.ipynb") == 0
+    shutil.copytree(straight / "data" / "processed", killed / "data" / "processed")
+    assert _run_notebook(straight, "02_embeddings.ipynb") == 0
+
+    processed = killed / "data" / "processed" / "smoke"
+    first_checkpoint = killed / "data" / "models" / "smoke" / f"bigcarp_{bigcarp.INIT_MODES[0]}" / "model_e000.pt"
+    assert _run_notebook(killed, "02_embeddings.ipynb", kill_when=first_checkpoint) is None
+    assert not (processed / f"bigcarp_{bigcarp.INIT_MODES[-1]}.npz").exists(), "killed too late"
+    # Whatever the kill left under a final name is complete (atomic writes): equal to the
+    # uninterrupted run's file.
+    _assert_same_arrays(processed, straight / "data" / "processed" / "smoke",
+                        sorted(p.name for p in processed.glob("*.npz")))
+
+    assert _run_notebook(killed, "02_embeddings.ipynb") == 0
+    written = sorted(p.name for p in (straight / "data" / "processed" / "smoke").glob("*.npz"))
+    assert len(written) >= 2 + len(bigcarp.INIT_MODES)  # ESM Pfam + A-domains, one per init
+    _assert_same_arrays(processed, straight / "data" / "processed" / "smoke", written)
+
+
+def _assert_same_arrays(ours_dir: Path, theirs_dir: Path, names: list[str]) -> None:
+    for name in names:
+        ours, theirs = load_npz(ours_dir / name), load_npz(theirs_dir / name)
+        assert sorted(ours) == sorted(theirs), name
+        for key in theirs:
+            np.testing.assert_array_equal(ours[key], theirs[key], err_msg=f"{name}:{key}")

@@ -209,7 +209,7 @@ def test_unordered_rows_are_reshuffled_each_epoch_and_ordered_rows_kept(corpus, 
     for epoch_windows in (first, second):
         seen = {tuple(w.tolist()) for w in epoch_windows}
         assert all(chunks(row) <= seen for row in rows[:3])
-        assert sorted(np.concatenate(epoch_windows).tolist()) == sorted(sum(rows, []))
+        assert sorted(np.concatenate(epoch_windows).tolist()) == sorted(token for row in rows for token in row)
     unordered = [row for row in rows[3:] if len(set(row)) > 5]  # a reorder is then visible
     assert unordered
     for row in unordered:  # a bag is cut from a fresh random order, not its stored order
@@ -239,6 +239,11 @@ def test_representation_shapes_and_batch_independence(straight_run, corpus):
     assert pooled[TINY.n_layers].shape == (len(corpus), TINY.d_model)
     assert np.isfinite(pooled[TINY.n_layers]).all()
 
-    picked = token_representations(model, vocab, tokens, [0, 1, 2], layers=[3])
+    sentences = {f"row{i}": row for i, row in enumerate(tokens)}
+    sites = [("row0", 0), ("row2", 2), ("row2", 0)]  # two sites in one sentence
+    picked = token_representations(model, vocab, sentences, sites, layers=[3])
     assert picked[3].shape == (3, TINY.d_model)
-    np.testing.assert_allclose(picked[3][2], reps[2][3][2], rtol=1e-5, atol=1e-5)
+    for (key, index), vector in zip(sites, picked[3]):
+        np.testing.assert_allclose(vector, reps[int(key[3:])][3][index], rtol=1e-5, atol=1e-5)
+    with pytest.raises(IndexError, match="row1"):
+        token_representations(model, vocab, sentences, [("row1", len(tokens[1]))], layers=[3])

@@ -3,33 +3,31 @@
 The fixture release is built from offline facts: the GenBank file is pyhmmer's shipped
 BGC0001090.gbk, the classes come from GECCO's MIBiG ``types.tsv`` and the SMILES from PARAS's
 ``smiles.tsv`` (which BGC a substrate SMILES is attached to is fixture-only). No test touches
-any address other than 127.0.0.1: an autouse fixture points the mirror at a closed local port.
+any address other than 127.0.0.1: the ``local_only`` fixture (conftest.py) points the mirror at a
+closed local port.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import re
-import socket
-import subprocess
 import sys
-import tarfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from importlib.util import find_spec
 from pathlib import Path
 
 import pytest
 from Bio import SeqIO
+from loopback import HOST, Server, free_port, json_record, serve, tarball
 
 from crossgran import hmm, mibig, sources
 from crossgran.cache import sha256_file
 from crossgran.datasets import PARAS_DIR, PRODUCT_CLASSES, read_tsv_member
 from crossgran.profiles import get_profile
 
-HOST = "127.0.0.1"
+pytestmark = pytest.mark.usefixtures("local_only")
 HALOGENATED, PLAIN = "3-chlorotyrosine", "valine"
 FIXTURE_BGCS = ("BGC0000001", "BGC0001090")
 JSON, GBK = sources.REMOTE_FILES["mibig_json"], sources.REMOTE_FILES["mibig_gbk"]
@@ -54,69 +52,6 @@ http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), handler).serve_forever()
 """
 
 
-def free_port() -> int:
-    """A port nothing listens on right now (the OS picks it, and it is closed again)."""
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        return probe.getsockname()[1]
-
-
-@dataclass
-class Server:
-    url: str
-    log: Path
-
-    def gets(self, filename: str) -> int:
-        """How many GET requests for ``filename`` the server has logged."""
-        return self.log.read_text().count(f'"GET /{filename} ')
-
-
-def serve(command: list[str], port: int, log: Path) -> Iterator[Server]:
-    """Run a server subprocess until the test is done; wait (bounded) until it accepts."""
-    with open(log, "w") as handle:
-        process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection((HOST, port), timeout=0.5).close()
-                break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"test server did not start: {log.read_text()}") from None
-                time.sleep(0.05)
-        yield Server(f"http://{HOST}:{port}", log)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
-
-
-@pytest.fixture(autouse=True)
-def local_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A fetch without an explicit base_url goes to a closed local port, never the internet."""
-    monkeypatch.setenv(sources.MIRROR_ENV, f"http://{HOST}:{free_port()}")
-    monkeypatch.setenv("NO_PROXY", HOST)
-    monkeypatch.setenv("no_proxy", HOST)
-
-
-def _tarball(path: Path, folder: str, members: dict[str, bytes]) -> Path:
-    with tarfile.open(path, "w:gz") as archive:
-        for name, payload in members.items():
-            info = tarfile.TarInfo(f"{folder}/{name}")
-            info.size = len(payload)
-            archive.addfile(info, io.BytesIO(payload))
-    return path
-
-
-def _record(bgc_id: str, classes: list[str], compounds: list[dict[str, str]]) -> bytes:
-    return json.dumps({"cluster": {"mibig_accession": bgc_id, "biosyn_class": classes,
-                                   "compounds": compounds}}).encode()
-
-
 @pytest.fixture(scope="module")
 def facts(smoke_profile) -> dict[str, object]:
     """Classes (GECCO types.tsv) and SMILES (PARAS smiles.tsv) the fixture release is made of."""
@@ -134,15 +69,15 @@ def served(tmp_path_factory: pytest.TempPathFactory, facts) -> Path:
     folder = tmp_path_factory.mktemp("served")
     smiles = facts["smiles"]
     records = {
-        "BGC0000001.json": _record("BGC0000001", facts["classes"]["BGC0000001"].split(";"),
-                                   [{"compound": PLAIN, "chem_struct": smiles[PLAIN]},
-                                    {"compound": "no structure recorded"}]),
-        "BGC0001090.json": _record("BGC0001090", facts["classes"]["BGC0001090"].split(";"),
-                                   [{"compound": HALOGENATED, "chem_struct": smiles[HALOGENATED]}]),
+        "BGC0000001.json": json_record("BGC0000001", facts["classes"]["BGC0000001"].split(";"),
+                                       [{"compound": PLAIN, "chem_struct": smiles[PLAIN]},
+                                        {"compound": "no structure recorded"}]),
+        "BGC0001090.json": json_record("BGC0001090", facts["classes"]["BGC0001090"].split(";"),
+                                       [{"compound": HALOGENATED, "chem_struct": smiles[HALOGENATED]}]),
     }
-    _tarball(folder / JSON.filename, "mibig_json_3.1", records)
+    tarball(folder / JSON.filename, "mibig_json_3.1", records)
     gbk = sources.pyhmmer_file("BGC0001090.gbk").read_bytes()
-    _tarball(folder / GBK.filename, "mibig_gbk_3.1", {"BGC0001090.gbk": gbk})
+    tarball(folder / GBK.filename, "mibig_gbk_3.1", {"BGC0001090.gbk": gbk})
     return folder
 
 
@@ -368,8 +303,8 @@ def test_class_mapping_and_bad_records(tmp_path: Path, facts) -> None:
     for label, (record, needle) in bad.items():
         with pytest.raises(mibig.MibigFormatError, match=needle):
             mibig.parse_json_record(record, label)
-    renamed = _tarball(tmp_path / "renamed.tar.gz", "mibig_json_3.1",
-                       {"BGC0000009.json": _record("BGC0000001", ["NRP"], [{"chem_struct": smiles}])})
+    renamed = tarball(tmp_path / "renamed.tar.gz", "mibig_json_3.1",
+                      {"BGC0000009.json": json_record("BGC0000001", ["NRP"], [{"chem_struct": smiles}])})
     with pytest.raises(mibig.MibigFormatError, match=r"renamed.tar.gz:mibig_json_3.1/BGC0000009.json holds "
                                                      r"BGC0000001.*Fix: delete"):
         mibig.read_json_release(renamed)
@@ -377,7 +312,7 @@ def test_class_mapping_and_bad_records(tmp_path: Path, facts) -> None:
     translation = r'(/protein_id="ABS74178\.1"\n\s+/transl_table=11\n)\s+/translation="[^"]*"\n'
     untranslated, removed = re.subn(translation, r"\1", gbk)
     assert removed == 1
-    broken = _tarball(tmp_path / "gbk.tar.gz", "mibig_gbk_3.1", {"BGC0001090.gbk": untranslated.encode()})
+    broken = tarball(tmp_path / "gbk.tar.gz", "mibig_gbk_3.1", {"BGC0001090.gbk": untranslated.encode()})
     with pytest.raises(mibig.MibigFormatError, match="BGC0001090.gbk: CDS ABS74178.1 .* has no /translation"):
         mibig.read_genbank_release(broken)
     (tmp_path / "not.tar.gz").write_bytes(b"not a tarball")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import pytest
 from Bio import SeqIO
 
@@ -46,7 +48,7 @@ def test_overlap_resolution_keeps_best_and_leaves_no_overlap(bgc0001090) -> None
     assert len(resolved) < len(raw)  # real overlapping hits exist in this cluster
     for seq_id, kept in resolved.groupby("seq_id"):
         spans = sorted(zip(kept["start"], kept["end"]))
-        assert all(a_end <= b_start for (_, a_end), (b_start, _) in zip(spans, spans[1:]))
+        assert all(a_end <= b_start for (_, a_end), (b_start, _) in pairwise(spans))
         dropped = raw[(raw["seq_id"] == seq_id)].merge(kept, how="left", indicator=True)
         for hit in dropped[dropped["_merge"] == "left_only"].itertuples():
             rivals = kept[(kept["start"] < hit.end) & (kept["end"] > hit.start)]

@@ -7,14 +7,15 @@ feature sets that need no trained model (Pfam domain counts and random vectors);
 from __future__ import annotations
 
 import argparse
+import shutil
 from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from crossgran import paper, probes
-from crossgran.profiles import Profile, ROOT_ENV
+from crossgran import halogenation, paper, probes
+from crossgran.profiles import ROOT_ENV, Profile
 
 N_BOOTSTRAP = 200
 MEASURED = {"pc_pfam2vec_f1", "pc_pfam2vec_auc", "pc_random_f1", "pc_random_auc"}
@@ -122,3 +123,42 @@ def test_report_command(measured: Profile, monkeypatch: pytest.MonkeyPatch,
     args = parser.parse_args(["report", "--profile", "smoke"])
     assert args.handler(args) == 0
     assert "Paper vs reproduced (smoke profile)" in capsys.readouterr().out
+
+
+def test_halogenation_anchors_read_its_csv(measured: Profile, tmp_path) -> None:
+    """``halogenation_probe.csv`` (probes.summarise's shape) fills the three halogenation anchors.
+
+    Stand-in rows: real binary probes of smoke BGCs (NRP or not, from Pfam counts and from random
+    vectors) saved under the halogenation feature-set names; the test checks how the report reads
+    the file, not what the numbers mean.
+    """
+    from crossgran.datasets import load_table
+
+    copy = replace(measured, root=tmp_path)
+    copy.results_dir.mkdir(parents=True)
+    shutil.copy(measured.results_dir / "product_class_probe.csv", copy.results_dir)
+    without = paper.write_report(copy).read_text()
+    assert "Halogenation (" not in without
+    assert (paper.report_rows(copy).set_index("key").loc[["halo_fused", "halo_esm", "halo_bigcarp"],
+                                                         "holds"] == "not run").all()
+
+    counts = load_table(measured, "mibig_domain_counts")
+    bgc_ids = sorted(counts["bgc_id"].unique())
+    labels = load_table(measured, "mibig_classes").set_index("bgc_id").loc[bgc_ids, "NRP"].astype(int)
+    features, _ = probes.count_matrix(counts, bgc_ids)
+    cv = {"task": "binary", "folds": measured.probe_folds, "seeds": (0,)}
+    counted = probes.cross_validated_scores(features, labels.to_numpy(), **cv)
+    chance = probes.cross_validated_scores(probes.random_features(len(bgc_ids), 64, 0),
+                                           labels.to_numpy(), **cv)
+    results = {halogenation.FUSED: counted, "esm": counted, "bigcarp_domain": chance}
+    table = probes.summarise(results, N_BOOTSTRAP)
+    table.to_csv(copy.results_dir / "halogenation_probe.csv", index=False)
+
+    rows = paper.report_rows(copy).set_index("key")
+    auc = table[table["metric"] == "auc"].set_index("feature_set")
+    assert rows.loc["halo_fused", "ours"] == pytest.approx(auc.loc[halogenation.FUSED, "mean"])
+    assert rows.loc["halo_bigcarp", "ci_low"] == pytest.approx(auc.loc["bigcarp_domain", "ci_low"])
+    assert (rows.loc[["halo_fused", "halo_esm", "halo_bigcarp"], "holds"] != "not run").all()
+    assert rows.loc["halo_esm", "holds"] == "yes"  # domain counts beat random vectors on NRP
+    text = paper.write_report(copy).read_text()
+    assert "Halogenation (`halogenation_probe.csv`): logreg probe" in text

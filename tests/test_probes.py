@@ -31,7 +31,7 @@ def cancer() -> tuple[np.ndarray, np.ndarray]:
 def cancer_multilabel(cancer: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
     """Real multilabel targets: diagnosis plus two real measurements above their medians."""
     features, target = cancer
-    above = lambda k: features[:, k] > np.median(features[:, k])  # noqa: E731
+    above = lambda k: features[:, k] > np.median(features[:, k])
     return np.column_stack([target, above(0), above(5)]).astype(np.int64)
 
 
@@ -285,7 +285,7 @@ def test_frequent_label_matrix_on_pfam_go_terms() -> None:
 # ---------------------------------------------------------------------------
 # Vectorised bootstrap and task helpers (added with notebooks 03 and 05)
 
-from crossgran.probes import (  # noqa: E402
+from crossgran.probes import (
     compare_to_best,
     count_matrix,
     count_weighted_mean,
@@ -322,7 +322,7 @@ def test_vectorised_bootstrap_equals_the_loop(
 
 def test_compare_to_best_picks_the_best_rival(cancer: tuple[np.ndarray, np.ndarray]) -> None:
     features, target = cancer
-    probe = lambda columns: cross_validated_scores(features[:, columns], target,  # noqa: E731
+    probe = lambda columns: cross_validated_scores(features[:, columns], target,
                                                    task="binary", seeds=(0,))
     results = {"all": probe(slice(None)), "strong": probe([WORST_CONCAVE_POINTS]),
                "weak": probe([9])}

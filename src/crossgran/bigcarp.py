@@ -141,7 +141,7 @@ def resolve_d_embedding(config: BigcarpConfig,
     if config.d_embedding is not None:
         return config.d_embedding
     if family_vectors:
-        return int(len(next(iter(family_vectors.values()))))
+        return len(next(iter(family_vectors.values())))
     return config.d_model
 
 
@@ -345,15 +345,17 @@ def _write_checkpoint(out_dir: Path, epoch: int, model: ByteNetLM,
     killed anywhere before it resumes from the previous epoch and rewrites these files."""
     with atomic_path(_table_path(out_dir, epoch)) as tmp, open(tmp, "wb") as handle:
         np.save(handle, token_table(model).cpu().numpy())
-    with atomic_path(_model_path(out_dir, epoch)) as tmp:
-        torch.save(model.state_dict(), tmp)
+    # torch.save gets file handles: given a path, it names the archive's folder after the
+    # random temporary file, and identical weights would differ byte for byte between runs.
+    with atomic_path(_model_path(out_dir, epoch)) as tmp, open(tmp, "wb") as handle:
+        torch.save(model.state_dict(), handle)
     write_text_atomic(out_dir / _HISTORY, _history_frame(history).to_csv(index=False))
     # No RNG state is stored: every draw of epoch k comes from _rng(seed, k, ...), so the
     # epoch number is the whole random state needed to continue exactly.
-    with atomic_path(out_dir / _STATE) as tmp:
+    with atomic_path(out_dir / _STATE) as tmp, open(tmp, "wb") as handle:
         torch.save({"epoch": epoch, "model": model.state_dict(),
                     "optimizer": optimizer.state_dict(),
-                    "history": history}, tmp)
+                    "history": history}, handle)
 
 
 def _clear_run(out_dir: Path) -> None:
@@ -719,17 +721,30 @@ def sequence_representations(model: ByteNetLM, vocab: Vocabulary, corpus: pd.Dat
 
 
 def token_representations(model: ByteNetLM, vocab: Vocabulary,
-                          token_lists: Sequence[Sequence[str]], indices: Sequence[int],
+                          sentences: Mapping[str, Sequence[str]], sites: Sequence[tuple[str, int]],
                           layers: Sequence[int] | None) -> dict[int, np.ndarray]:
-    """Per layer, an (n, d) array: the contextual vector of token ``indices[i]`` of sequence
-    ``i``, e.g. the A-domain (``AMP_BINDING``) token in its parent protein's domain sequence."""
-    for tokens, index in zip(token_lists, indices, strict=True):
-        if not 0 <= index < len(tokens):
-            raise IndexError(f"index {index} outside a sequence of {len(tokens)} tokens")
+    """Per layer, an (n_sites, d) array: for each ``(key, index)`` of ``sites``, the contextual
+    vector of token ``index`` of sentence ``sentences[key]``, e.g. an A-domain's AMP-binding
+    token in its parent NRPS protein, or a halogenase's token in its BGC.
+
+    Each sentence holding a site runs once (in ``sentences``' order), however many sites it
+    holds: a multi-modular NRPS has several A-domains, a BGC several halogenases.
+    """
+    for key, index in sites:
+        if key not in sentences:
+            raise KeyError(f"site {key!r} has no sentence")
+        if not 0 <= index < len(sentences[key]):
+            raise IndexError(f"site {key!r}: index {index} outside a sentence of "
+                             f"{len(sentences[key])} tokens")
     layers = _resolve_layers(model, layers)
-    reps = layer_representations(model, vocab, token_lists, layers)
-    return {layer: np.stack([per_layer[k][index] for per_layer, index in zip(reps, indices)])
-            for k, layer in enumerate(layers)}
+    if not sites:
+        return {layer: np.zeros((0, _d_model(model)), dtype=np.float32) for layer in layers}
+    wanted = {key for key, _ in sites}
+    keys = [key for key in sentences if key in wanted]
+    reps = layer_representations(model, vocab, [sentences[key] for key in keys], layers)
+    row_of = {key: row for row, key in enumerate(keys)}
+    return {layer: np.stack([reps[row_of[key]][n][index] for key, index in sites])
+            for n, layer in enumerate(layers)}
 
 
 @dataclass(frozen=True)
@@ -780,14 +795,11 @@ def export_representations(run_dir: Path | str, corpus: pd.DataFrame, adomains: 
     per_bgc = {layer: sums.row_means[layer][is_mibig].astype(np.float32) for layer in layers}
     located = adomains[adomains["amp_token_index"] >= 0]
     sentences = corpus.set_index("seq_id")["tokens"]
-    # Each parent protein runs once; its A-domains pick their AMP-binding token from it.
-    parents = sorted(set(located["parent_protein"]))
-    reps = layer_representations(run.model, run.vocab,
-                                 [sentences["nrps:" + parent].split() for parent in parents], layers)
-    row_of = {parent: k for k, parent in enumerate(parents)}
-    per_adomain = {layer: np.stack([reps[row_of[parent]][n][index] for parent, index in
-                                    zip(located["parent_protein"], located["amp_token_index"])])
-                   for n, layer in enumerate(layers)}
+    parents = {parent: sentences["nrps:" + parent].split()
+               for parent in sorted(set(located["parent_protein"]))}
+    per_adomain = token_representations(
+        run.model, run.vocab, parents,
+        list(zip(located["parent_protein"], located["amp_token_index"])), layers)
     return Representations(layers, family[layers[0]][0], {k: family[k][1] for k in layers},
                            corpus.loc[is_mibig, "seq_id"].tolist(), per_bgc,
                            located["domain_id"].tolist(), per_adomain)

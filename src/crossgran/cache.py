@@ -61,9 +61,8 @@ def write_text_atomic(path: Path | str, text: str) -> None:
 
 def save_npz(path: Path | str, arrays: Mapping[str, np.ndarray]) -> None:
     """Write ``arrays`` as an uncompressed ``.npz``, atomically."""
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as handle:
-            np.savez(handle, **arrays)
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        np.savez(handle, **arrays)
 
 
 def load_npz(path: Path | str) -> dict[str, np.ndarray]:

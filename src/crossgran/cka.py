@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["linear_cka", "debiased_cka", "cka", "cka_matrix", "MinibatchLinearCKA"]
+__all__ = ["MinibatchLinearCKA", "cka", "cka_matrix", "debiased_cka", "linear_cka"]
 
 _MIN_ROWS_DEBIASED = 4
 

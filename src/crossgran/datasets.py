@@ -1,23 +1,31 @@
-"""Build the analysis tables from the pinned offline inputs (see ``crossgran.sources``).
+"""Build the analysis tables from the pinned inputs (see ``crossgran.sources``).
 
 Tables (tab-separated, deterministic bytes, so MANIFEST hashes show any change):
 
-* ``pfam_families``   — the 2,766 Pfam 35.0 families GECCO ships: accession, name,
-  description, HMM length, consensus sequence (ESM's input for a family), GO terms
-  (InterPro membership);
-* ``mibig_classes``   — 1,870 MIBiG BGCs, multi-label product classes (empty = unlabelled);
-* ``mibig_domain_counts`` — long table of per-BGC Pfam counts (GECCO's composition matrix);
+* ``pfam_families``   — the 2,766 Pfam 35.0 families GECCO ships (``full``: all of Pfam-A
+  35.0, plus each family's clan): accession, name, description, HMM length, consensus
+  sequence (ESM's input for a family), GO terms (InterPro membership);
+* ``mibig_classes``   — 1,870 MIBiG BGCs (``full``: the MIBiG 3.1 release), multi-label
+  product classes (empty = unlabelled);
+* ``mibig_domain_counts`` — long table of per-BGC Pfam counts (GECCO's composition matrix;
+  ``full``: counted from the BGCs' annotated GenBank proteins);
 * ``adomains``        — PARAS's 3,653 NRPS A-domains with substrate, Stachelhaus signature and
   positions, parent protein, the parent's AMP-binding token index, substrate properties;
 * ``domain_corpus``   — BiGCARP's input: Pfam-token sequences of NRPS proteins and proteome
-  windows (ordered) and MIBiG bags (``ordered=False``: GECCO keeps counts, not order).
+  windows (ordered) and MIBiG BGCs: bags offline (``ordered=False``: GECCO keeps counts, not
+  order), gene-ordered sentences under ``full`` (``ordered=True``);
+* ``full`` only: ``compounds`` (MIBiG compounds with a structure, halogen flag) and
+  ``halogenase_domains`` (the halogenation task's rows, see ``crossgran.mibig``).
 
-Every quirk of the raw files met on the way is counted in a :class:`BuildReport` and shown in
-notebook 01, so nothing is corrected silently.
+The offline profiles read only PyPI wheels; ``full`` reads Pfam and MIBiG from the remote
+files of ``crossgran.sources.REMOTE_FILES`` and shares everything else with them (one branch
+in :func:`build_all`). Every quirk of the raw files met on the way is counted in a
+:class:`BuildReport` and shown in notebook 01, so nothing is corrected silently.
 """
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import io
 import json
@@ -31,14 +39,27 @@ from Bio import SeqIO
 from rdkit import Chem, RDLogger
 from rdkit.Chem import Crippen
 
-from crossgran import hmm
+from crossgran import hmm, mibig
 from crossgran.cache import atomic_path, cache_key, sha256_file, write_text_atomic
+from crossgran.mibig import PRODUCT_CLASSES
 from crossgran.profiles import Profile
-from crossgran.sources import (extract_wheel_member, fetch_wheel, manifest_inputs, pyhmmer_file,
-                               read_wheel_member)
+from crossgran.sources import (
+    extract_wheel_member,
+    fetch_remote,
+    fetch_wheel,
+    full_lock_path,
+    manifest_inputs,
+    manifest_remote_inputs,
+    pyhmmer_file,
+    read_lock,
+    read_wheel_member,
+)
 
 TABLES = ("pfam_families", "mibig_classes", "mibig_domain_counts", "adomains", "domain_corpus")
-PRODUCT_CLASSES = ("Polyketide", "NRP", "RiPP", "Terpene", "Saccharide", "Alkaloid")
+FULL_TABLES = (*TABLES, "compounds", "halogenase_domains")
+# The remote files the full profile's tables are built from (weights are read by 02, not here).
+FULL_INPUTS = ("pfam_hmm", "pfam_clans", "mibig_json", "mibig_gbk")
+CLAN_COLUMNS = ["pfam", "clan", "clan_name", "pfam_name", "description"]
 PARAS_DIR = "parasect/data/database_files"
 PROTEOME = "938293.PRJEB85.HG003687.faa"
 AMP_BINDING = "PF00501"
@@ -119,9 +140,14 @@ def _limit(ids: list[str], limit: int | None) -> list[str]:
 
 # ---------------------------------------------------------------- Pfam families
 
-def build_pfam_families(gecco: Path, raw_dir: Path) -> tuple[pd.DataFrame, list]:
-    """One row per Pfam family of GECCO's HMM subset, with consensus and InterPro GO terms."""
-    hmms = hmm.read_hmms(extract_wheel_member(gecco, "gecco/hmmer/Pfam.h3m", raw_dir / "extracted"))
+def build_pfam_families(hmms: list, gecco: Path, clans: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per Pfam family of ``hmms``, with consensus and InterPro GO terms.
+
+    GO terms come from GECCO's InterPro table under every profile (no other pinned copy
+    exists). ``clans`` (the full profile's ``Pfam-A.clans.tsv``, see :func:`read_pfam_clans`)
+    adds ``clan`` and ``clan_name`` ("" for a family outside any clan); the offline table has
+    no such columns, so its bytes do not depend on the full profile's code.
+    """
     interpro = json.loads(read_wheel_member(gecco, "gecco/interpro/interpro.json"))
     go_by_pfam: dict[str, set[tuple[str, str, str]]] = {}
     interpro_by_pfam: dict[str, set[str]] = {}
@@ -144,7 +170,29 @@ def build_pfam_families(gecco: Path, raw_dir: Path) -> tuple[pd.DataFrame, list]
             "go_molecular_function": ";".join(t[0] for t in terms if t[2] == "molecular_function"),
         })
     table = pd.DataFrame(rows).sort_values("pfam").reset_index(drop=True)
-    return table, hmms
+    if clans is not None:
+        table = table.merge(clans[["pfam", "clan", "clan_name"]], on="pfam", how="left")
+        table[["clan", "clan_name"]] = table[["clan", "clan_name"]].fillna("")
+    return table
+
+
+def read_pfam_clans(path: Path) -> pd.DataFrame:
+    """``Pfam-A.clans.tsv.gz``: accession, clan, clan name, family name, description per family.
+
+    The release writes ``\\N`` where a family belongs to no clan; that becomes "".
+    """
+    try:
+        table = pd.read_csv(path, sep="\t", header=None, dtype=str, keep_default_na=False,
+                            compression="gzip", quoting=csv.QUOTE_NONE)
+    except (OSError, EOFError, pd.errors.ParserError) as error:
+        raise ValueError(f"{path} is not a readable gzip TSV ({error}); delete it and rerun to "
+                         "download it again") from None
+    if table.shape[1] != len(CLAN_COLUMNS) or not table[0].str.fullmatch(r"PF\d{5}").all():
+        raise ValueError(f"{path} must have {len(CLAN_COLUMNS)} columns ({', '.join(CLAN_COLUMNS)}) "
+                         "and Pfam accessions first; is it Pfam-A.clans.tsv.gz of Pfam 35.0? "
+                         "Delete it and rerun to download it again")
+    table.columns = CLAN_COLUMNS
+    return table.replace("\\N", "")
 
 
 # ---------------------------------------------------------------- MIBiG
@@ -196,7 +244,8 @@ def frequencies_to_counts(frequencies: pd.Series, max_total: int = 10_000) -> pd
     an integer gives the counts divided by their greatest common factor.
     """
     values = frequencies.to_numpy(dtype=float)
-    for total in range(int(round(1 / values.max())), max_total + 1):
+    # int(): under numpy 1.x, round() of a float64 is a float64, which range() refuses.
+    for total in range(int(round(1 / values.max())), max_total + 1):  # noqa: RUF046
         scaled = values * total
         if np.all(np.abs(scaled - np.round(scaled)) < 1e-3):
             return pd.Series(np.round(scaled).astype(int), index=frequencies.index)
@@ -206,10 +255,14 @@ def frequencies_to_counts(frequencies: pd.Series, max_total: int = 10_000) -> pd
 
 # ---------------------------------------------------------------- annotation (cached)
 
-def annotate(proteins: dict[str, str], hmms: list, gecco_sha: str, profile: Profile) -> pd.DataFrame:
-    """Overlap-resolved Pfam hits for ``proteins``, cached by (sequences, HMM wheel, code)."""
+def annotate(proteins: dict[str, str], hmms: list, hmm_sha: str, profile: Profile) -> pd.DataFrame:
+    """Overlap-resolved Pfam hits for ``proteins``, cached by (sequences, HMM file, code).
+
+    ``hmm_sha`` names the HMMs by content: the GECCO wheel's sha256 offline, Pfam-A.hmm.gz's
+    under ``full``.
+    """
     digest = hashlib.sha256("".join(f">{k}\n{v}\n" for k, v in proteins.items()).encode()).hexdigest()
-    path = profile.cache_dir / "hmmsearch" / f"{cache_key('hmmsearch', digest, gecco_sha)}.tsv"
+    path = profile.cache_dir / "hmmsearch" / f"{cache_key('hmmsearch', digest, hmm_sha)}.tsv"
     if path.exists():
         return pd.read_csv(path, sep="\t", dtype={"seq_id": str})
     resolved = hmm.resolve_overlaps(hmm.search_domains(hmms, proteins, cpus=profile.hmmer_cpus))
@@ -222,6 +275,104 @@ def token_lists(hits: pd.DataFrame, seq_ids: list[str]) -> dict[str, list[str]]:
     """Pfam tokens of each protein in positional order (proteins with no hit map to [])."""
     grouped = hits.sort_values(["seq_id", "start"]).groupby("seq_id")["pfam"].apply(list)
     return {seq_id: grouped.get(seq_id, []) for seq_id in seq_ids}
+
+
+# ---------------------------------------------------------------- MIBiG: the two sources
+
+@dataclass
+class MibigPart:
+    """The MIBiG tables of a build and the corpus sentences made from them.
+
+    Offline (:func:`build_mibig_offline`) and ``full`` (:func:`build_mibig_release`) builders
+    return this one shape, so everything after them runs the same code for every profile.
+    ``extra`` holds the tables only the full release can give (compounds, halogenases).
+    """
+
+    classes: pd.DataFrame
+    counts: pd.DataFrame
+    sentences: dict[str, list[str]]
+    ordered: bool
+    extra: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+
+def build_mibig_offline(gecco: Path, report: BuildReport, max_bgcs: int | None) -> MibigPart:
+    """GECCO's class table and Pfam bags (order unknown, so ``ordered=False``)."""
+    classes, counts = build_mibig(gecco, report, max_bgcs)
+    return MibigPart(classes, counts, bag_sentences(counts), ordered=False)
+
+
+def build_mibig_release(json_tarball: Path, gbk_tarball: Path, hmms: list, hmm_sha: str,
+                        profile: Profile, report: BuildReport) -> MibigPart:
+    """MIBiG 3.1: classes and compounds from the JSON release, gene-ordered Pfam sentences from
+    hmmsearch (gathering cutoffs, overlap resolution, cached) over the GenBank CDS translations,
+    and the halogenation task's table. ``profile.max_bgcs`` keeps the first BGCs by accession.
+    """
+    classes, compounds = mibig.read_json_release(json_tarball)
+    keep = _limit(list(classes["bgc_id"]), profile.max_bgcs)
+    proteins = release_proteins(gbk_tarball, set(classes["bgc_id"]), keep, report)
+    classes = classes[classes["bgc_id"].isin(keep)].reset_index(drop=True)
+    compounds = compounds[compounds["bgc_id"].isin(keep)].reset_index(drop=True)
+    hits = annotate({key: seq for bgc in proteins.values() for key, seq in bgc.items()},
+                    hmms, hmm_sha, profile)
+    report.add("mibig_domain_hits", len(hits))
+    sentences = mibig.ordered_domains(hits, proteins)
+    counts = mibig.domain_counts(sentences)
+    totals = counts.groupby("bgc_id")["count"].sum()
+    classes["n_domains"] = classes["bgc_id"].map(totals).fillna(0).astype(int)
+    report.add("mibig_bgcs", len(classes))
+    report.add("mibig_without_domains", int((classes["n_domains"] == 0).sum()),
+               "BGCs without any Pfam hit in their CDS translations (kept in the class table, "
+               "absent from the corpus)")
+    report.add("mibig_unlabelled", int((~classes["labelled"]).sum()),
+               "BGCs whose only biosyn_class is Other, kept as unlabelled (no class invented)")
+    report.add("mibig_multilabel", int(classes["classes"].str.contains(";").sum()),
+               "BGCs with several product classes, kept multi-label")
+    labels = mibig.halogen_labels(compounds)
+    report.add("compounds", len(compounds))
+    report.add("compounds_unparsable_smiles", int(compounds["has_halogen"].isna().sum()),
+               "chem_struct SMILES RDKit rejects: kept with has_halogen empty, ignored by the labels")
+    report.add("mibig_without_structure", len(classes) - int(labels.notna().sum()),
+               "BGCs without any parsable compound structure: no halogenation label")
+    halogenases = mibig.halogenase_domains(mibig.sentence_hits(hits, proteins), proteins, labels)
+    _report_halogenases(halogenases, report)
+    return MibigPart(classes, counts, sentences, ordered=True,
+                     extra={"compounds": compounds, "halogenase_domains": halogenases})
+
+
+def release_proteins(gbk_tarball: Path, json_ids: set[str], keep: list[str], report: BuildReport
+                     ) -> dict[str, dict[str, str]]:
+    """The GenBank proteins of the BGCs ``keep`` (gene order), sanitised for easel like PARAS's.
+
+    Records on one side only are counted, not guessed: a JSON record without GenBank keeps its
+    classes but has no sentence; a GenBank record without JSON has no class and is left out.
+    """
+    release = mibig.read_genbank_release(gbk_tarball)
+    report.add("mibig_genbank_without_json", len(set(release) - json_ids),
+               "GenBank records without a JSON record (left out: no class, no compound)")
+    proteins, changed = {}, []
+    for bgc_id in (b for b in keep if b in release):
+        proteins[bgc_id], fixed = sanitise_proteins(release[bgc_id])
+        changed += fixed
+    report.add("mibig_without_genbank", len(keep) - len(proteins),
+               "JSON records without a GenBank record (kept in the class table, absent from the corpus)")
+    report.add("mibig_proteins", sum(len(bgc) for bgc in proteins.values()))
+    report.add("mibig_proteins_sanitised", len(changed),
+               f"CDS translations with '-', '.' or '*' removed before hmmsearch: {changed[:5]}")
+    return proteins
+
+
+def _report_halogenases(table: pd.DataFrame, report: BuildReport) -> None:
+    """The halogenation task's row counts, by label (NA rows are kept but never probed)."""
+    label = table["has_halogen"]
+    report.add("halogenase_domains", len(table),
+               f"{mibig.TRP_HALOGENASE} (Trp_halogenase) hits in MIBiG proteins: the halogenation "
+               "task's rows (several per BGC share its label)")
+    report.add("halogenase_bgcs", table["bgc_id"].nunique())
+    report.add("halogenase_halogenated", int(label.eq(True).sum()))
+    report.add("halogenase_not_halogenated", int(label.eq(False).sum()))
+    report.add("halogenase_unlabelled", int(label.isna().sum()),
+               "halogenase rows of BGCs without a parsable compound structure: kept in the table, "
+               "left out of the probe")
 
 
 # ---------------------------------------------------------------- A-domains
@@ -295,7 +446,7 @@ def build_adomains(paras: Path, proteins: dict[str, str], hits: pd.DataFrame, an
         if not parents:
             unmatched += 1
             continue
-        parent = sorted(parents)[0]
+        parent = min(parents)
         if parent not in annotated:
             continue
         sequence = domains[domain_id]
@@ -350,15 +501,26 @@ def _overlapping_token(parent_hits: pd.DataFrame | None, start: int, end: int) -
 
 # ---------------------------------------------------------------- domain corpus
 
+def bag_sentences(counts: pd.DataFrame) -> dict[str, list[str]]:
+    """Each BGC's Pfam bag from ``mibig_domain_counts``: count times each accession, sorted.
+
+    The offline MIBiG "sentences": GECCO stores counts only, so their order means nothing.
+    """
+    return {bgc_id: [p for p, c in zip(group["pfam"], group["count"]) for _ in range(c)]
+            for bgc_id, group in counts.groupby("bgc_id", sort=True)}
+
+
 def build_domain_corpus(nrps_tokens: dict[str, list[str]], proteome_tokens: dict[str, list[str]],
-                        mibig_counts: pd.DataFrame, profile: Profile, report: BuildReport) -> pd.DataFrame:
+                        mibig_sentences: dict[str, list[str]], mibig_ordered: bool,
+                        profile: Profile, report: BuildReport) -> pd.DataFrame:
     """BiGCARP's training sequences.
 
     * ``nrps``: one row per NRPS protein, its domains in order;
     * ``proteome``: the gene-ordered proteome cut into non-overlapping windows of
       ``profile.proteome_window`` genes, each window's domains concatenated in gene order;
-    * ``mibig``: each BGC's Pfam bag (count times each accession, sorted), ``ordered=False``
-      because GECCO stores counts only; trainers must shuffle these, never read the order.
+    * ``mibig``: one row per BGC of ``mibig_sentences``, flagged ``mibig_ordered``: offline
+      these are bags (:func:`bag_sentences`, ``ordered=False``; trainers must shuffle them,
+      never read the order), under ``full`` gene-ordered sentences (``ordered=True``).
     Sequences without any token are dropped (counted). Single-token proteins stay: a stand-alone
     A-domain protein is one, and the A-domain probe needs its (context-free) token.
     """
@@ -368,8 +530,7 @@ def build_domain_corpus(nrps_tokens: dict[str, list[str]], proteome_tokens: dict
         window = genes[first:first + profile.proteome_window]
         tokens = [token for gene in window for token in proteome_tokens[gene]]
         rows.append((f"proteome:{first:05d}-{first + len(window) - 1:05d}", "proteome", tokens, True))
-    for bgc_id, group in mibig_counts.groupby("bgc_id", sort=True):
-        rows.append((bgc_id, "mibig", [p for p, c in zip(group["pfam"], group["count"]) for _ in range(c)], False))
+    rows += [(bgc_id, "mibig", tokens, mibig_ordered) for bgc_id, tokens in mibig_sentences.items()]
     corpus = pd.DataFrame(rows, columns=["seq_id", "source", "token_list", "ordered"])
     short = corpus["token_list"].str.len() == 0
     report.add("corpus_dropped_empty", int(short.sum()), "sequences without any domain hit dropped")
@@ -445,17 +606,33 @@ def family_class_association(counts: pd.DataFrame, classes: pd.DataFrame, min_bg
 
 
 def build_all(profile: Profile) -> BuildReport:
-    """Build every table of ``profile`` into ``processed_dir`` and write the manifest."""
+    """Build every table of ``profile`` into ``processed_dir`` and write the manifest.
+
+    The one profile branch: where Pfam and MIBiG come from (GECCO's wheel offline; Pfam-A and
+    the MIBiG release, fetched and hash-locked, under ``full``). NRPS proteins, the proteome,
+    A-domains and the corpus are built by the same code for every profile.
+    """
     profile.make_dirs()
     report = BuildReport()
     gecco = fetch_wheel("gecco", profile.raw_dir)
     paras = fetch_wheel("paras", profile.raw_dir)
-    gecco_sha = sha256_file(gecco)
 
-    families, hmms = build_pfam_families(gecco, profile.raw_dir)
-    report.add("pfam_families", len(families))
-    report.add("pfam_families_with_go", int((families["go_terms"] != "").sum()))
-    classes, counts = build_mibig(gecco, report, profile.max_bgcs)
+    if profile.name == "full":
+        lock = full_lock_path(profile.root)
+        remote = {name: fetch_remote(name, profile.raw_dir, lock_path=lock) for name in FULL_INPUTS}
+        hmms, hmm_sha = hmm.read_hmms(remote["pfam_hmm"]), str(read_lock(lock)["pfam_hmm"]["sha256"])
+        families = build_pfam_families(hmms, gecco, read_pfam_clans(remote["pfam_clans"]))
+        _report_families(families, report)
+        part = build_mibig_release(remote["mibig_json"], remote["mibig_gbk"], hmms, hmm_sha,
+                                   profile, report)
+        remote_inputs = manifest_remote_inputs(FULL_INPUTS, lock)
+    else:
+        hmm_file = extract_wheel_member(gecco, "gecco/hmmer/Pfam.h3m", profile.raw_dir / "extracted")
+        hmms, hmm_sha = hmm.read_hmms(hmm_file), sha256_file(gecco)
+        families = build_pfam_families(hmms, gecco)
+        _report_families(families, report)
+        part = build_mibig_offline(gecco, report, profile.max_bgcs)
+        remote_inputs = []
 
     nrps, changed = read_nrps_proteins(paras)
     report.add("nrps_proteins_sanitised", len(changed),
@@ -465,28 +642,40 @@ def build_all(profile: Profile) -> BuildReport:
     report.add("nrps_proteins", len(nrps_subset))
     report.add("proteome_proteins", len(proteome))
 
-    nrps_hits = annotate(nrps_subset, hmms, gecco_sha, profile)
-    proteome_hits = annotate(proteome, hmms, gecco_sha, profile)
+    nrps_hits = annotate(nrps_subset, hmms, hmm_sha, profile)
+    proteome_hits = annotate(proteome, hmms, hmm_sha, profile)
     report.add("nrps_domain_hits", len(nrps_hits))
     report.add("proteome_domain_hits", len(proteome_hits))
 
     adomains = build_adomains(paras, nrps, nrps_hits, set(nrps_ids), report, profile.max_adomains)
     corpus = build_domain_corpus(token_lists(nrps_hits, nrps_ids), token_lists(proteome_hits, proteome_ids),
-                                 counts, profile, report)
-    tables = {"pfam_families": families, "mibig_classes": classes, "mibig_domain_counts": counts,
-              "adomains": adomains, "domain_corpus": corpus}
+                                 part.sentences, part.ordered, profile, report)
+    tables = {"pfam_families": families, "mibig_classes": part.classes,
+              "mibig_domain_counts": part.counts, "adomains": adomains, "domain_corpus": corpus,
+              **part.extra}
     for name, table in tables.items():
         with atomic_path(table_path(profile, name)) as tmp:
             table.to_csv(tmp, sep="\t", index=False, lineterminator="\n")
-    write_manifest(profile, {name: len(table) for name, table in tables.items()}, report)
+    write_manifest(profile, {name: len(table) for name, table in tables.items()}, report, remote_inputs)
     return report
 
 
-def write_manifest(profile: Profile, rows: dict[str, int], report: BuildReport) -> None:
-    """MANIFEST.json: every input (source, version, licence, sha256) and output (rows, sha256)."""
+def _report_families(families: pd.DataFrame, report: BuildReport) -> None:
+    """Family counts; with clans (full), how many families have none."""
+    report.add("pfam_families", len(families))
+    report.add("pfam_families_with_go", int((families["go_terms"] != "").sum()))
+    if "clan" in families:
+        report.add("pfam_families_without_clan", int((families["clan"] == "").sum()),
+                   "families outside any Pfam clan or absent from Pfam-A.clans.tsv (clan left empty)")
+
+
+def write_manifest(profile: Profile, rows: dict[str, int], report: BuildReport,
+                   remote_inputs: list[dict[str, object]]) -> None:
+    """MANIFEST.json: every input (source, version or file, licence, sha256) and output (rows,
+    sha256). ``remote_inputs`` (full profile) come from :func:`sources.manifest_remote_inputs`."""
     outputs = {name: {"file": str(table_path(profile, name).relative_to(profile.root)),
                       "rows": count, "sha256": sha256_file(table_path(profile, name))}
                for name, count in rows.items()}
-    manifest = {"profile": profile.name, "inputs": manifest_inputs(), "outputs": outputs,
-                "counts": report.counts}
+    manifest = {"profile": profile.name, "inputs": manifest_inputs() + remote_inputs,
+                "outputs": outputs, "counts": report.counts}
     write_text_atomic(profile.manifest_path, json.dumps(manifest, indent=2, sort_keys=True) + "\n")

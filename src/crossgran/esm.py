@@ -30,17 +30,23 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import esm
 import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-
-import esm
 from esm.model.esm1 import ProteinBertModel
 from esm.model.esm2 import ESM2
 
-from crossgran.cache import (ArrayCache, atomic_path, cache_key, load_npz, save_npz, sha256_file,
-                             write_text_atomic)
+from crossgran.cache import (
+    ArrayCache,
+    atomic_path,
+    cache_key,
+    load_npz,
+    save_npz,
+    sha256_file,
+    write_text_atomic,
+)
 from crossgran.profiles import EsmConfig
 
 HUB_URL = "https://dl.fbaipublicfiles.com/fair-esm/models/{name}.pt"
@@ -272,8 +278,7 @@ def clean_sequence(record_id: str, sequence: str) -> str:
     to ``<unk>``.
     """
     cleaned = sequence.strip().upper()
-    if cleaned.endswith("*"):
-        cleaned = cleaned[:-1]
+    cleaned = cleaned.removesuffix("*")
     if not cleaned:
         raise ValueError(f"record {record_id!r}: empty sequence")
     bad = sorted(set(cleaned) - ALLOWED_RESIDUES)
@@ -849,8 +854,10 @@ def train_local_esm(sequences: Sequence[str], config: EsmConfig, out_dir: Path,
     model.eval()
     out_dir.mkdir(parents=True, exist_ok=True)
     config_path.unlink(missing_ok=True)  # config.json is the commit marker: drop it first
-    with atomic_path(weights_path) as tmp:
-        torch.save(model.state_dict(), tmp)
+    # Saved through a file handle: given a path, torch names the archive's folder after the
+    # (random) temporary file, so identical weights would hash differently on every run.
+    with atomic_path(weights_path) as tmp, open(tmp, "wb") as handle:
+        torch.save(model.state_dict(), handle)
     with atomic_path(history_path) as tmp:
         history.to_csv(tmp, index=False)
     final = history.iloc[-1]

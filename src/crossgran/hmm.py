@@ -9,6 +9,7 @@ survivors by position.
 
 from __future__ import annotations
 
+import gzip
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -27,7 +28,15 @@ def pfam_accession(versioned: str) -> str:
 
 
 def read_hmms(path: Path) -> list[HMM]:
-    """All HMMs of a (pressed ``.h3m`` or plain text) HMM file."""
+    """All HMMs of a pressed ``.h3m``, plain text or gzip-compressed text (``.gz``) HMM file.
+
+    A ``.gz`` file (Pfam's ``Pfam-A.hmm.gz``) is streamed through Python's gzip module into
+    pyhmmer's file-object reader: no decompressed copy on disk, and no dependence on the
+    external ``gzip -dc`` pipe that HMMER opens for ``.gz`` paths.
+    """
+    if Path(path).suffix == ".gz":
+        with gzip.open(path, "rb") as compressed, HMMFile(compressed) as handle:
+            return list(handle)
     with HMMFile(path) as handle:
         return list(handle)
 

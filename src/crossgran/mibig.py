@@ -5,9 +5,11 @@ Why: the ``full`` profile replaces GECCO's 1,870-BGC class table by the MIBiG re
 :func:`crossgran.sources.fetch_remote`). Downstream code must not care which profile built a
 table, so :func:`read_json_release` returns ``mibig_classes`` with the offline columns, and
 :func:`read_genbank_release` returns each BGC's proteins in gene order, ready for
-``crossgran.hmm.search_domains`` + ``resolve_overlaps``; :func:`ordered_domains` and
-:func:`domain_counts` then turn the resolved hits into BiGCARP's ordered token lists and the
-``mibig_domain_counts`` long table. Unlike GECCO's bags, these keep the domain order.
+``crossgran.hmm.search_domains`` + ``resolve_overlaps``; :func:`sentence_hits`,
+:func:`ordered_domains` and :func:`domain_counts` then turn the resolved hits into BiGCARP's
+ordered token lists and the ``mibig_domain_counts`` long table. Unlike GECCO's bags, these
+keep the domain order, which is what lets :func:`halogenase_domains` say where each
+tryptophan halogenase sits in its cluster's sentence (the halogenation task's rows).
 
 Members are read straight from the tarballs (no extraction). A malformed record stops the
 read with an error naming the tarball, the member and the fix: a silently dropped BGC would
@@ -28,8 +30,8 @@ import pandas as pd
 from Bio import SeqIO
 from rdkit import Chem, RDLogger
 
-from crossgran.datasets import PRODUCT_CLASSES, token_lists
-
+# The probe classes of both profiles (GECCO's offline table uses the same six names).
+PRODUCT_CLASSES = ("Polyketide", "NRP", "RiPP", "Terpene", "Saccharide", "Alkaloid")
 # MIBiG 3.1's ``cluster.biosyn_class`` vocabulary, mapped explicitly onto the offline profiles'
 # six probe classes. "Other" (a curated statement that none of the six applies) has no probe
 # column of its own: it is kept in the ``Other`` column, and a BGC whose only class is Other
@@ -45,6 +47,10 @@ HALOGEN_ATOMIC_NUMBERS = frozenset({9, 17, 35, 53})
 ACCESSION = re.compile(r"BGC\d{7}")
 CLASS_COLUMNS = ["bgc_id", "classes", *PRODUCT_CLASSES, OTHER, "labelled"]
 COMPOUND_COLUMNS = ["bgc_id", "compound", "smiles", "has_halogen"]
+# Tryptophan halogenase, the Pfam family that defines the paper's halogenation task.
+TRP_HALOGENASE = "PF04820"
+HALOGENASE_COLUMNS = ["domain_id", "bgc_id", "protein", "start", "end", "score", "token_index",
+                      "n_tokens", "sequence", "has_halogen"]
 
 
 class MibigFormatError(ValueError):
@@ -213,14 +219,32 @@ def read_genbank_release(tarball: Path) -> dict[str, dict[str, str]]:
     return dict(sorted(release.items()))
 
 
+def sentence_hits(hits: pd.DataFrame, proteins: dict[str, dict[str, str]]) -> pd.DataFrame:
+    """``hits`` in BiGCARP sentence order, with ``bgc_id`` and ``token_index`` columns.
+
+    A BGC's sentence is its proteins in gene order, each protein's domains by position, so
+    ``token_index`` is where a hit sits in :func:`ordered_domains`'s token list: the site at
+    which BiGCARP's contextual representation of that domain is read. ``hits`` are
+    overlap-resolved (``crossgran.hmm.resolve_overlaps``) hits of the proteins of
+    :func:`read_genbank_release`.
+    """
+    gene = {key: (bgc_id, index) for bgc_id, bgc in proteins.items() for index, key in enumerate(bgc)}
+    table = hits[hits["seq_id"].isin(gene)].copy()
+    table["bgc_id"] = table["seq_id"].map(lambda key: gene[key][0])
+    table["gene"] = table["seq_id"].map(lambda key: gene[key][1])
+    table = table.sort_values(["bgc_id", "gene", "start"], kind="stable").reset_index(drop=True)
+    table["token_index"] = table.groupby("bgc_id").cumcount()
+    return table.drop(columns="gene")
+
+
 def ordered_domains(hits: pd.DataFrame, proteins: dict[str, dict[str, str]]) -> dict[str, list[str]]:
     """Each BGC's Pfam tokens: proteins in gene order, domains by position within a protein.
 
-    ``hits`` are overlap-resolved (``crossgran.hmm.resolve_overlaps``) hits of the proteins
-    of :func:`read_genbank_release`; BGCs without any hit map to [].
+    ``hits`` as for :func:`sentence_hits`, whose order this is (one definition, so a
+    ``token_index`` always points into these lists); BGCs without any hit map to [].
     """
-    per_protein = token_lists(hits, [key for bgc in proteins.values() for key in bgc])
-    return {bgc_id: [token for key in bgc for token in per_protein[key]] for bgc_id, bgc in proteins.items()}
+    grouped = sentence_hits(hits, proteins).groupby("bgc_id")["pfam"].apply(list)
+    return {bgc_id: list(grouped.get(bgc_id, [])) for bgc_id in proteins}
 
 
 def domain_counts(ordered: dict[str, list[str]]) -> pd.DataFrame:
@@ -228,3 +252,44 @@ def domain_counts(ordered: dict[str, list[str]]) -> pd.DataFrame:
     rows = [(bgc_id, pfam, tokens.count(pfam)) for bgc_id, tokens in ordered.items() for pfam in set(tokens)]
     table = pd.DataFrame(rows, columns=["bgc_id", "pfam", "count"])
     return table.sort_values(["bgc_id", "pfam"]).reset_index(drop=True)
+
+
+def halogen_labels(compounds: pd.DataFrame) -> pd.Series:
+    """Per BGC of ``compounds``: does any of its structures carry F, Cl, Br or I?
+
+    True when any parsable structure has a halogen, False when every parsable structure lacks
+    one, NA when the BGC has no parsable structure (nothing to read a label from). Unparsable
+    SMILES are ignored rather than counted as halogen-free. Indexed by bgc_id (nullable bool).
+    """
+    parsed = compounds.dropna(subset=["has_halogen"])
+    labels = parsed.groupby("bgc_id")["has_halogen"].any()
+    every = pd.Index(sorted(set(compounds["bgc_id"])), name="bgc_id")
+    return labels.reindex(every).astype("boolean")
+
+
+def halogenase_domains(positioned: pd.DataFrame, proteins: dict[str, dict[str, str]],
+                       labels: pd.Series) -> pd.DataFrame:
+    """One row per tryptophan halogenase (``TRP_HALOGENASE``) hit: the halogenation task's rows.
+
+    ``positioned`` is :func:`sentence_hits`' table, ``labels`` :func:`halogen_labels`' series
+    (BGCs absent from it, i.e. without any recorded structure, get NA). ``sequence`` is the
+    domain's residues (ESM's input), ``token_index`` its place in the BGC's sentence
+    (BiGCARP's site) and ``n_tokens`` that sentence's length. NA-labelled rows stay in the
+    table so the build report can count them; the probe leaves them out.
+    """
+    sentence_length = positioned.groupby("bgc_id").size()
+    hits = positioned[positioned["pfam"] == TRP_HALOGENASE]
+    sequences = {key: residues for bgc in proteins.values() for key, residues in bgc.items()}
+    table = pd.DataFrame({
+        "domain_id": [f"{key}/{start + 1}-{end}" for key, start, end in
+                      zip(hits["seq_id"], hits["start"], hits["end"])],
+        "bgc_id": hits["bgc_id"].to_numpy(), "protein": hits["seq_id"].to_numpy(),
+        "start": hits["start"].to_numpy(), "end": hits["end"].to_numpy(),
+        "score": hits["score"].to_numpy(), "token_index": hits["token_index"].to_numpy(),
+        "n_tokens": hits["bgc_id"].map(sentence_length).to_numpy(),
+        "sequence": [sequences[key][start:end] for key, start, end in
+                     zip(hits["seq_id"], hits["start"], hits["end"])],
+        "has_halogen": hits["bgc_id"].map(labels).to_numpy(),
+    }, columns=HALOGENASE_COLUMNS)
+    table["has_halogen"] = table["has_halogen"].astype("boolean")
+    return table.reset_index(drop=True)

@@ -102,8 +102,8 @@ def cka_heatmaps(matrices: dict[str, pd.DataFrame], difference: tuple[str, str] 
     for number, (ax, (title, matrix)) in enumerate(zip(axes[0], panels)):
         is_delta = difference is not None and number == len(panels) - 1
         limit = float(np.abs(matrix.to_numpy()).max()) or 1.0
-        style = dict(cmap="RdBu_r", vmin=-limit, vmax=limit) if is_delta else dict(
-            cmap="viridis", vmin=0.0, vmax=1.0)
+        style = ({"cmap": "RdBu_r", "vmin": -limit, "vmax": limit} if is_delta
+                 else {"cmap": "viridis", "vmin": 0.0, "vmax": 1.0})
         sns.heatmap(matrix, ax=ax, annot=max(matrix.shape) <= 12, fmt=".2f", square=True,
                     annot_kws={"fontsize": 6}, cbar_kws={"shrink": 0.7}, **style)
         ax.invert_yaxis()  # layer 0 at the bottom-left, depth growing up and right

@@ -153,6 +153,7 @@ def _mini(root: Path) -> Profile:
 def _full(root: Path) -> Profile:
     return Profile(
         name="full", root=root, torch_threads=None,
+        hmmer_cpus=0,  # pyhmmer: 0 = every core (all of MIBiG x ~19,600 Pfam-A HMMs)
         esm=EsmConfig(spec="esm1b_t33_650M_UR50S", num_layers=33, embed_dim=1280,
                       attention_heads=20, train_steps=0),
         bigcarp=BigcarpConfig(d_model=256, n_layers=32, kernel_size=3, r=128, d_embedding=1280,

@@ -23,7 +23,7 @@ import threading
 import time
 import urllib.parse
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
@@ -110,7 +110,7 @@ def fetch_wheel(package: str, raw_dir: Path) -> Path:
     with tempfile.TemporaryDirectory(dir=raw_dir, prefix=".download-") as tmp:
         command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
                    "--disable-pip-version-check", "-q", "-d", tmp, wheel.requirement]
-        done = subprocess.run(command, capture_output=True, text=True)
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
         downloaded = Path(tmp) / wheel.filename
         if done.returncode != 0 or not downloaded.exists():
             raise SourceError(
@@ -261,6 +261,23 @@ def read_lock(lock_path: Path) -> dict[str, dict[str, object]]:
     return entries
 
 
+def manifest_remote_inputs(names: Sequence[str], lock_path: Path) -> list[dict[str, object]]:
+    """URL, licence, size and locked sha256 of the remote inputs ``names``, for MANIFEST.json.
+
+    The hash is the lock's, i.e. the one :func:`fetch_remote` enforced when it handed the file
+    over, so the manifest names exactly the bytes a build read without hashing gigabytes again.
+    """
+    entries = read_lock(lock_path)
+    missing = [name for name in names if name not in entries]
+    if missing:
+        raise SourceError(f"{lock_path} records no hash for {', '.join(missing)}; fetch them with "
+                          "crossgran.sources.fetch_remote first (build_all does)")
+    return [{"source": REMOTE_FILES[name].url, "filename": REMOTE_FILES[name].filename,
+             "licence": REMOTE_FILES[name].licence, "sha256": str(entries[name]["sha256"]),
+             "bytes": entries[name].get("bytes"), "content": REMOTE_FILES[name].note}
+            for name in names]
+
+
 def _record_hash(lock_path: Path, remote: RemoteFile, path: Path, digest: str, source: str) -> None:
     """Add one observed hash; the lock is re-read just before writing so other names are kept."""
     entries = read_lock(lock_path)
@@ -390,8 +407,9 @@ def check_full_inputs(profile: Profile, base_url: str | None = None) -> None:
     reachable = _reachable({_host_of(url) for url in urls.values()}, PROBE_TIMEOUT_S)
     if all(_host_of(url) in reachable for url in urls.values()):
         return
-    lines = [f"{len(missing)} input(s) of the full profile are missing and cannot all be downloaded "
-             f"(no connection within {PROBE_TIMEOUT_S:g} s to the host marked 'unreachable'):"]
+    lines = [(f"{len(missing)} input(s) of the full profile are missing and cannot all be "
+              f"downloaded (no connection within {PROBE_TIMEOUT_S:g} s to the host marked "
+              "'unreachable'):")]
     for remote in missing:
         url = urls[remote.name]
         state = "reachable" if _host_of(url) in reachable else "unreachable"
