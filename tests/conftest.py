@@ -8,9 +8,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import esm
 import pytest
+import torch
 from loopback import HOST, free_port
 
+import crossgran.esm as cesm
 from crossgran.profiles import Profile, find_root, get_profile
 from crossgran.sources import MIRROR_ENV
 
@@ -41,3 +44,14 @@ def local_only(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(MIRROR_ENV, f"http://{HOST}:{free_port()}")
     monkeypatch.setenv("NO_PROXY", HOST)
     monkeypatch.setenv("no_proxy", HOST)
+
+
+@pytest.fixture(scope="session")
+def tiny_esm() -> cesm.LoadedEsm:
+    """A randomly initialised ESM-2 (2 layers x 32 dims): input handling and feature plumbing
+    do not depend on trained weights. Seeded inside fork_rng so the global torch RNG is left
+    untouched."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        network = esm.model.esm2.ESM2(num_layers=2, embed_dim=32, attention_heads=4)
+    return cesm.wrap_model(network, network.alphabet, "random-esm2-2x32-seed0")

@@ -10,6 +10,7 @@ import io
 import json
 import socket
 import subprocess
+import sys
 import tarfile
 import time
 from collections.abc import Iterator
@@ -58,6 +59,13 @@ def serve(command: list[str], port: int, log: Path) -> Iterator[Server]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=5)
+
+
+def serve_folder(folder: Path, log: Path) -> Iterator[Server]:
+    """``python -m http.server`` on a free loopback port, serving ``folder``, logging to ``log``."""
+    port = free_port()
+    yield from serve([sys.executable, "-u", "-m", "http.server", "--bind", HOST, "--directory",
+                      str(folder), str(port)], port, log)
 
 
 def tarball(path: Path, folder: str, members: dict[str, bytes]) -> Path:

@@ -21,7 +21,6 @@ from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
-import esm
 import numpy as np
 import pandas as pd
 import pytest
@@ -69,15 +68,6 @@ def proteins() -> dict[str, str]:
     chosen = [name for name in proteome if 50 <= len(proteome[name]) <= 300][:3]
     return {name: proteome[name].removesuffix("*") for name in chosen}
 
-
-@pytest.fixture(scope="module")
-def tiny_esm() -> cesm.LoadedEsm:
-    """A randomly initialised ESM-2 (2 layers x 32 dims): input handling does not depend on
-    trained weights. Seeded inside fork_rng so the global torch RNG is left untouched."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        network = esm.model.esm2.ESM2(num_layers=2, embed_dim=32, attention_heads=4)
-    return cesm.wrap_model(network, network.alphabet, "random-esm2-2x32-seed0")
 
 
 def _leftovers(directory: Path) -> list[Path]:

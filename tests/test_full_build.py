@@ -17,11 +17,9 @@ from __future__ import annotations
 import gzip
 import io
 import json
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import esm
 import numpy as np
 import pytest
 import torch
@@ -29,7 +27,7 @@ from Bio import SeqIO
 from Bio.Seq import Seq
 from Bio.SeqFeature import FeatureLocation, SeqFeature
 from Bio.SeqRecord import SeqRecord
-from loopback import HOST, Server, free_port, json_record, serve, tarball
+from loopback import HOST, Server, json_record, serve_folder, tarball
 
 from crossgran import datasets, halogenation, hmm, mibig, sources
 from crossgran import esm as cesm
@@ -138,10 +136,7 @@ def served(tmp_path_factory: pytest.TempPathFactory, pfam, smiles) -> Path:
 
 @pytest.fixture(scope="module")
 def server(served: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    port = free_port()
-    log = tmp_path_factory.mktemp("log-full") / "http.log"
-    yield from serve([sys.executable, "-u", "-m", "http.server", "--bind", HOST, "--directory",
-                      str(served), str(port)], port, log)
+    yield from serve_folder(served, tmp_path_factory.mktemp("log-full") / "http.log")
 
 
 def _build(server: Server, root: Path, smoke_profile: Profile, **overrides: object
@@ -166,15 +161,6 @@ def _build(server: Server, root: Path, smoke_profile: Profile, **overrides: obje
 def built(server, tmp_path_factory, smoke_profile) -> tuple[Profile, datasets.BuildReport]:
     return _build(server, tmp_path_factory.mktemp("crossgran-full"), smoke_profile)
 
-
-@pytest.fixture(scope="module")
-def tiny_esm() -> cesm.LoadedEsm:
-    """A randomly initialised ESM-2 (2 layers x 32): the features' plumbing does not depend on
-    trained weights. Seeded inside fork_rng so the global torch RNG is left untouched."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        network = esm.model.esm2.ESM2(num_layers=2, embed_dim=32, attention_heads=4)
-    return cesm.wrap_model(network, network.alphabet, "random-esm2-2x32-seed0")
 
 
 @pytest.fixture(scope="module")

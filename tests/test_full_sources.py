@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 from Bio import SeqIO
-from loopback import HOST, Server, free_port, json_record, serve, tarball
+from loopback import HOST, Server, free_port, json_record, serve, serve_folder, tarball
 
 from crossgran import hmm, mibig, sources
 from crossgran.cache import sha256_file
@@ -83,10 +83,7 @@ def served(tmp_path_factory: pytest.TempPathFactory, facts) -> Path:
 
 @pytest.fixture(scope="module")
 def server(served: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    port = free_port()
-    log = tmp_path_factory.mktemp("log") / "http.log"
-    yield from serve([sys.executable, "-u", "-m", "http.server", "--bind", HOST, "--directory",
-                      str(served), str(port)], port, log)
+    yield from serve_folder(served, tmp_path_factory.mktemp("log") / "http.log")
 
 
 @pytest.fixture()
