@@ -59,12 +59,10 @@ profile = "mini"
 # %%
 import time
 
-from crossgran import datasets, plots, sources
-from crossgran.profiles import get_profile
+from crossgran import datasets, plots
+from crossgran.profiles import prepare
 
-settings = get_profile("auto" if ON_COLAB else profile)
-sources.check_inputs(settings)  # full profile: stop here if downloads are missing and unreachable
-settings.make_dirs()
+settings = prepare(profile, on_colab=ON_COLAB)  # full: stops here if inputs are unobtainable
 print(f"profile {settings.name}: tables -> {settings.processed_dir.relative_to(settings.root)}")
 
 # %% [markdown]

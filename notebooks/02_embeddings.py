@@ -51,14 +51,11 @@ profile = "mini"
 # %%
 import time
 
-from crossgran import bigcarp, datasets, esm, plots, sources
+from crossgran import bigcarp, datasets, esm, plots
 from crossgran.cache import ArrayCache
-from crossgran.profiles import get_profile
+from crossgran.profiles import prepare
 
-settings = get_profile("auto" if ON_COLAB else profile)
-sources.check_inputs(settings)  # full profile: stop here if downloads are missing and unreachable
-settings.make_dirs()
-settings.configure_torch()
+settings = prepare(profile, on_colab=ON_COLAB)  # full: stops here if inputs are unobtainable
 cache = ArrayCache(settings.cache_dir)
 families = datasets.load_table(settings, "pfam_families")
 adomains = datasets.load_table(settings, "adomains")

@@ -58,13 +58,10 @@ import time
 import numpy as np
 import pandas as pd
 
-from crossgran import bigcarp, cka, datasets, plots, probes, sources
-from crossgran.profiles import get_profile
+from crossgran import bigcarp, cka, datasets, plots, probes
+from crossgran.profiles import prepare
 
-settings = get_profile("auto" if ON_COLAB else profile)
-sources.check_inputs(settings)  # full profile: stop here if downloads are missing and unreachable
-settings.make_dirs()
-settings.configure_torch()
+settings = prepare(profile, on_colab=ON_COLAB)  # full: stops here if inputs are unobtainable
 runs = {init: bigcarp.load_checkpoint(settings.models_dir / f"bigcarp_{init}")
         for init in bigcarp.INIT_MODES}
 exports = {init: bigcarp.Representations.load(settings.processed_dir / f"bigcarp_{init}.npz")

@@ -65,12 +65,10 @@ import pandas as pd
 from joblib import Parallel, delayed
 from threadpoolctl import threadpool_limits
 
-from crossgran import bigcarp, cka, datasets, esm, plots, probes, sources
-from crossgran.profiles import get_profile
+from crossgran import bigcarp, cka, datasets, esm, plots, probes
+from crossgran.profiles import prepare
 
-settings = get_profile("auto" if ON_COLAB else profile)
-sources.check_inputs(settings)  # full profile: stop here if downloads are missing and unreachable
-settings.make_dirs()
+settings = prepare(profile, on_colab=ON_COLAB)  # full: stops here if inputs are unobtainable
 started = time.perf_counter()
 # Every matrix product here is small: on a busy two-core machine, idle-spinning BLAS threads
 # cost far more than they save (CKA matrices ran ~10x slower with two threads).

@@ -59,12 +59,10 @@ import time
 import numpy as np
 import pandas as pd
 
-from crossgran import bigcarp, datasets, esm, halogenation, paper, plots, probes, sources
-from crossgran.profiles import get_profile
+from crossgran import bigcarp, datasets, esm, halogenation, paper, plots, probes
+from crossgran.profiles import prepare
 
-settings = get_profile("auto" if ON_COLAB else profile)
-sources.check_inputs(settings)  # full profile: stop here if downloads are missing and unreachable
-settings.make_dirs()
+settings = prepare(profile, on_colab=ON_COLAB)  # full: stops here if inputs are unobtainable
 esm_pfam = esm.EmbeddingResult.load(settings.processed_dir / "esm_pfam.npz")
 esm_adomains = esm.EmbeddingResult.load(settings.processed_dir / "esm_adomains.npz")
 bigcarp_run = bigcarp.Representations.load(settings.processed_dir / "bigcarp_random.npz")

@@ -40,8 +40,8 @@ def test_every_notebook_opens_with_the_same_colab_cell_naming_the_repository() -
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_setup_cell_lets_colab_choose_the_profile(path: Path) -> None:
     source = nbformat.reads(path.read_text(), as_version=4)
-    setup = [c.source for c in source.cells if "get_profile(" in c.source]
-    assert len(setup) == 1 and 'get_profile("auto" if ON_COLAB else profile)' in setup[0]
+    setup = [c.source for c in source.cells if "prepare(" in c.source]
+    assert len(setup) == 1 and "settings = prepare(profile, on_colab=ON_COLAB)" in setup[0]
 
 
 def test_readme_has_binder_and_one_colab_badge_per_notebook() -> None:
@@ -103,3 +103,16 @@ def test_full_inputs_obtainable_is_false_offline_and_true_when_present(tmp_path:
     for remote in sources.REMOTE_FILES.values():
         (full.raw_dir / remote.filename).write_bytes(b"placed by hand")
     assert sources.full_inputs_obtainable(full)
+
+
+def test_prepare_makes_the_folders_and_stops_an_unobtainable_full_run(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(profiles.ROOT_ENV, str(tmp_path))
+    monkeypatch.setenv(sources.MIRROR_ENV, "http://127.0.0.1:9")
+    smoke = profiles.prepare("smoke")
+    assert smoke.name == "smoke" and smoke.root == tmp_path.resolve()
+    assert smoke.results_dir.is_dir() and smoke.processed_dir.is_dir()
+    with pytest.raises(sources.SourceError, match="input\\(s\\) of the full profile are missing"):
+        profiles.prepare("full")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert profiles.prepare("full", on_colab=True).name == "mini"  # Colab without a GPU

@@ -193,3 +193,17 @@ def get_profile(name: str = DEFAULT_PROFILE, root: Path | str | None = None, **o
                          f"or {AUTO!r}")
     profile = _BUILDERS[name](Path(root).resolve() if root else find_root())
     return replace(profile, **overrides) if overrides else profile
+
+
+def prepare(name: str, on_colab: bool = False) -> Profile:
+    """What every notebook's setup cell needs, in one call: the profile (chosen by the machine
+    on Colab, see :func:`auto_profile_name`), its inputs checked (``full`` stops here, with one
+    message, when downloads are missing and unreachable), its folders made and torch's thread
+    count applied."""
+    from crossgran.sources import check_inputs
+
+    settings = get_profile(AUTO if on_colab else name)
+    check_inputs(settings)
+    settings.make_dirs()
+    settings.configure_torch()
+    return settings
