@@ -16,7 +16,17 @@ against the outputs committed in the checkout.
 
 Prints one table row per compared item and exits 1 on any difference (2 if a run failed).
 
-Usage: ``python benchmarks/determinism.py [--profile smoke] [--atol 1e-9] [--keep]``
+**Across kernel paths** (``--kernel-path NAME``): the second run executes under another
+floating-point path of the same CPU (:data:`KERNEL_PATHS`: ATen's SIMD level, MKL's
+conditional-numerical-reproducibility branch, oneDNN's instruction set). Tables are then
+reported as bit-identical, or as different but within the profile's measured training
+spread (``crossgran.spread``; ``benchmarks/variance.py`` measures it), or outside it; only
+the last is a failure. ``--switches`` answers the cheaper question of *which* switches change
+anything: it trains one BiGCARP epoch and a few local-ESM steps under every path and prints
+the sha256 of the weights.
+
+Usage: ``python benchmarks/determinism.py [--profile smoke] [--atol 1e-9] [--keep]
+[--kernel-path aten-default] [--switches]``
 """
 
 from __future__ import annotations
@@ -30,38 +40,60 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from crossgran import spread
 from crossgran.profiles import get_profile
 
 CHECKOUT = Path(__file__).resolve().parents[1]
 
+# Environment switches that select another floating-point path on the same x86-64 CPU. Which
+# of them change a training run is measured by ``--switches`` (benchmarks/variance.md).
+KERNEL_PATHS: dict[str, dict[str, str]] = {
+    "default": {},
+    "aten-default": {"ATEN_CPU_CAPABILITY": "default"},  # ATen's scalar (non-SIMD) kernels
+    "aten-avx2": {"ATEN_CPU_CAPABILITY": "avx2"},  # = default on a CPU without AVX-512
+    "mkl-compatible": {"MKL_CBWR": "COMPATIBLE"},  # MKL's most portable code branch
+    "onednn-sse41": {"ONEDNN_MAX_CPU_ISA": "SSE41"},  # oneDNN (convolutions) without AVX
+    # Both switches that changed a training run at no more than 1.5x the time (MKL_CBWR did
+    # too, at 2.5x): the second pass of `make test`.
+    "scalar": {"ATEN_CPU_CAPABILITY": "default", "ONEDNN_MAX_CPU_ISA": "SSE41"},
+}
 
-def make_root(root: Path) -> Path:
-    """A project root that ``crossgran.profiles.find_root`` accepts, sharing only data/raw."""
+
+def make_root(root: Path, share_cache: bool = False) -> Path:
+    """A project root that ``crossgran.profiles.find_root`` accepts, sharing data/raw (and,
+    with ``share_cache``, the content-addressed ``data/cache``: hmmsearch hits and ESM
+    embeddings keyed by model weights, so sharing it skips work without changing results)."""
     shutil.copytree(CHECKOUT / "notebooks", root / "notebooks",
                     ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
     shutil.copy2(CHECKOUT / "pyproject.toml", root / "pyproject.toml")
-    raw = CHECKOUT / "data" / "raw"
-    raw.mkdir(parents=True, exist_ok=True)
     (root / "data").mkdir()
-    (root / "data" / "raw").symlink_to(raw, target_is_directory=True)
+    for name in ("raw", "cache") if share_cache else ("raw",):
+        shared = CHECKOUT / "data" / name
+        shared.mkdir(parents=True, exist_ok=True)
+        (root / "data" / name).symlink_to(shared, target_is_directory=True)
     return root
 
 
-def run_pipeline(root: Path, profile: str) -> tuple[int, float]:
-    """``crossgran run --profile P`` with ``$CROSSGRAN_ROOT=root``; (exit code, wall seconds).
+def run_pipeline(root: Path, profile: str, kernel_path: str = "default",
+                 extra_args: Sequence[str] = ()) -> tuple[int, float]:
+    """``crossgran run --profile P [extra_args]`` with ``$CROSSGRAN_ROOT=root`` under a
+    :data:`KERNEL_PATHS` entry; (exit code, wall seconds).
 
     Run as ``python -m crossgran.cli`` with this interpreter, so the active environment is
     used whether or not its ``crossgran`` script is on PATH.
     """
     command = [sys.executable, "-m", "crossgran.cli", "run", "--profile", profile,
-               "--output-dir", str(root / "executed")]
-    environment = {**os.environ, "CROSSGRAN_ROOT": str(root)}
-    print(f"$ CROSSGRAN_ROOT={root} {' '.join(command)}", flush=True)
+               "--output-dir", str(root / "executed"), *extra_args]
+    switches = KERNEL_PATHS[kernel_path]
+    environment = {**os.environ, **switches, "CROSSGRAN_ROOT": str(root)}
+    shown = " ".join(f"{k}={v}" for k, v in switches.items())
+    print(f"$ {shown} CROSSGRAN_ROOT={root} {' '.join(command)}", flush=True)
     started = time.perf_counter()
     done = subprocess.run(command, check=False, env=environment, cwd=root)
     return done.returncode, time.perf_counter() - started
@@ -131,6 +163,81 @@ def print_table(rows: Sequence[tuple[str, bool, str]]) -> None:
         print(f"{item:<{width}}  {'same' if equal else 'DIFF':<6}  {detail}")
 
 
+def compare_within_spread(reference: Path, other: Path, profile: str
+                          ) -> list[tuple[str, bool, str]]:
+    """Per result table of ``other``: bit-identical to ``reference``'s, or else how many of its
+    values lie within the checkout's measured training spread (``crossgran.spread``)."""
+    rows = []
+    settings = get_profile(profile, root=other)
+    spread_path = CHECKOUT / "results" / profile / spread.SPREAD_NAME
+    measured = pd.read_csv(spread_path, keep_default_na=False, na_values=[""]) \
+        if spread_path.is_file() else None
+    for item, equal, detail in compare_runs(reference, other, profile, atol=0.0):
+        if equal or measured is None or not item.startswith("results/"):
+            rows.append((item, equal, "bit-identical" if equal else detail))
+            continue
+        name = Path(item).stem
+        table = spread.read_tables(settings.results_dir).get(name)
+        checked = spread.check({name: table} if table is not None else {},
+                               measured.assign(label=measured["label"].fillna("").astype(str))
+                               [measured["table"] == name])
+        inside = int(checked["ok"].sum())
+        rows.append((item, inside == len(checked),
+                     f"differs; {inside}/{len(checked)} values within the measured spread"))
+    return rows
+
+
+def fingerprint(profile: str) -> dict[str, str]:
+    """sha256 of one BiGCARP epoch (random init) and 20 local-ESM steps trained on the
+    checkout's built ``profile`` tables: what a kernel-path switch changes, if anything."""
+    import hashlib
+
+    import torch
+
+    from crossgran import bigcarp, datasets, esm
+
+    settings = get_profile(profile, root=CHECKOUT)
+    settings.configure_torch()
+    corpus = datasets.load_table(settings, "domain_corpus")
+    nrps, proteome = datasets.profile_proteins(settings)
+    digests = {"cpu_capability": torch.backends.cpu.get_cpu_capability()}
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as scratch:
+        config = replace(settings.bigcarp, epochs=1)
+        bigcarp.train_mlm(corpus, bigcarp.Vocabulary.from_corpus(corpus), config, "random", None,
+                          Path(scratch) / "bigcarp", seed=config.seed)
+        table = np.load(Path(scratch) / "bigcarp" / "token_table_e001.npy")
+        digests["bigcarp_epoch1_token_table"] = hashlib.sha256(table.tobytes()).hexdigest()[:16]
+        esm_config = replace(settings.esm, train_steps=20)
+        esm.train_local_esm([*nrps.values(), *proteome.values()], esm_config,
+                            Path(scratch) / "esm", seed=settings.seed)
+        digests["esm_20_steps_weights"] = hashlib.sha256(
+            (Path(scratch) / "esm" / "model.pt").read_bytes()).hexdigest()[:16]
+    digests["seconds"] = f"{time.perf_counter() - started:.0f}"
+    return digests
+
+
+def switches(profile: str) -> int:
+    """Run :func:`fingerprint` under every :data:`KERNEL_PATHS` entry; print which differ."""
+    results = {}
+    for name, switch in KERNEL_PATHS.items():
+        done = subprocess.run([sys.executable, __file__, "--profile", profile, "--fingerprint"],
+                              env={**os.environ, **switch}, capture_output=True, text=True,
+                              check=False)
+        if done.returncode != 0:
+            print(done.stderr, file=sys.stderr)
+            return 2
+        results[name] = json.loads(done.stdout.strip().splitlines()[-1])
+    base = results["default"]
+    print(f"\n{'kernel path':16s}  {'switches':34s}  " + "  ".join(f"{k:>26s}" for k in base))
+    for name, digest in results.items():
+        cells = [f"{v:>18s} {'same' if v == base[k] or k == 'seconds' else 'DIFF':>7s}"
+                 for k, v in digest.items()]
+        switch = " ".join(f"{k}={v}" for k, v in KERNEL_PATHS[name].items()) or "(none)"
+        print(f"{name:16s}  {switch:34s}  " + "  ".join(cells))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default="smoke", choices=("smoke", "mini"),
@@ -139,24 +246,39 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="largest allowed absolute difference of a numeric cell")
     parser.add_argument("--keep", action="store_true",
                         help="keep the two temporary roots and print where they are")
+    parser.add_argument("--kernel-path", choices=list(KERNEL_PATHS), default="default",
+                        help="floating-point path of the second run (default: the same)")
+    parser.add_argument("--switches", action="store_true",
+                        help="only fingerprint one short training under every kernel path")
+    parser.add_argument("--fingerprint", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.fingerprint:
+        print(json.dumps(fingerprint(args.profile)))
+        return 0
+    if args.switches:
+        return switches(args.profile)
 
     scratch = Path(tempfile.mkdtemp(prefix="crossgran-determinism-"))
     try:
         roots = [make_root(scratch / f"run{i}") for i in (1, 2)]
-        for index, root in enumerate(roots, 1):
-            code, seconds = run_pipeline(root, args.profile)
-            print(f"run {index}: exit {code} in {seconds:.0f} s", flush=True)
+        for index, (root, path) in enumerate(zip(roots, ("default", args.kernel_path),
+                                                 strict=True), 1):
+            code, seconds = run_pipeline(root, args.profile, path)
+            print(f"run {index} ({path}): exit {code} in {seconds:.0f} s", flush=True)
             if code != 0:
                 print(f"run {index} failed; its failed notebook is under "
                       f"{root / 'results' / args.profile / 'failed'} (use --keep to inspect)",
                       file=sys.stderr)
                 return 2
-        rows = compare_runs(*roots, args.profile, args.atol)
+        if args.kernel_path == "default":
+            rows = compare_runs(*roots, args.profile, args.atol)
+        else:
+            rows = compare_within_spread(*roots, args.profile)
         print_table(rows)
         differing = sum(not equal for _, equal, _ in rows)
         print(f"\n{len(rows) - differing}/{len(rows)} identical"
-              f" (numeric tolerance {args.atol:g})")
+              + (f" (numeric tolerance {args.atol:g})" if args.kernel_path == "default" else
+                 f" or within the measured spread (second run: {args.kernel_path})"))
         return 1 if differing else 0
     finally:
         if args.keep:

@@ -834,7 +834,8 @@ def add_train_command(commands: argparse._SubParsersAction) -> None:
                              "needed for esm inits, and for random to match their table width")
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--lr", type=float, default=None)
-    parser.add_argument("--seed", type=int, default=None, help="default: the profile's seed")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="default: the profile's BiGCARP training seed")
     parser.add_argument("--out", type=Path, default=None,
                         help="default: <models_dir>/bigcarp_<init>_seed<seed>")
     parser.add_argument("--restart", action="store_true", help="ignore an existing checkpoint")
@@ -852,7 +853,7 @@ def add_train_command(commands: argparse._SubParsersAction) -> None:
         config = replace(profile.bigcarp, **{k: v for k, v in
                                              (("epochs", args.epochs), ("lr", args.lr))
                                              if v is not None})
-        seed = profile.seed if args.seed is None else args.seed
+        seed = profile.bigcarp.seed if args.seed is None else args.seed
         out = args.out or profile.models_dir / f"bigcarp_{args.init}_seed{seed}"
         vectors = load_family_vectors(args.family_vectors) if args.family_vectors else None
         corpus = load_table(profile, "domain_corpus")

@@ -23,7 +23,8 @@ def build_parser() -> argparse.ArgumentParser:
     from crossgran.esm import add_embed_command
     from crossgran.paper import add_report_command
 
-    for add in (_add_run, _add_data, add_embed_command, add_train_command, add_report_command):
+    for add in (_add_run, _add_data, _add_check_outputs, add_embed_command, add_train_command,
+                add_report_command):
         add(commands)
     return parser
 
@@ -35,8 +36,15 @@ def _add_run(commands: argparse._SubParsersAction) -> None:
     run.add_argument("--output-dir", default=None,
                      help="where executed copies go (default: in place for mini, "
                           "results/<profile>/notebooks otherwise)")
+    run.add_argument("--bigcarp-seed", type=int, default=None,
+                     help="train BiGCARP under this seed instead of the profile's: another "
+                          "sample of the same runs (benchmarks/variance.py)")
 
-    run.set_defaults(handler=lambda args: run_notebooks(args.profile, args.notebooks, args.output_dir))
+    def handle(args: argparse.Namespace) -> int:
+        parameters = {} if args.bigcarp_seed is None else {"bigcarp_seed": args.bigcarp_seed}
+        return run_notebooks(args.profile, args.notebooks, args.output_dir, parameters)
+
+    run.set_defaults(handler=handle)
 
 
 def _add_data(commands: argparse._SubParsersAction) -> None:
@@ -54,12 +62,35 @@ def _add_data(commands: argparse._SubParsersAction) -> None:
     data.set_defaults(handler=handle)
 
 
+def _add_check_outputs(commands: argparse._SubParsersAction) -> None:
+    check = commands.add_parser(
+        "check-outputs", help="hold results/<profile>/ against the measured training spread")
+    check.add_argument("--profile", default="mini", choices=("smoke", "mini", "full"))
+
+    def handle(args: argparse.Namespace) -> int:
+        from crossgran.profiles import get_profile
+        from crossgran.spread import check_results, summary_line
+
+        settings = get_profile(args.profile)
+        checked = check_results(settings)
+        print(summary_line(checked, settings.name))
+        if checked is None:
+            return 2
+        return 0 if checked["ok"].all() else 1
+
+    check.set_defaults(handler=handle)
+
+
 def numbered_notebooks(directory: Path) -> list[Path]:
     return sorted(directory.glob("[0-9][0-9]_*.ipynb"))
 
 
-def run_notebooks(profile: str, notebooks: Sequence[str], output_dir: str | None) -> int:
+def run_notebooks(profile: str, notebooks: Sequence[str], output_dir: str | None,
+                  parameters: dict | None = None) -> int:
     """Execute notebooks in order with papermill; stop at the first failing cell.
+
+    ``parameters`` are passed to every notebook beside ``profile`` (papermill defines them
+    whether or not a notebook's parameters cell names them).
 
     ``mini`` outputs replace the stored notebooks (they are what nbval checks), written to a
     temporary file first so a failed run never replaces a good stored notebook; the failed copy
@@ -84,7 +115,7 @@ def run_notebooks(profile: str, notebooks: Sequence[str], output_dir: str | None
         running = settings.results_dir / "running" / path.name
         running.parent.mkdir(parents=True, exist_ok=True)
         try:
-            papermill.execute_notebook(str(path), str(running), parameters={"profile": profile},
+            papermill.execute_notebook(str(path), str(running), parameters={"profile": profile, **(parameters or {})},
                                        cwd=str(path.parent), progress_bar=True,
                                        kernel_name="python3", language="python")
         except PapermillExecutionError as error:

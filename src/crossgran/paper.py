@@ -27,7 +27,8 @@ import pandas as pd
 from crossgran.cache import write_text_atomic
 from crossgran.profiles import Profile
 
-__all__ = ["ANCHORS", "Anchor", "add_report_command", "report_rows", "write_report"]
+__all__ = ["ANCHORS", "Anchor", "add_report_command", "agreement_line", "report_rows",
+           "report_verdict_key", "write_report"]
 
 Expectation = Literal["above", "below", "chance", "not_better"]
 CHANCE_AUC = 0.5
@@ -235,6 +236,54 @@ def report_rows(settings: Profile) -> pd.DataFrame:
     return pd.DataFrame.from_records(records)
 
 
+def report_verdict_key(row: pd.Series) -> str:
+    """The name under which ``benchmarks/variance.py`` records a report row's verdict."""
+    return f"report: {row['task']} | {row['representation']} | {row['metric']}"
+
+
+def _verdict_spread(settings: Profile) -> pd.DataFrame | None:
+    """The measured verdict spread (``crossgran.spread.measure_verdicts``) by verdict name."""
+    from crossgran.spread import VERDICT_SPREAD_NAME
+
+    path = settings.results_dir / VERDICT_SPREAD_NAME
+    if not path.is_file():
+        return None
+    return pd.read_csv(path, keep_default_na=False).set_index("verdict")
+
+
+def _stability(row: pd.Series, measured: pd.DataFrame | None) -> str:
+    """How this row's verdict came out over the measured training runs, for the report."""
+    key = report_verdict_key(row)
+    if measured is None or key not in measured.index:
+        return "not measured"
+    entry = measured.loc[key]
+    if entry["stable"] in (True, "True"):
+        return f"same in all {entry['n_samples']}"
+    return f"**changes** ({entry['labels']})"
+
+
+def agreement_line(settings: Profile) -> str:
+    """Whether this run's report verdicts agree with every verdict that was the same in all
+    measured training runs: counts and names only, so the line is the same on any machine
+    unless a verdict that never changed before changes now."""
+    measured = _verdict_spread(settings)
+    if measured is None:
+        return f"no verdict spread measured for '{settings.name}'"
+    rows = report_rows(settings)
+    keys = rows.apply(report_verdict_key, axis=1)
+    stable = measured[measured["stable"].astype(str) == "True"]
+    checked = [(key, holds) for key, holds in zip(keys, rows["holds"], strict=True)
+               if key in stable.index]
+    differ = [key for key, holds in checked if stable.loc[key, "label"] != holds]
+    changing = [key for key in keys if key in measured.index and key not in stable.index]
+    lines = [f"{len(checked) - len(differ)}/{len(checked)} report verdicts equal the verdict of "
+             f"every measured training run"]
+    lines += [f"  DIFFERS: {key}" for key in differ]
+    lines += [f"{len(changing)} report verdicts changed between measured training runs "
+              "(samples, not results):"] + [f"  {key}" for key in changing]
+    return "\n".join(lines)
+
+
 def _format_ours(row: pd.Series) -> str:
     if pd.isna(row["ours"]):
         return "not run"
@@ -260,7 +309,10 @@ def write_report(settings: Profile) -> Path:
     Deterministic bytes (no timestamps), so a rerun with unchanged results changes nothing.
     """
     rows = report_rows(settings)
+    measured = _verdict_spread(settings)
+    rows["stability"] = [_stability(row, measured) for _, row in rows.iterrows()]
     counts = rows["holds"].value_counts()
+    changing = int(rows["stability"].str.startswith("**changes").sum())
     lines = [
         f"# Paper vs reproduced ({settings.name} profile)",
         "",
@@ -276,13 +328,20 @@ def write_report(settings: Profile) -> Path:
         (f"Directions that hold: {counts.get('yes', 0)}; do not hold: {counts.get('no', 0)}; "
          f"not run: {counts.get('not run', 0)}."),
         "",
+        ("Our numbers are one training run (a sample: another CPU or seed trains another model). "
+         "The last column says whether the verdict came out the same in every run measured by "
+         f"`benchmarks/variance.py`; {changing} changed, and those are properties of the sample, "
+         "not results." if measured is not None else
+         "Our numbers are one training run; no spread over training runs was measured for this "
+         "profile (`benchmarks/variance.py`)."),
+        "",
         ("| task | representation / comparison | metric | paper | ours (95% CI) | profile "
-         "| expected direction | holds |"),
-        "|---|---|---|---|---|---|---|---|",
+         "| expected direction | holds | over training runs |"),
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     lines += [f"| {row.task} | {row.representation} | {row.metric} | {row.paper:.3f} | "
-              f"{_format_ours(row)} | {row.profile} | {row.direction} | {row.holds} |"
-              for _, row in rows.iterrows()]
+              f"{_format_ours(row)} | {row.profile} | {row.direction} | {row.holds} | "
+              f"{row.stability} |" for _, row in rows.iterrows()]
     path = settings.results_dir / REPORT_NAME
     path.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(path, "\n".join(lines) + "\n")

@@ -50,6 +50,10 @@ class BigcarpConfig:
     mask_rate: float = 0.15
     n_orders: int = 4  # random orders averaged when embedding unordered (MIBiG bag) BGCs
     esm_layer: int = -1  # ESM layer whose family vectors initialise the token table
+    # Seed of the training run (weights, masking, window order). Another seed is another
+    # sample of the same experiment: benchmarks/variance.py trains several to measure how far
+    # every reported number moves between runs (results/<profile>/training_spread.csv).
+    seed: int = 0
 
 
 @dataclass(frozen=True)
@@ -195,14 +199,17 @@ def get_profile(name: str = DEFAULT_PROFILE, root: Path | str | None = None, **o
     return replace(profile, **overrides) if overrides else profile
 
 
-def prepare(name: str, on_colab: bool = False) -> Profile:
+def prepare(name: str, on_colab: bool = False, bigcarp_seed: int | None = None) -> Profile:
     """What every notebook's setup cell needs, in one call: the profile (chosen by the machine
     on Colab, see :func:`auto_profile_name`), its inputs checked (``full`` stops here, with one
     message, when downloads are missing and unreachable), its folders made and torch's thread
-    count applied."""
+    count applied. ``bigcarp_seed`` replaces the profile's BiGCARP training seed (notebook 02's
+    parameter of the same name)."""
     from crossgran.sources import check_inputs
 
     settings = get_profile(AUTO if on_colab else name)
+    if bigcarp_seed is not None:
+        settings = replace(settings, bigcarp=replace(settings.bigcarp, seed=bigcarp_seed))
     check_inputs(settings)
     settings.make_dirs()
     settings.configure_torch()

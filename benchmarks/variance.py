@@ -1,0 +1,221 @@
+"""Train the profile's runs several times and measure how far every reported number moves.
+
+Why: a stored result of a training run is one sample. This script draws more — other BiGCARP
+seeds on the default floating-point path, and the stored seed on other kernel paths (where
+the local ESM is retrained too, since it is a training run of its own) — and writes
+
+* ``results/<profile>/training_spread.csv`` (``crossgran.spread.measure``): per value of every
+  result table, fixed or sampled, mean, sd, range and the tolerance a fresh run is held to;
+* ``results/<profile>/verdict_spread.csv``: how often each verdict came out each way (the
+  report's rows and the notebooks' "Claim …" lines); a verdict that flips is a property of
+  the sample, and the report says so;
+* ``benchmarks/variance.md``: the samples, the headline quantities and which tables each kernel
+  path left bit-identical.
+
+The checkout's own ``results/<profile>`` (the stored notebooks' run: seed 0, default path) is
+one of the samples. Each other sample runs in its own project root under ``--work`` (kept, so
+an interrupted measurement resumes where it stopped), sharing ``data/raw`` and the
+content-addressed ``data/cache`` with the checkout; seed samples also reuse the checkout's
+local ESM, which the BiGCARP seed does not touch.
+
+Usage: ``python benchmarks/variance.py [--profile mini] [--seeds 1 2 3]
+[--kernel-paths scalar onednn-sse41]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import platform
+import re
+import shutil
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+from determinism import CHECKOUT, KERNEL_PATHS, compare_runs, make_root, run_pipeline
+
+from crossgran import paper, spread
+from crossgran.cache import write_text_atomic
+from crossgran.profiles import get_profile
+
+REFERENCE = "seed 0, default (stored)"
+# Verdict lines the notebooks print: "Claim 2 is supported by this run", "-> claim 4 …",
+# "(a) … : yes". They carry no numbers, so equal text means an equal verdict.
+CLAIM_LINE = re.compile(r"^\s*(?:->\s*)?((?:claim \d|\([a-z]\) ).*)$", re.IGNORECASE)
+# The quantities the README and the closing note quote: (label, table, key, column).
+HEADLINES = [
+    ("ESM-init embedder vs last layer, linear CKA", "cka_summary",
+     "esm|esm|embedder_vs_last", "linear_cka"),
+    ("random-init embedder vs last layer, linear CKA", "cka_summary",
+     "random|random|embedder_vs_last", "linear_cka"),
+    ("ESM-init token table vs its initialisation, linear CKA", "cka_summary",
+     "esm|esm|token_table_vs_init", "linear_cka"),
+    ("ESM-init BiGCARP embedder, product-class macro-F1", "failed_init_probe",
+     "esm/embedder|f1", "mean"),
+    ("random-init BiGCARP embedder, product-class macro-F1", "failed_init_probe",
+     "random/embedder|f1", "mean"),
+    ("ESM-init minus random-init last layer, macro-F1", "failed_init_probe",
+     "esm/last|f1", "delta_vs_random"),
+    ("ESM + BiGCARP, product-class macro-F1", "product_class_probe",
+     "esm+bigcarp_last|f1", "mean"),
+    ("ESM + BiGCARP minus best single, macro-F1", "fusion_tests",
+     "product_class|nan|esm+bigcarp_last|f1", "delta"),
+    ("BiGCARP + Stachelhaus ESM, is_aromatic AUC", "adomain_probe",
+     "is_aromatic|bigcarp+stachel|auc", "mean"),
+    ("BiGCARP A-domain token, is_aromatic AUC", "adomain_probe",
+     "is_aromatic|bigcarp|auc", "mean"),
+]
+
+
+def sample_plan(seeds: Sequence[int], kernel_paths: Sequence[str]) -> dict[str, dict]:
+    """Sample label -> how to run it (kernel path, BiGCARP seed, reuse the checkout's ESM)."""
+    plan = {f"seed {s}, default": {"path": "default", "seed": s, "reuse_esm": True}
+            for s in seeds}
+    plan |= {f"seed 0, {p}": {"path": p, "seed": None, "reuse_esm": False} for p in kernel_paths}
+    return plan
+
+
+def run_sample(work: Path, label: str, how: dict, profile: str) -> Path | None:
+    """The sample's project root, running it first unless a finished run is there."""
+    root = work / re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")
+    done = root / "sample.json"
+    if done.is_file():
+        return root
+    if root.exists():
+        shutil.rmtree(root)
+    make_root(root, share_cache=True)
+    settings = get_profile(profile, root=root)
+    if how["reuse_esm"]:
+        local = get_profile(profile, root=CHECKOUT).models_dir
+        for model in local.glob("esm2_*"):
+            shutil.copytree(model, settings.models_dir / model.name)
+    extra = [] if how["seed"] is None else ["--bigcarp-seed", str(how["seed"])]
+    code, seconds = run_pipeline(root, profile, how["path"], extra)
+    if code != 0:
+        print(f"sample '{label}' failed (exit {code}); see {settings.results_dir / 'failed'}",
+              file=sys.stderr)
+        return None
+    write_text_atomic(done, json.dumps({**how, "label": label, "wall_s": round(seconds)}))
+    return root
+
+
+def claim_labels(executed: Path) -> dict[str, str]:
+    """The notebooks' printed verdict lines (:data:`CLAIM_LINE`), keyed by notebook and order."""
+    labels = {}
+    for notebook in sorted(executed.glob("*.ipynb")):
+        found = [match.group(1).strip()
+                 for cell in json.loads(notebook.read_text())["cells"]
+                 for output in cell.get("outputs", [])
+                 for line in "".join(output.get("text", "")).splitlines()
+                 if (match := CLAIM_LINE.match(line))]
+        labels |= {f"{notebook.stem} verdict {i + 1}": text for i, text in enumerate(found)}
+    return labels
+
+
+def verdicts_of(root: Path, profile: str, executed: Path) -> dict[str, str]:
+    """Every verdict of one sample: the report's rows and the notebooks' claim lines."""
+    rows = paper.report_rows(get_profile(profile, root=root))
+    report = {paper.report_verdict_key(row): row["holds"] for _, row in rows.iterrows()}
+    return report | claim_labels(executed)
+
+
+def headline_table(samples: dict[str, dict[str, pd.DataFrame]]) -> pd.DataFrame:
+    records = []
+    for label, table, key, column in HEADLINES:
+        values = []
+        for tables in samples.values():
+            frame = spread.long_form(table, tables[table])
+            hit = frame[(frame["key"] == key) & (frame["column"] == column)]
+            values.append(float(hit["value"].iloc[0]) if len(hit) else float("nan"))
+        series = pd.Series(values, index=list(samples))
+        records.append({"quantity": label, "stored": series[REFERENCE],
+                        "mean": series.mean(), "sd": series.std(ddof=1),
+                        "min": series.min(), "max": series.max()})
+    return pd.DataFrame.from_records(records)
+
+
+def write_markdown(path: Path, profile: str, walls: dict[str, int], heads: pd.DataFrame,
+                   measured: pd.DataFrame, verdicts: pd.DataFrame,
+                   identity: dict[str, list[tuple[str, bool, str]]]) -> None:
+    kinds = measured["kind"].value_counts()
+    lines = [
+        f"# Training-run spread ({profile})", "",
+        f"Measured {datetime.date.today().isoformat()} by `benchmarks/variance.py` on "
+        f"{platform.processor() or platform.machine()}, {platform.python_version()}, "
+        f"{len(walls)} samples:", "",
+        "| sample | wall s |", "|---|---|",
+        *[f"| {label} | {wall if wall else 'stored'} |" for label, wall in walls.items()], "",
+        f"Values in all result tables: {kinds.get('fixed', 0)} fixed (no sample changed them), "
+        f"{kinds.get('sample', 0)} sampled, {kinds.get('varies', 0)} unchecked (text that "
+        "differed between samples, or a value some samples lack).", "",
+        "## Headline quantities", "",
+        "| quantity | stored | mean | sd | min | max |", "|---|---|---|---|---|---|",
+        *[f"| {r.quantity} | {r.stored:.3f} | {r.mean:.3f} | {r.sd:.3f} | {r.min:.3f} | "
+          f"{r.max:.3f} |" for r in heads.itertuples()], "",
+        "## Verdicts that changed between samples", "",
+    ]
+    unstable = verdicts[~verdicts["stable"]]
+    lines += [f"- {r.verdict}: {r.labels}" for r in unstable.itertuples()] or ["- none"]
+    lines += ["", f"{int(verdicts['stable'].sum())} of {len(verdicts)} verdicts were the same "
+              "in every sample.", "", "## Kernel paths against the stored run", ""]
+    for label, rows in identity.items():
+        same = [Path(item).stem for item, equal, _ in rows if equal and item.startswith("results")]
+        differ = [Path(item).stem for item, equal, _ in rows
+                  if not equal and item.startswith("results")]
+        manifest = all(equal for item, equal, _ in rows if item.startswith("MANIFEST"))
+        lines.append(f"- **{label}** ({' '.join(f'`{k}={v}`' for k, v in KERNEL_PATHS[label.split(', ')[1]].items())}): "
+                     f"bit-identical: {', '.join(same) or 'none'}; different: "
+                     f"{', '.join(differ) or 'none'}; data tables (manifest hashes) "
+                     f"{'identical' if manifest else 'DIFFERENT'}.")
+    write_text_atomic(path, "\n".join(lines) + "\n")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", default="mini", choices=("smoke", "mini"))
+    parser.add_argument("--seeds", type=int, nargs="*", default=[1, 2, 3])
+    parser.add_argument("--kernel-paths", nargs="*", default=["scalar", "onednn-sse41"],
+                        choices=[p for p in KERNEL_PATHS if p != "default"])
+    parser.add_argument("--work", type=Path, default=CHECKOUT / "data" / "variance",
+                        help="where the samples' project roots are kept (resumable)")
+    parser.add_argument("--markdown", type=Path, default=CHECKOUT / "benchmarks" / "variance.md")
+    args = parser.parse_args(argv)
+
+    plan = sample_plan(args.seeds, args.kernel_paths)
+    roots = {label: run_sample(args.work / args.profile, label, how, args.profile)
+             for label, how in plan.items()}
+    if None in roots.values():
+        return 2
+    # The stored run is read last, so it can be re-executed while the samples train.
+    checkout = get_profile(args.profile, root=CHECKOUT)
+    if not (checkout.results_dir / "cka_summary.csv").is_file():
+        print(f"no stored results in {checkout.results_dir}: run `crossgran run --profile "
+              f"{args.profile}` first (the stored run is the reference sample)", file=sys.stderr)
+        return 2
+    samples = {REFERENCE: spread.read_tables(checkout.results_dir)}
+    verdicts = {REFERENCE: verdicts_of(CHECKOUT, args.profile, CHECKOUT / "notebooks")}
+    walls: dict[str, int] = {REFERENCE: 0}
+    identity = {}
+    for label, root in roots.items():
+        samples[label] = spread.read_tables(get_profile(args.profile, root=root).results_dir)
+        verdicts[label] = verdicts_of(root, args.profile, root / "executed")
+        walls[label] = json.loads((root / "sample.json").read_text())["wall_s"]
+        if plan[label]["path"] != "default":
+            identity[label] = compare_runs(CHECKOUT, root, args.profile, atol=0.0)
+
+    measured = spread.measure(samples)
+    verdict_spread = spread.measure_verdicts(verdicts)
+    write_text_atomic(checkout.results_dir / spread.SPREAD_NAME, measured.to_csv(index=False))
+    write_text_atomic(checkout.results_dir / spread.VERDICT_SPREAD_NAME,
+                      verdict_spread.to_csv(index=False))
+    heads = headline_table(samples)
+    write_markdown(args.markdown, args.profile, walls, heads, measured, verdict_spread, identity)
+    print(args.markdown.read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,142 @@
+"""Training-run spread: measured on the committed ``mini`` result tables, perturbed the way a
+different training sample perturbs them."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from crossgran import paper, spread
+from crossgran.profiles import get_profile
+
+CHECKOUT = Path(__file__).resolve().parents[1]
+STORED = spread.read_tables(CHECKOUT / "results" / "mini")
+
+
+def _resampled(tables: dict[str, pd.DataFrame], seed: int, scale: float) -> dict:
+    """The stored tables with every float of every BiGCARP-dependent table moved by
+    N(0, scale): a stand-in for another training sample."""
+    rng = np.random.default_rng(seed)
+    moved = {}
+    for name, table in tables.items():
+        table = table.copy()
+        if name.startswith(("cka", "fusion", "failed_init", "bigcarp")):
+            floats = table.select_dtypes("float").columns
+            table[floats] = table[floats] + rng.normal(0, scale, size=table[floats].shape)
+        moved[name] = table
+    return moved
+
+
+@pytest.fixture(scope="module")
+def measured() -> pd.DataFrame:
+    samples = {f"s{i}": _resampled(STORED, i, 0.01) for i in range(6)}
+    return spread.measure(samples)
+
+
+def test_every_stored_table_has_unique_keys() -> None:
+    assert {"cka_summary", "product_class_probe", "adomain_probe"} <= set(STORED)
+    for name, table in STORED.items():
+        frame = spread.long_form(name, table)
+        keys = spread.TABLE_KEYS.get(name, table.columns[:1])
+        assert len(frame) == len(table) * (table.shape[1] - len(keys)), name
+        assert not frame.duplicated(["key", "column"]).any(), name
+
+
+def test_untouched_tables_are_exact_and_moved_ones_are_samples(measured: pd.DataFrame) -> None:
+    kinds = measured.groupby("table")["kind"].agg(set)
+    assert kinds["product_class_probe"] == {"fixed"}  # ESM/Pfam/random + BiGCARP, unmoved here
+    moved = measured[(measured["table"] == "cka_summary") & (measured["column"] == "linear_cka")]
+    assert set(moved["kind"]) == {"sample"}
+    assert (moved["tolerance"] >= spread.MIN_TOLERANCE).all()
+    pooled = np.sqrt(np.mean(moved["sd"] ** 2))
+    assert np.allclose(moved["column_sd"], pooled)
+    assert np.allclose(moved["tolerance"], np.maximum(
+        spread.SPREAD_SIGMAS * np.maximum(moved["sd"], pooled), spread.MIN_TOLERANCE))
+
+
+def test_a_new_sample_from_the_same_distribution_passes(measured: pd.DataFrame) -> None:
+    checked = spread.check(_resampled(STORED, 99, 0.01), measured)
+    assert checked["ok"].all(), checked[~checked["ok"]].head()
+    assert (checked["kind"] == "fixed").sum() > 100 and (checked["kind"] == "sample").sum() > 100
+
+
+def test_a_shifted_value_and_a_missing_table_fail(measured: pd.DataFrame) -> None:
+    fresh = _resampled(STORED, 99, 0.01)
+    fresh["cka_summary"].loc[0, "linear_cka"] += 0.2
+    del fresh["fusion_tests"]
+    checked = spread.check(fresh, measured)
+    failed = checked[~checked["ok"]]
+    assert set(failed["table"]) == {"cka_summary", "fusion_tests"}
+    assert len(failed[failed["table"] == "cka_summary"]) == 1
+    assert "OUTSIDE: cka_summary" in spread.summary_line(checked, "mini")
+
+
+def test_a_fixed_value_must_reproduce_up_to_blas_digits(measured: pd.DataFrame) -> None:
+    fresh = _resampled(STORED, 99, 0.01)
+    fresh["product_class_probe"].loc[0, "mean"] += spread.FIXED_TOLERANCE / 2
+    assert spread.check(fresh, measured)["ok"].all()
+    fresh["product_class_probe"].loc[0, "mean"] += spread.FIXED_TOLERANCE
+    failed = spread.check(fresh, measured).query("not ok")
+    assert list(failed["table"]) == ["product_class_probe"] and list(failed["kind"]) == ["fixed"]
+
+
+def test_text_that_differed_between_samples_is_not_checked() -> None:
+    samples = {f"s{i}": {k: v.copy() for k, v in STORED.items()} for i in range(3)}
+    samples["s1"]["fusion_tests"].loc[0, "rival"] = "another"
+    measured = spread.measure(samples)
+    rival = measured[(measured["table"] == "fusion_tests") & (measured["column"] == "rival")]
+    assert (rival["kind"] == "varies").sum() == 1
+    fresh = {k: v.copy() for k, v in STORED.items()}
+    fresh["fusion_tests"].loc[0, "rival"] = "anything"
+    fresh["fusion_tests"].loc[1, "rival"] = "anything"  # agreed by all samples: must fail
+    failed = spread.check(fresh, measured).query("not ok")
+    assert len(failed) == 1 and failed.iloc[0]["column"] == "rival"
+
+
+def test_timings_are_not_results() -> None:
+    history = pd.DataFrame({"epoch": [1], "valid_loss": [4.0], "wall_s": [3.1],
+                            "tokens_per_s": [5e4]})
+    assert list(spread.without_timings(history).columns) == ["epoch", "valid_loss"]
+
+
+def test_check_results_reads_the_profiles_spread(tmp_path: Path, measured: pd.DataFrame) -> None:
+    settings = get_profile("mini", root=tmp_path)
+    assert spread.check_results(settings) is None
+    assert "no training spread measured" in spread.summary_line(None, "mini")
+    settings.results_dir.mkdir(parents=True)
+    measured.to_csv(settings.results_dir / spread.SPREAD_NAME, index=False)
+    for name, table in _resampled(STORED, 7, 0.01).items():
+        table.to_csv(settings.results_dir / f"{name}.csv", index=False)
+    checked = spread.check_results(settings, ["cka_summary"])
+    assert set(checked["table"]) == {"cka_summary"} and checked["ok"].all()
+
+
+def test_verdicts_that_flip_are_unstable_and_reported(tmp_path: Path) -> None:
+    settings = get_profile("mini", root=tmp_path)
+    results = settings.results_dir
+    results.mkdir(parents=True)
+    for name, table in STORED.items():
+        table.to_csv(results / f"{name}.csv", index=False)
+    rows = paper.report_rows(settings)
+    keys = [paper.report_verdict_key(row) for _, row in rows.iterrows()]
+    verdicts = {f"s{i}": dict(zip(keys, rows["holds"], strict=True)) for i in range(4)}
+    verdicts["s2"][keys[0]] = "no" if rows["holds"].iloc[0] == "yes" else "yes"
+    measured = spread.measure_verdicts(verdicts)
+    assert measured.set_index("verdict")["stable"].to_dict()[keys[0]] is False
+    assert measured["stable"].sum() == len(keys) - 1
+    measured.to_csv(results / spread.VERDICT_SPREAD_NAME, index=False)
+    line = paper.agreement_line(settings)
+    assert line.startswith(f"{len(keys) - 1}/{len(keys) - 1} report verdicts equal")
+    assert keys[0] in line
+    report = paper.write_report(settings).read_text()
+    assert report.count("**changes**") == 1 and "same in all 4" in report
+    # A verdict that never changed before, changed now: named as a difference.
+    flipped = verdicts["s0"][keys[1]]
+    stable = measured.set_index("verdict")
+    stable.loc[keys[1], "label"] = "no" if flipped == "yes" else "yes"
+    stable.reset_index().to_csv(results / spread.VERDICT_SPREAD_NAME, index=False)
+    assert f"DIFFERS: {keys[1]}" in paper.agreement_line(replace(settings))
