@@ -6,8 +6,8 @@ PROFILE ?= mini
 # downloads and the content-addressed cache with the checkout: a test run on another machine
 # trains another sample of the BiGCARP runs, and must not rewrite the stored results.
 TEST_ROOT ?= $(CURDIR)/.test-root
-# The second pass trains again on another floating-point path of the same CPU; which switches
-# change a training run is measured in benchmarks/variance.md.
+# The second pass trains the BiGCARP runs again on another floating-point path of the same CPU
+# (which switches change a training run: `python benchmarks/determinism.py --switches`).
 ALT_KERNEL_PATH ?= ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=SSE41
 TRAINING_NOTEBOOKS := $(wildcard notebooks/0[2-5]_*.ipynb)
 
@@ -45,7 +45,7 @@ test-notebooks: setup test-root
 	CROSSGRAN_ROOT=$(TEST_ROOT) $(VENV)/bin/crossgran check-outputs --profile mini
 
 test-kernel-path: test-notebooks
-	rm -rf $(TEST_ROOT)/data/models/mini
+	rm -rf $(TEST_ROOT)/data/models/mini/bigcarp_*
 	env $(ALT_KERNEL_PATH) CROSSGRAN_ROOT=$(TEST_ROOT) $(PY) -m pytest -q --nbval-lax $(TRAINING_NOTEBOOKS)
 	CROSSGRAN_ROOT=$(TEST_ROOT) $(VENV)/bin/crossgran check-outputs --profile mini
 
