@@ -172,8 +172,7 @@ def compare_within_spread(reference: Path, other: Path, profile: str
     rows = []
     settings = get_profile(profile, root=other)
     spread_path = CHECKOUT / "results" / profile / spread.SPREAD_NAME
-    measured = pd.read_csv(spread_path, keep_default_na=False, na_values=[""]) \
-        if spread_path.is_file() else None
+    measured = spread.read_spread(spread_path) if spread_path.is_file() else None
     for item, equal, detail in compare_runs(reference, other, profile, atol=0.0):
         if equal or measured is None or not item.startswith("results/"):
             rows.append((item, equal, "bit-identical" if equal else detail))
@@ -181,8 +180,7 @@ def compare_within_spread(reference: Path, other: Path, profile: str
         name = Path(item).stem
         table = spread.read_tables(settings.results_dir).get(name)
         checked = spread.check({name: table} if table is not None else {},
-                               measured.assign(label=measured["label"].fillna("").astype(str))
-                               [measured["table"] == name])
+                               measured[measured["table"] == name])
         inside = int(checked["ok"].sum())
         rows.append((item, inside == len(checked),
                      f"differs; {inside}/{len(checked)} values within the measured spread"))

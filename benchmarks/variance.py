@@ -190,7 +190,8 @@ def write_markdown(path: Path, profile: str, walls: dict[str, int], heads: pd.Da
         differ = [Path(item).stem for item, equal, _ in rows
                   if not equal and item.startswith("results")]
         manifest = all(equal for item, equal, _ in rows if item.startswith("MANIFEST"))
-        lines.append(f"- **{label}** ({' '.join(f'`{k}={v}`' for k, v in KERNEL_PATHS[label.split(', ')[1]].items())}): "
+        switches = " ".join(f"`{k}={v}`" for k, v in KERNEL_PATHS[label.split(", ")[1]].items())
+        lines.append(f"- **{label}** ({switches}): "
                      f"bit-identical: {', '.join(same) or 'none'}; different: "
                      f"{', '.join(differ) or 'none'}; data tables (manifest hashes) "
                      f"{'identical' if manifest else 'DIFFERENT'}.")

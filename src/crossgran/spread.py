@@ -30,9 +30,10 @@ import pandas as pd
 
 from crossgran.profiles import Profile
 
-__all__ = ["FIXED_TOLERANCE", "MIN_TOLERANCE", "SPREAD_NAME", "SPREAD_SIGMAS", "TABLE_KEYS", "TIMING_COLUMNS",
-           "VERDICT_SPREAD_NAME", "check", "check_results", "long_form", "measure",
-           "measure_verdicts", "read_tables", "summary_line", "without_timings"]
+__all__ = ["FIXED_TOLERANCE", "MIN_TOLERANCE", "SPREAD_NAME", "SPREAD_SIGMAS", "TABLE_KEYS",
+           "TIMING_COLUMNS", "VERDICT_SPREAD_NAME", "check", "check_results", "long_form",
+           "measure", "measure_verdicts", "read_spread", "read_tables", "summary_line",
+           "without_timings"]
 
 SPREAD_NAME = "training_spread.csv"
 VERDICT_SPREAD_NAME = "verdict_spread.csv"
@@ -188,14 +189,21 @@ def check(tables: Mapping[str, pd.DataFrame], spread: pd.DataFrame) -> pd.DataFr
     return merged.drop(columns=["found", "numeric"]).assign(ok=ok)
 
 
+def read_spread(path: Path | str) -> pd.DataFrame:
+    """A spread written by :func:`measure`, with its text labels read back as text (a label
+    such as "NA" or "True" must not turn into a missing value or a bool)."""
+    spread = pd.read_csv(path, keep_default_na=False, na_values=[""])
+    spread["label"] = spread["label"].fillna("").astype(str)
+    return spread
+
+
 def check_results(settings: Profile, names: Sequence[str] | None = None) -> pd.DataFrame | None:
     """:func:`check` of ``results/<profile>/`` (only the tables in ``names``, if given) against
     the profile's committed spread; None when no spread was measured for the profile."""
     path = settings.results_dir / SPREAD_NAME
     if not path.is_file():
         return None
-    spread = pd.read_csv(path, keep_default_na=False, na_values=[""])
-    spread["label"] = spread["label"].fillna("").astype(str)
+    spread = read_spread(path)
     if names is not None:
         spread = spread[spread["table"].isin(names)]
     tables = {name: table for name, table in read_tables(settings.results_dir).items()
