@@ -115,7 +115,8 @@ def run_notebooks(profile: str, notebooks: Sequence[str], output_dir: str | None
         running = settings.results_dir / "running" / path.name
         running.parent.mkdir(parents=True, exist_ok=True)
         try:
-            papermill.execute_notebook(str(path), str(running), parameters={"profile": profile, **(parameters or {})},
+            papermill.execute_notebook(str(path), str(running),
+                                       parameters={"profile": profile, **(parameters or {})},
                                        cwd=str(path.parent), progress_bar=True,
                                        kernel_name="python3", language="python")
         except PapermillExecutionError as error:

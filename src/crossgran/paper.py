@@ -248,7 +248,9 @@ def _verdict_spread(settings: Profile) -> pd.DataFrame | None:
     path = settings.results_dir / VERDICT_SPREAD_NAME
     if not path.is_file():
         return None
-    return pd.read_csv(path, keep_default_na=False).set_index("verdict")
+    measured = pd.read_csv(path, keep_default_na=False).set_index("verdict")
+    measured["stable"] = measured["stable"].astype(str) == "True"  # bool or text, by pandas
+    return measured
 
 
 def _stability(row: pd.Series, measured: pd.DataFrame | None) -> str:
@@ -257,7 +259,7 @@ def _stability(row: pd.Series, measured: pd.DataFrame | None) -> str:
     if measured is None or key not in measured.index:
         return "not measured"
     entry = measured.loc[key]
-    if entry["stable"] in (True, "True"):
+    if entry["stable"]:
         return f"same in all {entry['n_samples']}"
     return f"**changes** ({entry['labels']})"
 
@@ -271,7 +273,7 @@ def agreement_line(settings: Profile) -> str:
         return f"no verdict spread measured for '{settings.name}'"
     rows = report_rows(settings)
     keys = rows.apply(report_verdict_key, axis=1)
-    stable = measured[measured["stable"].astype(str) == "True"]
+    stable = measured[measured["stable"]]
     checked = [(key, holds) for key, holds in zip(keys, rows["holds"], strict=True)
                if key in stable.index]
     differ = [key for key, holds in checked if stable.loc[key, "label"] != holds]
