@@ -11,10 +11,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Literal
 
 PROFILE_NAMES = ("smoke", "mini", "full")
 DEFAULT_PROFILE = "mini"
-AUTO = "auto"  # not a profile: get_profile resolves it with auto_profile_name
+AUTO = "auto"  # not a profile: crossgran.session resolves it from the machine
 ROOT_ENV = "CROSSGRAN_ROOT"
 
 
@@ -82,6 +83,16 @@ class Profile:
     probe_folds: int = 5
     probe_seeds: int = 3
     n_bootstrap: int = 1000
+    # Where Pfam and MIBiG come from: False = the pinned wheels (offline); True = Pfam-A and the
+    # MIBiG release, downloaded and hash-locked (they also bring the compound structures that
+    # the halogenation task needs).
+    downloads: bool = False
+    # Probe on raw Pfam-domain counts: a random forest where thousands of BGCs make it
+    # worthwhile (the paper's baseline), logistic regression on the small offline sets.
+    count_probe_model: Literal["logreg", "rf"] = "logreg"
+    # The default profile's manifest is committed (data/MANIFEST.json, so a rerun that changes
+    # a table shows in git diff); the others sit beside their tables.
+    manifest_committed: bool = False
 
     @property
     def raw_dir(self) -> Path:
@@ -110,16 +121,10 @@ class Profile:
 
     @property
     def manifest_path(self) -> Path:
-        """Only the default profile's manifest is committed; others sit beside their tables."""
-        if self.name == DEFAULT_PROFILE:
+        """See ``manifest_committed``."""
+        if self.manifest_committed:
             return self.root / "data" / "MANIFEST.json"
         return self.processed_dir / "MANIFEST.json"
-
-    def configure_torch(self) -> None:
-        """Apply the profile's torch thread count (see ``torch_threads``)."""
-        if self.torch_threads:
-            import torch
-            torch.set_num_threads(self.torch_threads)
 
     def make_dirs(self) -> None:
         for path in (self.raw_dir, self.processed_dir, self.cache_dir, self.models_dir,
@@ -151,12 +156,12 @@ def _smoke(root: Path) -> Profile:
 
 
 def _mini(root: Path) -> Profile:
-    return Profile(name="mini", root=root)
+    return Profile(name="mini", root=root, manifest_committed=True)
 
 
 def _full(root: Path) -> Profile:
     return Profile(
-        name="full", root=root, torch_threads=None,
+        name="full", root=root, torch_threads=None, downloads=True, count_probe_model="rf",
         hmmer_cpus=0,  # pyhmmer: 0 = every core (all of MIBiG x ~19,600 Pfam-A HMMs)
         esm=EsmConfig(spec="esm1b_t33_650M_UR50S", num_layers=33, embed_dim=1280,
                       attention_heads=20, train_steps=0),
@@ -169,48 +174,11 @@ def _full(root: Path) -> Profile:
 _BUILDERS = {"smoke": _smoke, "mini": _mini, "full": _full}
 
 
-def auto_profile_name(root: Path | str | None = None) -> str:
-    """``full`` on a machine with a CUDA GPU that has (or can download) the full inputs, else
-    the offline default.
-
-    Why: a notebook opened on Colab with a GPU runtime should run the paper's setting, and the
-    same notebook on Binder or a laptop the offline ``mini``. The GPU is checked first, so a
-    machine without one never waits for the network probe.
-    """
-    import torch
-
-    if not torch.cuda.is_available():
-        return DEFAULT_PROFILE
-    from crossgran.sources import full_inputs_obtainable
-
-    return "full" if full_inputs_obtainable(_full(Path(root).resolve() if root else find_root())) \
-        else DEFAULT_PROFILE
-
-
 def get_profile(name: str = DEFAULT_PROFILE, root: Path | str | None = None, **overrides) -> Profile:
-    """The named profile rooted at ``root`` (default: :func:`find_root`), with field overrides;
-    ``"auto"`` picks one with :func:`auto_profile_name`."""
-    if name == AUTO:
-        name = auto_profile_name(root)
+    """The named profile rooted at ``root`` (default: :func:`find_root`), with field overrides.
+    (``"auto"`` is resolved by :func:`crossgran.session.prepare`, which may probe the network.)"""
     if name not in _BUILDERS:
         raise ValueError(f"unknown profile {name!r}; choose one of {', '.join(PROFILE_NAMES)} "
                          f"or {AUTO!r}")
     profile = _BUILDERS[name](Path(root).resolve() if root else find_root())
     return replace(profile, **overrides) if overrides else profile
-
-
-def prepare(name: str, on_colab: bool = False, bigcarp_seed: int | None = None) -> Profile:
-    """What every notebook's setup cell needs, in one call: the profile (chosen by the machine
-    on Colab, see :func:`auto_profile_name`), its inputs checked (``full`` stops here, with one
-    message, when downloads are missing and unreachable), its folders made and torch's thread
-    count applied. ``bigcarp_seed`` replaces the profile's BiGCARP training seed (notebook 02's
-    parameter of the same name)."""
-    from crossgran.sources import check_inputs
-
-    settings = get_profile(AUTO if on_colab else name)
-    if bigcarp_seed is not None:
-        settings = replace(settings, bigcarp=replace(settings.bigcarp, seed=bigcarp_seed))
-    check_inputs(settings)
-    settings.make_dirs()
-    settings.configure_torch()
-    return settings
