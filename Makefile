@@ -11,7 +11,7 @@ TEST_ROOT ?= $(CURDIR)/.test-root
 ALT_KERNEL_PATH ?= ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=SSE41
 TRAINING_NOTEBOOKS := $(wildcard notebooks/0[2-5]_*.ipynb)
 
-.PHONY: setup run test test-unit test-notebooks test-kernel-path test-root bench
+.PHONY: setup run lab lint test test-unit test-notebooks test-kernel-path test-root bench
 
 setup: $(VENV)/.installed
 
@@ -26,7 +26,15 @@ $(VENV)/.installed: pyproject.toml
 run: setup
 	$(VENV)/bin/crossgran run --profile $(PROFILE)
 
-test: test-unit test-notebooks test-kernel-path
+# The notebooks are the paper's narrative: read and rerun them in JupyterLab.
+lab: setup
+	$(VENV)/bin/jupyter lab notebooks/
+
+lint: setup
+	$(VENV)/bin/ruff check src tests benchmarks notebooks
+	$(VENV)/bin/ruff format --check src tests benchmarks notebooks
+
+test: lint test-unit test-notebooks test-kernel-path
 
 test-unit: setup
 	$(PY) -m pytest -q tests

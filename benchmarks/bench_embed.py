@@ -32,8 +32,15 @@ import esm
 import numpy as np
 import torch
 
-import crossgran.esm as cesm
+import crossgran.models.esm as cesm
+from crossgran import threads
 from crossgran.cache import ArrayCache
+from crossgran.data.readers import read_fasta
+from crossgran.models.layers import resolve_layers
+
+# The package's `embed` function shadows its module of the same name; the private piece
+# splitter is read from the module itself.
+_embed_module = importlib.import_module("crossgran.models.esm.embed")
 
 PARAS_WHEEL = Path(__file__).resolve().parents[1] / "data" / "raw" / "paras-2.0.2-py3-none-any.whl"
 PARAS_DOMAINS = "parasect/data/database_files/domains.fasta"
@@ -51,7 +58,7 @@ def load_sequences(n: int) -> tuple[str, dict[str, str]]:
         else:
             source = f"pyhmmer test proteome ({PROTEOME})"
             fasta = Path(str(importlib.resources.files("pyhmmer.tests.data.seqs") / PROTEOME))
-        records = cesm.read_fasta(fasta)
+        records = read_fasta(fasta)
     chosen = list(records)[:n]
     return source, {name: cesm.clean_sequence(name, records[name]) for name in chosen}
 
@@ -61,7 +68,7 @@ def fair_esm_pooled(model: cesm.LoadedEsm, records: dict[str, str], layers: Sequ
     """fair-esm's forward over the given batches of pieces, pooled like crossgran.esm."""
     names = list(records)
     pieces = [piece for index, name in enumerate(names)
-              for piece in cesm._pieces(index, records[name], None, model.max_positions - 2)]
+              for piece in _embed_module._pieces(index, records[name], None, model.max_positions - 2)]
     pooled = np.zeros((len(names), len(layers), model.embed_dim))
     with torch.no_grad():
         for batch in batches:
@@ -77,7 +84,7 @@ def fair_esm_pooled(model: cesm.LoadedEsm, records: dict[str, str], layers: Sequ
 
 def piece_residues(model: cesm.LoadedEsm, records: dict[str, str]) -> list[str]:
     return [piece.residues for index, name in enumerate(records)
-            for piece in cesm._pieces(index, records[name], None, model.max_positions - 2)]
+            for piece in _embed_module._pieces(index, records[name], None, model.max_positions - 2)]
 
 
 def best_time(run: Callable[[], object], repeats: int) -> tuple[float, object]:
@@ -97,15 +104,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=1, help="report the fastest of N runs")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    with threads.limit(torch_threads=args.threads):
+        run(args)
+
+
+def run(args: argparse.Namespace) -> None:
 
     source, records = load_sequences(args.n)
     torch.manual_seed(0)
     network = esm.model.esm2.ESM2(num_layers=6, embed_dim=320, attention_heads=20)
     model = cesm.wrap_model(network, network.alphabet, "random-esm2_t6_8M-shape-seed0",
                             max_positions=1024)
-    layers = list(cesm.normalise_layers(args.layers, model.num_layers))
+    layers = sorted(set(resolve_layers(args.layers, model.num_layers)))
     residues = sum(len(sequence) for sequence in records.values())
     print(f"{len(records)} sequences from {source}: {residues} residues, "
           f"{sum(len(s) > 1022 for s in records.values())} over 1,022; layers {layers}; "

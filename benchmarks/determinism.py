@@ -20,7 +20,7 @@ Prints one table row per compared item and exits 1 on any difference (2 if a run
 floating-point path of the same CPU (:data:`KERNEL_PATHS`: ATen's SIMD level, MKL's
 conditional-numerical-reproducibility branch, oneDNN's instruction set). Tables are then
 reported as bit-identical, or as different but within the profile's measured training
-spread (``crossgran.spread``; ``benchmarks/variance.py`` measures it), or outside it; only
+spread (``crossgran.analysis.spread``; ``benchmarks/variance.py`` measures it), or outside it; only
 the last is a failure. ``--switches`` answers the cheaper question of *which* switches change
 anything: it trains one BiGCARP epoch and a few local-ESM steps under every path and prints
 the sha256 of the weights.
@@ -46,7 +46,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from crossgran import spread
+from crossgran.analysis import spread
 from crossgran.profiles import get_profile
 
 CHECKOUT = Path(__file__).resolve().parents[1]
@@ -168,7 +168,7 @@ def print_table(rows: Sequence[tuple[str, bool, str]]) -> None:
 def compare_within_spread(reference: Path, other: Path, profile: str
                           ) -> list[tuple[str, bool, str]]:
     """Per result table of ``other``: bit-identical to ``reference``'s, or else how many of its
-    values lie within the checkout's measured training spread (``crossgran.spread``)."""
+    values lie within the checkout's measured training spread (``crossgran.analysis.spread``)."""
     rows = []
     settings = get_profile(profile, root=other)
     spread_path = CHECKOUT / "results" / profile / spread.SPREAD_NAME
@@ -194,23 +194,25 @@ def fingerprint(profile: str) -> dict[str, str]:
 
     import torch
 
-    from crossgran import bigcarp, datasets, esm
+    from crossgran import threads
+    from crossgran.data.tables import load_table, profile_proteins
+    from crossgran.models import bigcarp, esm
 
     settings = get_profile(profile, root=CHECKOUT)
-    settings.configure_torch()
-    corpus = datasets.load_table(settings, "domain_corpus")
-    nrps, proteome = datasets.profile_proteins(settings)
+    corpus = load_table(settings, "domain_corpus")
+    nrps, proteome = profile_proteins(settings)
     digests = {"cpu_capability": torch.backends.cpu.get_cpu_capability()}
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory() as scratch:
+    with (tempfile.TemporaryDirectory() as scratch,
+          threads.limit(torch_threads=settings.torch_threads)):
         config = replace(settings.bigcarp, epochs=1)
-        bigcarp.train_mlm(corpus, bigcarp.Vocabulary.from_corpus(corpus), config, "random", None,
-                          Path(scratch) / "bigcarp", seed=config.seed)
+        bigcarp.train_mlm(corpus, bigcarp.Vocabulary.from_corpus(corpus), config,
+                          init_mode="random", out_dir=Path(scratch) / "bigcarp", seed=config.seed)
         table = np.load(Path(scratch) / "bigcarp" / "token_table_e001.npy")
         digests["bigcarp_epoch1_token_table"] = hashlib.sha256(table.tobytes()).hexdigest()[:16]
         esm_config = replace(settings.esm, train_steps=20)
         esm.train_local_esm([*nrps.values(), *proteome.values()], esm_config,
-                            Path(scratch) / "esm", seed=settings.seed)
+                            out_dir=Path(scratch) / "esm", seed=settings.seed)
         digests["esm_20_steps_weights"] = hashlib.sha256(
             (Path(scratch) / "esm" / "model.pt").read_bytes()).hexdigest()[:16]
     digests["seconds"] = f"{time.perf_counter() - started:.0f}"

@@ -4,7 +4,7 @@ Why: a stored result of a training run is one sample. This script draws more —
 seeds on the default floating-point path, and the stored seed on other kernel paths (where
 the local ESM is retrained too, since it is a training run of its own) — and writes
 
-* ``results/<profile>/training_spread.csv`` (``crossgran.spread.measure``): per value of every
+* ``results/<profile>/training_spread.csv`` (``crossgran.analysis.spread.measure``): per value of every
   result table, fixed or sampled, mean, sd, range and the tolerance a fresh run is held to;
 * ``results/<profile>/verdict_spread.csv``: how often each verdict came out each way (the
   report's rows and the notebooks' "Claim …" lines); a verdict that flips is a property of
@@ -37,7 +37,7 @@ import pandas as pd
 from determinism import CHECKOUT, KERNEL_PATHS, compare_runs, make_root, run_pipeline
 from run_all import machine
 
-from crossgran import paper, spread
+from crossgran.analysis import report, spread
 from crossgran.cache import write_text_atomic
 from crossgran.profiles import get_profile
 
@@ -117,9 +117,9 @@ def claim_labels(executed: Path) -> dict[str, str]:
 
 def verdicts_of(root: Path, profile: str, executed: Path) -> dict[str, str]:
     """Every verdict of one sample: the report's rows and the notebooks' claim lines."""
-    rows = paper.report_rows(get_profile(profile, root=root))
-    report = {paper.report_verdict_key(row): row["holds"] for _, row in rows.iterrows()}
-    return report | claim_labels(executed)
+    rows = report.report_rows(get_profile(profile, root=root))
+    verdicts = {report.report_verdict_key(row): row["holds"] for _, row in rows.iterrows()}
+    return verdicts | claim_labels(executed)
 
 
 def headline_table(samples: dict[str, dict[str, pd.DataFrame]]) -> pd.DataFrame:
@@ -139,7 +139,7 @@ def headline_table(samples: dict[str, dict[str, pd.DataFrame]]) -> pd.DataFrame:
 
 def leave_one_out(samples: dict[str, dict[str, pd.DataFrame]]) -> list[tuple[str, int, int, float]]:
     """Each sample held against the spread of the others: (sample, values checked, outside,
-    largest deviation as a fraction of its tolerance). What sets ``crossgran.spread``'s
+    largest deviation as a fraction of its tolerance). What sets ``crossgran.analysis.spread``'s
     tolerance rule: a new machine's run is one more such sample."""
     rows = []
     for label, tables in samples.items():
@@ -168,7 +168,7 @@ def write_markdown(path: Path, profile: str, walls: dict[str, int], heads: pd.Da
         f"{kinds.get('sample', 0)} sampled, {kinds.get('varies', 0)} unchecked (text that "
         "differed between samples, or a value some samples lack).", "",
         "## Tolerances, tested by leaving one sample out", "",
-        f"Rule (`crossgran.spread`): within {spread.SPREAD_SIGMAS:g} sds of the mean (the "
+        f"Rule (`crossgran.analysis.spread`): within {spread.SPREAD_SIGMAS:g} sds of the mean (the "
         f"value's own or its column's pooled sd, whichever is larger), at least "
         f"{spread.MIN_TOLERANCE:g}; fixed values within {spread.FIXED_TOLERANCE:g}.", "",
         "| held-out sample | values checked | outside | largest deviation / tolerance |",

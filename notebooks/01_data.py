@@ -59,8 +59,11 @@ profile = "mini"
 # %%
 import time
 
-from crossgran import datasets, plots
-from crossgran.profiles import prepare
+from crossgran import plots
+from crossgran.data.adomains import PROPERTIES
+from crossgran.data.mibig import PRODUCT_CLASSES
+from crossgran.data.tables import build_all, load_table
+from crossgran.session import prepare
 
 settings = prepare(profile, on_colab=ON_COLAB)  # full: stops here if inputs are unobtainable
 print(f"profile {settings.name}: tables -> {settings.processed_dir.relative_to(settings.root)}")
@@ -76,7 +79,7 @@ print(f"profile {settings.name}: tables -> {settings.processed_dir.relative_to(s
 # %%
 # NBVAL_IGNORE_OUTPUT
 started = time.perf_counter()
-report = datasets.build_all(settings)
+report = build_all(settings)
 print(f"built in {time.perf_counter() - started:.1f} s")
 
 # %% [markdown]
@@ -114,19 +117,19 @@ for note in report.notes:
 # ## A look at each table
 
 # %%
-families = datasets.load_table(settings, "pfam_families")
+families = load_table(settings, "pfam_families")
 families.head(3)
 
 # %%
-classes = datasets.load_table(settings, "mibig_classes")
+classes = load_table(settings, "mibig_classes")
 classes.head(3)
 
 # %%
-adomains = datasets.load_table(settings, "adomains")
+adomains = load_table(settings, "adomains")
 adomains.drop(columns=["sequence", "extended_signature"]).head(3)
 
 # %% [markdown]
-# Substrate properties used by notebook 05 (definitions in `crossgran.datasets`):
+# Substrate properties used by notebook 05 (definitions in `crossgran.data.adomains`):
 # `is_aromatic` — any aromatic atom; `has_heterocycle` — any ring with a non-carbon atom;
 # `high_polarity` — Wildman–Crippen logP ≤ −1.0 (among canonical amino acids: Arg, Asn, Asp,
 # Gln, Ser, Thr); `is_Val`, `is_Gly`; `is_canonical_aa` — one of the 20 proteinogenic amino
@@ -134,10 +137,10 @@ adomains.drop(columns=["sequence", "extended_signature"]).head(3)
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print(adomains[list(datasets.PROPERTIES)].mean().round(3).to_string())
+print(adomains[list(PROPERTIES)].mean().round(3).to_string())
 
 # %%
-corpus = datasets.load_table(settings, "domain_corpus")
+corpus = load_table(settings, "domain_corpus")
 corpus.groupby("source").agg(sequences=("seq_id", "size"), tokens=("n_tokens", "sum"),
                              ordered=("ordered", "all"), valid=("split", lambda s: (s == "valid").sum()))
 
@@ -148,7 +151,7 @@ corpus.groupby("source").agg(sequences=("seq_id", "size"), tokens=("n_tokens", "
 # each class equally for that reason.
 
 # %%
-figure = plots.class_balance(classes, datasets.PRODUCT_CLASSES)
+figure = plots.class_balance(classes, PRODUCT_CLASSES)
 plots.save(figure, settings.figures_dir, "01_class_balance")
 
 # %% [markdown]

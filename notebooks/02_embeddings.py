@@ -54,18 +54,20 @@ import time
 
 import pandas as pd
 
-from crossgran import bigcarp, datasets, esm, plots, spread
+from crossgran.analysis import features, spread
+from crossgran import plots
 from crossgran.cache import ArrayCache
-from crossgran.profiles import prepare
+from crossgran.data.tables import load_table
+from crossgran.models import esm, runs
+from crossgran.session import prepare
 
 # full: stops here if inputs are unobtainable
 settings = prepare(profile, on_colab=ON_COLAB, bigcarp_seed=bigcarp_seed)
 cache = ArrayCache(settings.cache_dir)
-families = datasets.load_table(settings, "pfam_families")
-adomains = datasets.load_table(settings, "adomains")
-corpus = datasets.load_table(settings, "domain_corpus")
-print(f"profile {settings.name}: ESM {settings.esm.spec}; {len(families)} families, "
-      f"{len(adomains)} A-domains, {len(corpus)} corpus sentences")
+print(f"profile {settings.name}: ESM {settings.esm.spec}; "
+      f"{len(load_table(settings, 'pfam_families'))} families, "
+      f"{len(load_table(settings, 'adomains'))} A-domains, "
+      f"{len(load_table(settings, 'domain_corpus'))} corpus sentences")
 
 # %% [markdown]
 # ## A local ESM-2, pretrained on the offline proteins
@@ -75,31 +77,27 @@ print(f"profile {settings.name}: ESM {settings.esm.spec}; {len(families)} famili
 # Like every training run here, the result is a **sample**: another CPU's floating-point
 # path (AVX-512 or AVX2 kernels, say) trains slightly different weights, so every number
 # derived from this model is checked against a measured spread, below and in 03–05.
+# (A profile with a published ESM, such as `full`, skips the pretraining.)
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 started = time.perf_counter()
-if settings.esm.spec.startswith(esm.LOCAL_PREFIX):
-    nrps, proteome = datasets.profile_proteins(settings)
-    training = [*nrps.values(), *proteome.values(), *families["consensus"]]
-    esm_history = esm.train_local_esm(training, settings.esm,
-                                      esm.local_model_dir(settings.esm.spec, settings.models_dir),
-                                      seed=settings.seed)
+esm_history = runs.pretrain_local_esm(settings)
 model = esm.load_esm(settings.esm.spec, settings.models_dir, device="cpu")
 print(f"{model.model_id}: {model.num_layers} layers x {model.embed_dim}; ready in "
       f"{time.perf_counter() - started:.0f} s")
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-if settings.esm.spec.startswith(esm.LOCAL_PREFIX):
+if esm_history is not None:
     spread.without_timings(esm_history).to_csv(settings.results_dir / "esm_training.csv",
                                                index=False)
-    final = esm_history.iloc[-1]
-    print(f"held-out perplexity {final['valid_perplexity']:.2f} vs unigram baseline "
-          f"{final['unigram_perplexity']:.2f} after {int(final['step'])} steps")
+    print(f"held-out perplexity {esm_history['valid_perplexity'].iloc[-1]:.2f} vs unigram "
+          f"baseline {esm_history['unigram_perplexity'].iloc[-1]:.2f} after "
+          f"{int(esm_history['step'].iloc[-1])} steps")
 
 # %%
-if settings.esm.spec.startswith(esm.LOCAL_PREFIX):
+if esm_history is not None:
     figure = plots.training_curve(esm_history, x="step", title=f"local ESM-2 ({settings.esm.spec})")
     plots.save(figure, settings.figures_dir, "02_esm_training_curve")
 
@@ -111,18 +109,11 @@ if settings.esm.spec.startswith(esm.LOCAL_PREFIX):
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-layers = list(range(model.num_layers + 1))
-batch_tokens = settings.esm.embed_batch_tokens  # None: the per-device default measured in crossgran.esm
-pfam_esm = esm.embed(dict(zip(families["pfam"], families["consensus"])), model, layers, cache=cache,
-                     batch_tokens=batch_tokens)
-stachelhaus = {row.domain_id: [int(p) for p in str(row.stachelhaus_positions).split()]
-               for row in adomains.itertuples()}
-adomain_esm = esm.embed(dict(zip(adomains["domain_id"], adomains["sequence"])), model, layers,
-                        positions=stachelhaus, cache=cache, batch_tokens=batch_tokens)
-pfam_esm.save(settings.processed_dir / "esm_pfam.npz")
-adomain_esm.save(settings.processed_dir / "esm_adomains.npz")
-for name, result in (("Pfam consensus", pfam_esm), ("A-domains", adomain_esm)):
-    print(f"{name}: {len(result.ids)} sequences x {len(result.layers)} layers; {result.stats}")
+pfam_esm, adomain_esm = runs.embed_tables(settings, model, cache)
+print(f"Pfam consensus: {len(pfam_esm.ids)} sequences x {len(pfam_esm.layers)} layers; "
+      f"{pfam_esm.stats}")
+print(f"A-domains: {len(adomain_esm.ids)} sequences x {len(adomain_esm.layers)} layers; "
+      f"{adomain_esm.stats}")
 
 # %% [markdown]
 # ### Does the ESM space already know which BGCs a family belongs to?
@@ -131,10 +122,11 @@ for name, result in (("Pfam consensus", pfam_esm), ("A-domains", adomain_esm)):
 # the last ESM layer shows whether amino-acid-level embeddings alone separate them.
 
 # %%
-association = datasets.family_class_association(datasets.load_table(settings, "mibig_domain_counts"),
-                                                 datasets.load_table(settings, "mibig_classes"))
-figure = plots.pca_scatter(pfam_esm.mean[layers[-1]], pfam_esm.ids, association,
-                           title=f"Pfam families, ESM layer {layers[-1]} ({settings.esm.spec})")
+association = features.family_class_association(load_table(settings, "mibig_domain_counts"),
+                                                load_table(settings, "mibig_classes"))
+last_layer = pfam_esm.layers[-1]
+figure = plots.pca_scatter(pfam_esm.mean[last_layer], pfam_esm.ids, association,
+                           title=f"Pfam families, ESM layer {last_layer} ({settings.esm.spec})")
 plots.save(figure, settings.figures_dir, "02_pfam_esm_pca")
 
 # %% [markdown]
@@ -145,18 +137,10 @@ plots.save(figure, settings.figures_dir, "02_pfam_esm_pca")
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-family_vectors = dict(zip(pfam_esm.ids, pfam_esm.mean[layers[settings.bigcarp.esm_layer]]))
-bigcarp.save_family_vectors(settings.processed_dir / "esm_family_vectors.npz", family_vectors)
-vocab = bigcarp.Vocabulary.from_corpus(corpus)
-histories = {}
-for init in bigcarp.INIT_MODES:
-    started = time.perf_counter()
-    histories[init] = bigcarp.train_mlm(corpus, vocab, settings.bigcarp, init, family_vectors,
-                                        settings.models_dir / f"bigcarp_{init}",
-                                        seed=settings.bigcarp.seed)
-    last = histories[init].iloc[-1]
-    print(f"{init:10s} {len(histories[init])} epochs, {last['tokens_per_s']:,.0f} tokens/s, "
-          f"{time.perf_counter() - started:.0f} s")
+started = time.perf_counter()
+histories = runs.train_bigcarp_runs(settings, pfam_esm)
+print(f"{len(histories)} runs of {settings.bigcarp.epochs} epochs in "
+      f"{time.perf_counter() - started:.0f} s")
 
 # %% [markdown]
 # A BiGCARP run is one **sample** too: training is deterministic on one floating-point path,
@@ -170,10 +154,8 @@ for init in bigcarp.INIT_MODES:
 training = pd.concat([spread.without_timings(history).assign(init=init)
                       for init, history in histories.items()], ignore_index=True)
 training.to_csv(settings.results_dir / "bigcarp_training.csv", index=False)
-for init, history in histories.items():
-    last = history.iloc[-1]
-    print(f"{init:10s} valid loss {last['valid_loss']:.2f}  masked-token accuracy "
-          f"{last['valid_masked_accuracy']:.3f}")
+print(training.groupby("init", sort=False)[["valid_loss", "valid_masked_accuracy"]].last()
+      .round(3).to_string())
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -190,9 +172,6 @@ print(spread.summary_line(spread.check_results(settings, ["esm_training", "bigca
 # %%
 # NBVAL_IGNORE_OUTPUT
 started = time.perf_counter()
-for init in bigcarp.INIT_MODES:
-    exported = bigcarp.export_representations(settings.models_dir / f"bigcarp_{init}", corpus,
-                                              adomains, n_orders=settings.bigcarp.n_orders,
-                                              seed=settings.seed)
-    exported.save(settings.processed_dir / f"bigcarp_{init}.npz")
-print(f"representations exported in {time.perf_counter() - started:.0f} s")
+exported = runs.export_bigcarp_runs(settings)
+print(f"representations of {', '.join(exported)} exported in "
+      f"{time.perf_counter() - started:.0f} s")

@@ -56,10 +56,11 @@ profile = "mini"
 import time
 
 import numpy as np
-import pandas as pd
 
-from crossgran import bigcarp, cka, datasets, plots, probes, spread
-from crossgran.profiles import prepare
+from crossgran import plots
+from crossgran.analysis import evolution, failed_init, paper, spread
+from crossgran.models import bigcarp
+from crossgran.session import prepare
 
 settings = prepare(profile, on_colab=ON_COLAB)  # full: stops here if inputs are unobtainable
 runs = {init: bigcarp.load_checkpoint(settings.models_dir / f"bigcarp_{init}")
@@ -82,10 +83,9 @@ plots.save(figure, settings.figures_dir, "03_mlm_curves")
 # %%
 # NBVAL_IGNORE_OUTPUT
 for init, run in runs.items():
-    first, final = run.history.iloc[0], run.history.iloc[-1]
-    print(f"{init:10s} held-out loss epoch 1 {first['valid_loss']:.3f} -> "
-          f"epoch {int(final['epoch'])} {final['valid_loss']:.3f}; masked accuracy "
-          f"{final['valid_masked_accuracy']:.3f}")
+    print(f"{init:10s} held-out loss epoch 1 {run.history.iloc[0]['valid_loss']:.3f} -> "
+          f"epoch {int(run.history.iloc[-1]['epoch'])} {run.history.iloc[-1]['valid_loss']:.3f}; "
+          f"masked accuracy {run.history.iloc[-1]['valid_masked_accuracy']:.3f}")
 
 # %% [markdown]
 # ## (b) Claim 1: product-class probe on the embedder and the last layer
@@ -99,35 +99,12 @@ for init, run in runs.items():
 # %%
 # NBVAL_IGNORE_OUTPUT
 started = time.perf_counter()
-classes = datasets.load_table(settings, "mibig_classes")
-bgc_ids = np.asarray(exports["random"].bgc_ids)
-layer_index = {"embedder": 0, "last": last}
-blocks = {f"{init}/{layer}": exports[init].bgc[k]
-          for init in bigcarp.INIT_MODES for layer, k in layer_index.items()}
-assert all(exports[init].bgc_ids == exports["random"].bgc_ids for init in bigcarp.INIT_MODES)
-has_tokens = np.all([np.isfinite(block).all(axis=1) for block in blocks.values()], axis=0)
-labelled, targets, class_names = probes.product_class_targets(
-    classes, bgc_ids[has_tokens], datasets.PRODUCT_CLASSES, min_positives=settings.probe_folds)
-rows = np.flatnonzero(has_tokens)[labelled]
-results = {name: probes.cross_validated_scores(block[rows], targets, task="multilabel",
-                                               folds=settings.probe_folds,
-                                               seeds=range(settings.probe_seeds),
-                                               n_jobs=settings.probe_jobs)
-           for name, block in blocks.items()}
-print(f"{len(rows)} labelled BGCs, classes {class_names}; probes in "
+results, class_names = failed_init.product_class_probes(settings, exports)
+print(f"{len(results['random/last'].y_true)} labelled BGCs, classes {class_names}; probes in "
       f"{time.perf_counter() - started:.1f} s")
 
 # %%
-summary = probes.summarise(results, settings.n_bootstrap, seed=settings.seed)
-summary[["init", "layer"]] = summary["feature_set"].str.split("/", expand=True)
-tests = pd.concat([probes.compare_to_best(results, f"{init}/{layer}", [f"random/{layer}"],
-                                          settings.n_bootstrap, seed=settings.seed)
-                   for init in bigcarp.INIT_MODES if init != "random" for layer in layer_index])
-tests = tests.rename(columns={"candidate": "feature_set", "delta": "delta_vs_random",
-                              "low": "delta_low", "high": "delta_high"})
-probe_table = summary.merge(tests[["feature_set", "metric", "delta_vs_random", "delta_low",
-                                   "delta_high", "p_value"]], on=["feature_set", "metric"],
-                            how="left")
+probe_table = failed_init.probe_table(settings, results)
 probe_table.to_csv(settings.results_dir / "failed_init_probe.csv", index=False)
 figure = plots.metric_bars(probe_table, group="feature_set", hue="metric",
                            title="MIBiG product class: BiGCARP embedder vs last layer, per init")
@@ -149,9 +126,7 @@ print(spread.summary_line(spread.check_results(settings, ["failed_init_probe"]),
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-esm_vs_random = probe_table[(probe_table["init"] == "esm")
-                            & probe_table["metric"].isin(["f1", "auc"])]
-gains = esm_vs_random[esm_vs_random["p_value"] < 0.05]
+esm_vs_random, gains = failed_init.esm_gains(probe_table)
 for row in esm_vs_random.itertuples():
     print(f"ESM-init {row.layer} {row.metric}: {row.mean:.3f} vs random-init "
           f"{row.mean - row.delta_vs_random:.3f} (delta {row.delta_vs_random:+.3f} "
@@ -183,48 +158,17 @@ print("Claim 1 (ESM initialisation does not improve the probe):",
 # NBVAL_IGNORE_OUTPUT
 started = time.perf_counter()
 EVOLUTION_ROWS = 400
-corpus = datasets.load_table(settings, "domain_corpus").sort_values("seq_id")
-subset = corpus.iloc[np.unique(np.linspace(0, len(corpus) - 1, EVOLUTION_ROWS).astype(int))]
-
-
-def similarity(run_a: str, run_b: str, comparison: str, epoch: int, x: np.ndarray,
-               y: np.ndarray) -> dict:
-    """One CKA record: plain linear (the paper's) and debiased."""
-    return {"run_a": run_a, "run_b": run_b, "comparison": comparison, "epoch": epoch,
-            "linear_cka": cka.linear_cka(x, y), "debiased_cka": cka.debiased_cka(x, y),
-            "n_rows": x.shape[0]}
-
-
-records = []
-per_epoch: dict[tuple[str, int], dict[int, np.ndarray]] = {}
-for init, run in runs.items():
-    family_rows = run.vocab.family_indices
-    for epoch, table in sorted(run.token_tables.items()):
-        records.append(similarity(init, init, "token_table_vs_init", epoch, table[family_rows],
-                                  run.token_tables[0][family_rows]))
-        model = bigcarp.load_checkpoint(settings.models_dir / f"bigcarp_{init}", epoch)
-        reps = bigcarp.family_representations(model.model, model.vocab, subset, [0, last],
-                                              settings.bigcarp.n_orders, settings.seed)
-        assert reps[0][0] == reps[last][0]
-        per_epoch[init, epoch] = {layer: array for layer, (_, array) in reps.items()}
-        families_seen = reps[0][0]
-for (init, epoch), layers in per_epoch.items():
-    start = per_epoch[init, 0]
-    records += [similarity(init, init, "embedder_vs_last", epoch, layers[0], layers[last]),
-                similarity(init, init, "embedder_vs_init", epoch, layers[0], start[0]),
-                similarity(init, init, "last_vs_init", epoch, layers[last], start[last])]
-    if init == "esm":
-        records.append(similarity("esm", "random", "embedder_vs_last", epoch, layers[0],
-                                  per_epoch["random", epoch][last]))
-evolution = pd.DataFrame.from_records(records)
-evolution.to_csv(settings.results_dir / "cka_evolution.csv", index=False)
-print(f"{len(subset)} sentences, {len(families_seen)} families; CKA evolution in "
+subset = evolution.checkpoint_subset(settings, EVOLUTION_ROWS)
+cka_evolution, n_families = evolution.cka_evolution(settings, runs, subset, last)
+cka_evolution.to_csv(settings.results_dir / "cka_evolution.csv", index=False)
+print(f"{len(subset)} sentences, {n_families} families; CKA evolution in "
       f"{time.perf_counter() - started:.1f} s")
 
 # %%
-evolution["run"] = np.where(evolution["run_a"] == evolution["run_b"], evolution["run_a"],
-                            evolution["run_a"] + " embedder vs " + evolution["run_b"] + " last")
-figure = plots.cka_evolution(evolution)
+cka_evolution["run"] = np.where(
+    cka_evolution["run_a"] == cka_evolution["run_b"], cka_evolution["run_a"],
+    cka_evolution["run_a"] + " embedder vs " + cka_evolution["run_b"] + " last")
+figure = plots.cka_evolution(cka_evolution)
 plots.save(figure, settings.figures_dir, "03_cka_evolution")
 
 # %% [markdown]
@@ -233,30 +177,7 @@ plots.save(figure, settings.figures_dir, "03_cka_evolution")
 # (exported by notebook 02), and the final token tables.
 
 # %%
-families = exports["random"].families
-
-
-def family_layer(init: str, layer: int) -> np.ndarray:
-    """Per-family representation of one run's layer, in the random run's family order."""
-    return exports[init].family[layer][probes.rows_of(exports[init].families, families)]
-
-
-final = {init: run.epoch for init, run in runs.items()}
-summary_records = [similarity(init, init, "token_table_vs_init", final[init],
-                              run.token_tables[final[init]][run.vocab.family_indices],
-                              run.token_tables[0][run.vocab.family_indices])
-                   for init, run in runs.items()]
-summary_records += [similarity(a, b, "embedder_vs_last", final[a], family_layer(a, 0),
-                               family_layer(b, last))
-                    for a, b in (("esm", "esm"), ("random", "random"), ("esm-frozen", "esm-frozen"),
-                                 ("esm", "random"))]
-cka_summary = pd.DataFrame.from_records(summary_records)
-paper_values = {("token_table_vs_init", "esm", "esm"): 0.954,
-                ("embedder_vs_last", "esm", "esm"): 0.285,
-                ("embedder_vs_last", "random", "random"): 0.311,
-                ("embedder_vs_last", "esm", "random"): 0.110}
-cka_summary["paper_linear_cka"] = [paper_values.get((r.comparison, r.run_a, r.run_b))
-                                   for r in cka_summary.itertuples()]
+cka_summary = evolution.cka_summary(runs, exports, last)
 cka_summary.to_csv(settings.results_dir / "cka_summary.csv", index=False)
 
 # %%
@@ -270,19 +191,16 @@ print(spread.summary_line(spread.check_results(settings, ["cka_summary", "cka_ev
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-lookup = cka_summary.set_index(["comparison", "run_a", "run_b"])["linear_cka"]
-table_stays = lookup["token_table_vs_init", "esm", "esm"]
-esm_depth = lookup["embedder_vs_last", "esm", "esm"]
-random_depth = lookup["embedder_vs_last", "random", "random"]
-last_moves = evolution.query("comparison == 'last_vs_init' and run_a == 'esm'")
-last_moves = last_moves.sort_values("epoch")["linear_cka"].iloc[-1]
-supported = table_stays > max(esm_depth, random_depth, last_moves)
-print(f"ESM-init token table vs its initialisation: CKA {table_stays:.3f} (paper 0.954); "
-      f"its last layer vs its own initial state: {last_moves:.3f}; embedder vs last layer: "
-      f"ESM-init {esm_depth:.3f} (paper 0.285), random-init {random_depth:.3f} (paper 0.311).")
+claim2 = evolution.table_vs_depth(cka_summary, cka_evolution)
+print(f"ESM-init token table vs its initialisation: CKA {claim2.table_stays:.3f} "
+      f"(paper {paper.PAPER_CKA['token_table_vs_init', 'esm', 'esm']:.3f}); "
+      f"its last layer vs its own initial state: {claim2.last_moves:.3f}; embedder vs last layer: "
+      f"ESM-init {claim2.esm_depth:.3f} (paper {paper.PAPER_CKA['embedder_vs_last', 'esm', 'esm']:.3f}), "
+      f"random-init {claim2.random_depth:.3f} "
+      f"(paper {paper.PAPER_CKA['embedder_vs_last', 'random', 'random']:.3f}).")
 
 # %%
 # NBVAL_CHECK_OUTPUT
 print("Claim 2 (the table stays near its initialisation while deeper layers change and differ):",
-      "SUPPORTED by this run" if supported else
+      "SUPPORTED by this run" if claim2.supported else
       "NOT supported by this run (the table moved at least as much as the deeper layers)")

@@ -60,22 +60,16 @@ profile = "mini"
 # %%
 import time
 
-import numpy as np
 import pandas as pd
-from joblib import Parallel, delayed
-from threadpoolctl import threadpool_limits
 
-from crossgran import bigcarp, cka, datasets, esm, plots, probes, spread
-from crossgran.profiles import prepare
+from crossgran import plots, threads
+from crossgran.analysis import layers, paper, spread
+from crossgran.models import bigcarp, esm
+from crossgran.session import prepare
 
 settings = prepare(profile, on_colab=ON_COLAB)  # full: stops here if inputs are unobtainable
 started = time.perf_counter()
-# Every matrix product here is small: on a busy two-core machine, idle-spinning BLAS threads
-# cost far more than they save (CKA matrices ran ~10x slower with two threads).
-threadpool_limits(limits=1, user_api="blas")
-seeds = tuple(range(settings.seed, settings.seed + settings.probe_seeds))
-INITS = {"random": "random-init", "esm": "ESM-init"}
-DEPTH = "BiGCARP layer (0 = embedder)"
+INITS = layers.INITS  # {"random": "random-init", "esm": "ESM-init"}
 
 esm_pfam = esm.EmbeddingResult.load(settings.processed_dir / "esm_pfam.npz")
 exported = {init: bigcarp.Representations.load(settings.processed_dir / f"bigcarp_{init}.npz")
@@ -83,19 +77,14 @@ exported = {init: bigcarp.Representations.load(settings.processed_dir / f"bigcar
 
 # Pair families by accession, never by position: ESM has every Pfam family, BiGCARP only
 # those in its corpus, each in its own order.
-families, (esm_rows, *bigcarp_rows) = cka.shared_rows(esm_pfam.ids, *(exported[i].families for i in INITS))
-esm_reps = {k: v[esm_rows] for k, v in esm_pfam.mean.items()}
-reps = {init: {k: v[rows] for k, v in exported[init].family.items()}
-        for init, rows in zip(INITS, bigcarp_rows)}
-esm_last = max(esm_reps)
-esm_init_layer = sorted(esm_reps)[settings.bigcarp.esm_layer]  # the layer that seeded `esm`
-last = max(reps["random"])
+space = layers.family_layers(esm_pfam, exported, esm_layer=settings.bigcarp.esm_layer)
+last = space.last
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print(f"ESM {esm_pfam.model_id.split('@')[0]}: layers 0-{esm_last}; BiGCARP: embedder + {last} ByteNet "
-      f"layers; token tables initialised from ESM layer {esm_init_layer}")
-print(f"{len(families):,d} Pfam families in ESM and in both BiGCARP runs "
+print(f"ESM {space.esm_model}: layers 0-{space.esm_last}; BiGCARP: embedder + {last} ByteNet "
+      f"layers; token tables initialised from ESM layer {space.esm_init_layer}")
+print(f"{len(space.families):,d} Pfam families in ESM and in both BiGCARP runs "
       f"(ESM {len(esm_pfam.ids):,d}; BiGCARP {len(exported['random'].families):,d} / "
       f"{len(exported['esm'].families):,d})")
 
@@ -108,12 +97,8 @@ print(f"{len(families):,d} Pfam families in ESM and in both BiGCARP runs "
 # of the token table — in *both* runs.
 
 # %%
-within = {}
+within = layers.within_bigcarp(space)
 for init, label in INITS.items():
-    layers = sorted(reps[init])
-    matrix = cka.cka_matrix([reps[init][k] for k in layers], [reps[init][k] for k in layers])
-    within[label] = pd.DataFrame(matrix, index=pd.Index(layers, name=DEPTH),
-                                 columns=pd.Index(layers, name=DEPTH))
     within[label].to_csv(settings.results_dir / f"cka_layers_{init}.csv")
 figure = plots.cka_heatmaps(within, difference=("ESM-init", "random-init"))
 plots.save(figure, settings.figures_dir, "04_cka_within_bigcarp")
@@ -128,29 +113,14 @@ plots.save(figure, settings.figures_dir, "04_cka_within_bigcarp")
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-pairs = {
-    "random-init embedder vs its last layer": (reps["random"][0], reps["random"][last], 0.311),
-    "ESM-init embedder vs its last layer": (reps["esm"][0], reps["esm"][last], 0.285),
-    "ESM-init embedder vs random-init last layer": (reps["esm"][0], reps["random"][last], 0.110),
-    "ESM-init embedder vs ESM (its initialisation)": (reps["esm"][0], esm_reps[esm_init_layer],
-                                                      None),
-    "random-init embedder vs ESM": (reps["random"][0], esm_reps[esm_init_layer], None),
-    "ESM-init last layer vs ESM": (reps["esm"][last], esm_reps[esm_init_layer], None),
-}
 CKA_BOOTSTRAP = 200
-headline = {}
-for name, (x, y, paper) in pairs.items():
-    headline[name] = cka.bootstrap_cka(x, y, CKA_BOOTSTRAP, settings.seed)
-    point, low, high = headline[name]
-    reference = f"   paper {paper:.3f}" if paper is not None else ""
-    print(f"{name:46s} {point:.3f} [{low:.3f}, {high:.3f}]{reference}")
-for init, label in INITS.items():
-    print(f"debiased, {label} embedder vs last layer: "
-          f"{cka.debiased_cka(reps[init][0], reps[init][last]):.3f}")
-pd.DataFrame([{"pair": name, "linear_cka": point, "ci_low": low, "ci_high": high,
-               "paper_linear_cka": pairs[name][2]}
-              for name, (point, low, high) in headline.items()]).to_csv(
-    settings.results_dir / "cka_headline.csv", index=False)
+headline = layers.headline_cka(space, n_bootstrap=CKA_BOOTSTRAP, seed=settings.seed)
+headline.to_csv(settings.results_dir / "cka_headline.csv", index=False)
+for row in headline.itertuples():
+    print(f"{row.pair:46s} {row.linear_cka:.3f} [{row.ci_low:.3f}, {row.ci_high:.3f}]"
+          + (f"   paper {row.paper_linear_cka:.3f}" if pd.notna(row.paper_linear_cka) else ""))
+for label, value in layers.debiased_embedder_last(space).items():
+    print(f"debiased, {label} embedder vs last layer: {value:.3f}")
 
 # %% [markdown]
 # These CKA values come from one training sample of each run (notebook 02); the checked line
@@ -170,30 +140,15 @@ print(spread.summary_line(spread.check_results(
 # contexts.
 
 # %%
-cross = {}
-records = []
-for init, label in INITS.items():
-    matrix = cka.cka_matrix([esm_reps[k] for k in sorted(esm_reps)],
-                            [reps[init][k] for k in sorted(reps[init])])
-    cross[label] = pd.DataFrame(matrix, index=pd.Index(sorted(esm_reps), name="ESM layer"),
-                                columns=pd.Index(sorted(reps[init]), name=DEPTH))
-    for (esm_layer, bigcarp_layer), value in cross[label].stack().items():
-        records.append({"init": init, "esm_layer": esm_layer, "bigcarp_layer": bigcarp_layer,
-                        "cka": value})
-esm_vs_bigcarp = pd.DataFrame.from_records(records)
-esm_vs_bigcarp["closest"] = esm_vs_bigcarp["cka"] == esm_vs_bigcarp.groupby(
-    ["init", "bigcarp_layer"])["cka"].transform("max")
+cross, esm_vs_bigcarp = layers.esm_vs_bigcarp(space)
 esm_vs_bigcarp.to_csv(settings.results_dir / "cka_esm_vs_bigcarp.csv", index=False)
 figure = plots.cka_heatmaps(cross, difference=("ESM-init", "random-init"))
 plots.save(figure, settings.figures_dir, "04_cka_esm_vs_bigcarp")
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-closest = esm_vs_bigcarp[esm_vs_bigcarp["closest"]].copy()
-closest["row"] = closest["init"].map(INITS)
 print("closest ESM layer (CKA) for each BiGCARP layer:")
-print(closest.assign(cell=[f"{e} ({c:.3f})" for e, c in zip(closest["esm_layer"], closest["cka"])])
-      .pivot(index="row", columns="bigcarp_layer", values="cell").to_string())
+print(layers.closest_esm_layers(esm_vs_bigcarp).to_string())
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -206,7 +161,7 @@ print(spread.summary_line(spread.check_results(settings, ["cka_esm_vs_bigcarp"])
 # (stratified k-fold CV with the profile's folds and seeds), so the scores of different layers can
 # be compared family by family. Two labels:
 #
-# 1. **Product-class association** (`datasets.family_class_association`): the MIBiG product
+# 1. **Product-class association** (`features.family_class_association`): the MIBiG product
 #    class a family co-occurs with most — a property of the *contexts* a domain appears in.
 #    Multiclass. `mixed` is **excluded**, not a class: it means "no class holds half of this
 #    family's BGCs", a statement about the spread of a label distribution rather than a
@@ -226,55 +181,23 @@ print(spread.summary_line(spread.check_results(settings, ["cka_esm_vs_bigcarp"])
 # %%
 MIN_CLASS_FAMILIES = 10
 MIN_TERM_FAMILIES = 20
-
-association = datasets.family_class_association(datasets.load_table(settings, "mibig_domain_counts"),
-                                                datasets.load_table(settings, "mibig_classes"))
-family_class = association.reindex(families)
-class_sizes = family_class[family_class != "mixed"].value_counts()
-kept_classes = class_sizes[class_sizes >= MIN_CLASS_FAMILIES].index
-class_rows = np.flatnonzero(family_class.isin(kept_classes).to_numpy())
-class_labels = family_class.to_numpy()[class_rows]
-
-go = datasets.load_table(settings, "pfam_families").set_index("pfam")["go_molecular_function"]
-go = go.reindex(families)
-go_rows = np.flatnonzero(go.notna().to_numpy())
-go_matrix = probes.frequent_label_matrix(go.iloc[go_rows], MIN_TERM_FAMILIES)
-
-tasks = {
-    "product-class association": ("multiclass", class_rows, class_labels),
-    f"GO molecular function (≥{MIN_TERM_FAMILIES} families)": ("multilabel", go_rows,
-                                                                go_matrix.to_numpy()),
-}
+tasks = layers.probe_tasks(settings, space.families, min_class_families=MIN_CLASS_FAMILIES,
+                           min_term_families=MIN_TERM_FAMILIES)
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print(f"product class: {len(class_rows)} families in {len(kept_classes)} classes "
-      f"({', '.join(f'{c} {n}' for c, n in class_sizes[kept_classes].items())}); "
-      f"excluded: mixed {int((family_class == 'mixed').sum())}, "
-      f"no association {int(family_class.isna().sum())}")
-print(f"GO molecular function: {len(go_rows)} annotated families, {go_matrix.shape[1]} terms: "
-      + ", ".join(f"{t} {n}" for t, n in go_matrix.sum().items()))
+print(f"product class: {len(tasks.class_rows)} families in {len(tasks.kept_classes)} classes "
+      f"({', '.join(f'{c} {n}' for c, n in tasks.class_sizes[tasks.kept_classes].items())}); "
+      f"excluded: mixed {int((tasks.family_class == 'mixed').sum())}, "
+      f"no association {int(tasks.family_class.isna().sum())}")
+print(f"GO molecular function: {len(tasks.go_rows)} annotated families, "
+      f"{tasks.go_matrix.shape[1]} terms: "
+      + ", ".join(f"{t} {n}" for t, n in tasks.go_matrix.sum().items()))
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-models = {f"ESM ({esm_pfam.model_id.split('@')[0]})": esm_reps,
-          **{f"BiGCARP {label}": reps[init] for init, label in INITS.items()}}
-jobs = [(task, model, layer) for task in tasks for model in models for layer in models[model]]
 probe_started = time.perf_counter()
-with Parallel(n_jobs=settings.probe_jobs) as parallel:  # independent probes, one process each
-    results = parallel(delayed(probes.cross_validated_scores)(
-        models[model][layer][tasks[task][1]], tasks[task][2], task=tasks[task][0],
-        folds=settings.probe_folds, seeds=seeds) for task, model, layer in jobs)
-    intervals = parallel(delayed(probes.bootstrap_ci)(
-        result.y_true, result.oof_scores, "f1", settings.n_bootstrap, settings.seed)
-        for result in results)
-fits = dict(zip(jobs, results))
-rows = [{"task": task, "model": model, "layer": layer,
-         "relative_depth": layer / max(models[model]), "metric": "macro-F1",
-         "mean": point, "ci_low": low, "ci_high": high, "auc": result.mean()["auc"],
-         "n_rows": len(tasks[task][1]), "n_seeds": len(seeds), "folds": settings.probe_folds}
-        for (task, model, layer), result, (point, low, high) in zip(jobs, results, intervals)]
-layer_probes = pd.DataFrame.from_records(rows)
+layer_probes, fits = layers.layer_probes(settings, space, tasks.tasks)
 layer_probes.to_csv(settings.results_dir / "layer_probes.csv", index=False)
 print(f"{len(fits)} probes in {time.perf_counter() - probe_started:.0f} s")
 
@@ -286,7 +209,7 @@ plots.save(figure, settings.figures_dir, "04_layer_probes")
 # NBVAL_IGNORE_OUTPUT
 print(layer_probes.pivot_table(index=["task", "model"], columns="layer", values="mean", sort=False)
       .round(2).to_string())
-peaks = layer_probes.loc[layer_probes.groupby(["task", "model"], sort=False)["mean"].idxmax()]
+peaks = layers.peaks(layer_probes)
 for peak in peaks.itertuples():
     print(f"{peak.task} / {peak.model}: peaks at layer {peak.layer} "
           f"(relative depth {peak.relative_depth:.2f}), macro-F1 {peak.mean:.2f} "
@@ -304,15 +227,9 @@ print(spread.summary_line(spread.check_results(settings, ["layer_probes"]), sett
 # ESM-init embedder should look like ESM, and the two last layers like each other.
 
 # %%
-labelled = np.flatnonzero(family_class.notna().to_numpy())
-panels = {
-    "ESM-init embedder": reps["esm"][0][labelled],
-    "random-init embedder": reps["random"][0][labelled],
-    f"ESM-init layer {last}": reps["esm"][last][labelled],
-    f"random-init layer {last}": reps["random"][last][labelled],
-    f"ESM layer {esm_init_layer}": esm_reps[esm_init_layer][labelled],
-}
-figure = plots.umap_panels(panels, family_class.to_numpy()[labelled], seed=settings.seed)
+panels, panel_labels = layers.umap_inputs(space, tasks.family_class)
+with threads.limit(blas_threads=1):  # as every computation of this notebook
+    figure = plots.umap_panels(panels, panel_labels, seed=settings.seed)
 plots.save(figure, settings.figures_dir, "04_umap_families")
 
 # %% [markdown]
@@ -331,43 +248,29 @@ plots.save(figure, settings.figures_dir, "04_umap_families")
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-init_kept = headline["ESM-init embedder vs ESM (its initialisation)"]
-init_control = headline["random-init embedder vs ESM"]
-init_deep = headline["ESM-init last layer vs ESM"]
-embedder_last = {label: headline[f"{label} embedder vs its last layer"] for label in INITS.values()}
-checks = {
-    "(a) ESM-init embedder closer to ESM than random-init embedder": init_kept[1] > init_control[2],
-    "(b) ESM-init embedder closer to ESM than its last layer": init_kept[1] > init_deep[2],
-    "(c) embedder vs last layer CKA < 0.5 in both runs": all(high < 0.5 for _, _, high
-                                                              in embedder_last.values()),
-}
-print(f"The ESM-init embedder keeps CKA {init_kept[0]:.2f} with ESM (random-init embedder "
-      f"{init_control[0]:.2f}, ESM-init last layer {init_deep[0]:.2f}); embedder vs last layer "
-      f"{embedder_last['ESM-init'][0]:.2f} (ESM-init) and {embedder_last['random-init'][0]:.2f} "
-      f"(random-init), paper 0.285 and 0.311.")
+claim2 = layers.initialisation_kept(headline, max_similarity=0.5)
+print(f"The ESM-init embedder keeps CKA {claim2.kept:.2f} with ESM (random-init embedder "
+      f"{claim2.control:.2f}, ESM-init last layer {claim2.deep:.2f}); embedder vs last layer "
+      f"{claim2.embedder_last['ESM-init']:.2f} (ESM-init) and "
+      f"{claim2.embedder_last['random-init']:.2f} (random-init), paper "
+      f"{paper.PAPER_CKA['embedder_vs_last', 'esm', 'esm']:.3f} and "
+      f"{paper.PAPER_CKA['embedder_vs_last', 'random', 'random']:.3f}.")
 
 # %%
 # NBVAL_CHECK_OUTPUT
-for name, passed in checks.items():
+for name, passed in claim2.checks.items():
     print(f"{name}: {'yes' if passed else 'no'}")
-print(f"Claim 2 {'is' if all(checks.values()) else 'is NOT'} supported by this run")
+print(f"Claim 2 {'is' if claim2.supported else 'is NOT'} supported by this run")
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-primary, secondary = tasks
-deeper_wins = {}
-for task in tasks:
-    for init, label in INITS.items():
-        model = f"BiGCARP {label}"
-        deep, embedder = fits[task, model, last], fits[task, model, 0]
-        test = probes.paired_bootstrap(deep.y_true, deep.oof_scores, embedder.oof_scores, "f1",
-                                       settings.n_bootstrap, settings.seed)
-        deeper_wins[task, label] = test["p_value"] < 0.05
-        peak = peaks[(peaks["task"] == task) & (peaks["model"] == model)].iloc[0]
-        print(f"{task} / {label}: last layer − embedder macro-F1 {test['delta']:+.2f} "
-              f"[{test['low']:+.2f}, {test['high']:+.2f}], p = {test['p_value']:.3f}; "
-              f"peak at layer {peak.layer} of {last}")
-wins = {task: sum(deeper_wins[task, label] for label in INITS.values()) for task in tasks}
+primary, secondary = tasks.tasks
+deeper = layers.deeper_vs_embedder(settings, fits, space, peaks)
+for test in deeper.itertuples():
+    print(f"{test.task} / {test.run}: last layer − embedder macro-F1 {test.delta:+.2f} "
+          f"[{test.low:+.2f}, {test.high:+.2f}], p = {test.p_value:.3f}; "
+          f"peak at layer {test.peak_layer} of {last}")
+wins = layers.wins_by_task(deeper)
 print(f"last layer beats the embedder: {primary} in {wins[primary]} of {len(INITS)} runs; "
       f"{secondary} (secondary) in {wins[secondary]} of {len(INITS)}")
 

@@ -56,11 +56,10 @@ profile = "mini"
 # %%
 import time
 
-import numpy as np
-import pandas as pd
-
-from crossgran import bigcarp, datasets, esm, halogenation, paper, plots, probes, spread
-from crossgran.profiles import prepare
+from crossgran import plots
+from crossgran.analysis import fusion, report, spread
+from crossgran.models import bigcarp, esm
+from crossgran.session import prepare
 
 settings = prepare(profile, on_colab=ON_COLAB)  # full: stops here if inputs are unobtainable
 esm_pfam = esm.EmbeddingResult.load(settings.processed_dir / "esm_pfam.npz")
@@ -68,8 +67,6 @@ esm_adomains = esm.EmbeddingResult.load(settings.processed_dir / "esm_adomains.n
 bigcarp_run = bigcarp.Representations.load(settings.processed_dir / "bigcarp_random.npz")
 esm_last = esm_pfam.layers[-1]
 bigcarp_last = bigcarp_run.layers[-1]
-cv = {"folds": settings.probe_folds, "seeds": range(settings.probe_seeds),
-      "n_jobs": settings.probe_jobs}
 print(f"profile {settings.name}: ESM {esm_pfam.model_id} layer {esm_last}; random-init "
       f"BiGCARP layer {bigcarp_last}; {settings.probe_folds}-fold CV x {settings.probe_seeds} "
       f"seeds; {settings.n_bootstrap} bootstrap replicates")
@@ -96,40 +93,14 @@ print(f"profile {settings.name}: ESM {esm_pfam.model_id} layer {esm_last}; rando
 # %%
 # NBVAL_IGNORE_OUTPUT
 started = time.perf_counter()
-classes = datasets.load_table(settings, "mibig_classes")
-counts = datasets.load_table(settings, "mibig_domain_counts")
-bgc_ids = np.asarray(bigcarp_run.bgc_ids)
-bgc_blocks = {
-    "esm": probes.count_weighted_mean(counts, bgc_ids, esm_pfam.ids, esm_pfam.mean[esm_last]),
-    "bigcarp_embedder": bigcarp_run.bgc[0],
-    "bigcarp_last": bigcarp_run.bgc[bigcarp_last],
-}
-embedded = np.all([np.isfinite(block).all(axis=1) for block in bgc_blocks.values()], axis=0)
-labelled, targets, class_names = probes.product_class_targets(
-    classes, bgc_ids[embedded], datasets.PRODUCT_CLASSES, min_positives=settings.probe_folds)
-rows = np.flatnonzero(embedded)[labelled]
-bgc_features = {name: block[rows] for name, block in bgc_blocks.items()}
-bgc_features["esm+bigcarp_last"] = np.hstack([bgc_features["esm"], bgc_features["bigcarp_last"]])
-bgc_features["pfam_counts"], _ = probes.count_matrix(counts, bgc_ids[rows])
-bgc_features["random"] = probes.random_features(
-    len(rows), bgc_features["esm+bigcarp_last"].shape[1], settings.seed)
-count_model = "rf" if settings.name == "full" else "logreg"
-class_results = {
-    name: probes.cross_validated_scores(features, targets, task="multilabel",
-                                        model=count_model if name == "pfam_counts" else "logreg",
-                                        **cv)
-    for name, features in bgc_features.items()
-}
-print(f"{len(rows)} labelled BGCs, classes {class_names}; probes in "
+class_results, class_names = fusion.product_class_probes(
+    settings, esm_pfam, bigcarp_run, esm_layer=esm_last, bigcarp_layer=bigcarp_last)
+print(f"{len(class_results['esm'].y_true)} labelled BGCs, classes {class_names}; probes in "
       f"{time.perf_counter() - started:.1f} s")
 
 # %%
-class_table = probes.summarise(class_results, settings.n_bootstrap, seed=settings.seed)
+class_table, class_tests = fusion.product_class_tables(settings, class_results)
 class_table.to_csv(settings.results_dir / "product_class_probe.csv", index=False)
-class_tests = probes.compare_to_best(class_results, "esm+bigcarp_last",
-                                     ["esm", "bigcarp_embedder", "bigcarp_last"],
-                                     settings.n_bootstrap, seed=settings.seed)
-class_tests.insert(0, "task", "product_class")
 figure = plots.metric_bars(class_table, group="feature_set", hue="metric",
                            title="MIBiG product class (macro-F1, macro-AUC, exact match)")
 plots.save(figure, settings.figures_dir, "05_product_class_probe")
@@ -164,45 +135,11 @@ print(spread.summary_line(spread.check_results(settings, ["product_class_probe"]
 # %%
 # NBVAL_IGNORE_OUTPUT
 started = time.perf_counter()
-adomains = datasets.load_table(settings, "adomains").set_index("domain_id")
-domain_ids = bigcarp_run.adomain_ids
-domains = adomains.loc[domain_ids]
-esm_rows = probes.rows_of(esm_adomains.ids, domain_ids)
-domain_features = {
-    "esm_mean": esm_adomains.mean[esm_last][esm_rows],
-    "stachel": esm_adomains.positions[esm_last][esm_rows],
-    "bigcarp": bigcarp_run.adomain[bigcarp_last],
-}
-domain_features["bigcarp+esm_mean"] = np.hstack([domain_features["bigcarp"],
-                                                 domain_features["esm_mean"]])
-domain_features["bigcarp+stachel"] = np.hstack([domain_features["bigcarp"],
-                                                domain_features["stachel"]])
-domain_features["random"] = probes.random_features(
-    len(domain_ids), domain_features["bigcarp+esm_mean"].shape[1], settings.seed)
-domain_features["stachelhaus_onehot"] = probes.one_hot_signatures(domains["stachelhaus"])
-FUSIONS = {"bigcarp+esm_mean": ["bigcarp", "esm_mean"], "bigcarp+stachel": ["bigcarp", "stachel"]}
-
-domain_tables, domain_tests, skipped = [], [], []
-for prop in datasets.PROPERTIES:
-    defined = domains[prop].notna().to_numpy()
-    labels = domains[prop].to_numpy()[defined].astype(int)
-    parents = domains["parent_protein"].to_numpy()[defined]
-    minority = min(np.unique(parents[labels == value]).size for value in (0, 1))
-    if minority < settings.probe_folds:
-        skipped.append(f"{prop} (only {minority} parent proteins in its rarer class)")
-        continue
-    results = {name: probes.cross_validated_scores(features[defined], labels, task="binary",
-                                                   groups=parents, **cv)
-               for name, features in domain_features.items()}
-    domain_tables.append(probes.summarise(results, settings.n_bootstrap, seed=settings.seed)
-                         .assign(property=prop))
-    domain_tests += [probes.compare_to_best(results, fused, singles, settings.n_bootstrap,
-                                            seed=settings.seed).assign(property=prop)
-                     for fused, singles in FUSIONS.items()]
-domain_table = pd.concat(domain_tables, ignore_index=True)
-domain_table = domain_table[["property", *domain_table.columns.drop("property")]]
+domains, domain_features = fusion.adomain_features(
+    settings, esm_adomains, bigcarp_run, esm_layer=esm_last, bigcarp_layer=bigcarp_last)
+domain_table, domain_tests, skipped = fusion.adomain_probes(settings, domains, domain_features)
 domain_table.to_csv(settings.results_dir / "adomain_probe.csv", index=False)
-print(f"{len(domain_ids)} A-domains from {domains['parent_protein'].nunique()} parent proteins; "
+print(f"{len(domains)} A-domains from {domains['parent_protein'].nunique()} parent proteins; "
       f"skipped: {', '.join(skipped) or 'none'}; probes in {time.perf_counter() - started:.1f} s")
 
 # %%
@@ -237,21 +174,15 @@ print(spread.summary_line(spread.check_results(settings, ["adomain_probe"]), set
 
 # %%
 halogen_tests = []
-if settings.name == "full":
-    features, labels, groups = halogenation.task_features(
+if settings.downloads:  # the MIBiG release's compound structures label the task
+    halogen = fusion.halogenation_probes(
         settings, esm.load_esm(settings.esm.spec, settings.models_dir),
         settings.models_dir / "bigcarp_random")
-    halogen_results = {
-        name: probes.cross_validated_scores(x, labels, task="binary", groups=groups, model="mlp",
-                                            mlp_hidden=halogenation.MLP_HIDDEN, **cv)
-        for name, x in features.items()}
-    halogen_table = probes.summarise(halogen_results, settings.n_bootstrap, seed=settings.seed)
-    halogen_table.to_csv(settings.results_dir / "halogenation_probe.csv", index=False)
-    halogen_tests.append(probes.compare_to_best(
-        halogen_results, halogenation.FUSED, list(halogenation.PARTS), settings.n_bootstrap,
-        seed=settings.seed).assign(task="halogenation", property=""))
-    print(f"{len(labels)} halogenase domains in {len(set(groups))} BGCs, {labels.sum()} halogenated")
-    print(halogen_table[["feature_set", "metric", "mean", "ci_low", "ci_high"]].round(3)
+    halogen.table.to_csv(settings.results_dir / "halogenation_probe.csv", index=False)
+    halogen_tests.append(halogen.tests)
+    print(f"{halogen.n_domains} halogenase domains in {halogen.n_bgcs} BGCs, "
+          f"{halogen.n_halogenated} halogenated")
+    print(halogen.table[["feature_set", "metric", "mean", "ci_low", "ci_high"]].round(3)
           .to_string(index=False))
 else:
     print(f"halogenation: skipped under the offline '{settings.name}' profile (MIBiG compound "
@@ -263,11 +194,7 @@ else:
 # paired bootstrap over rows (one-sided p-value for "fusion is better").
 
 # %%
-fusion_tests = pd.concat([class_tests.assign(property=""),
-                          pd.concat(domain_tests).assign(task="adomain"), *halogen_tests],
-                         ignore_index=True)
-fusion_tests = fusion_tests[["task", "property", "candidate", "rival", "metric",
-                             "candidate_mean", "rival_mean", "delta", "low", "high", "p_value"]]
+fusion_tests = fusion.fusion_tests(class_tests, domain_tests, halogen_tests)
 fusion_tests.to_csv(settings.results_dir / "fusion_tests.csv", index=False)
 
 # %%
@@ -280,21 +207,15 @@ print(spread.summary_line(spread.check_results(settings, ["fusion_tests"]), sett
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-claim4 = {}
-for (task, candidate), tests in fusion_tests.groupby(["task", "candidate"], sort=False):
-    auc = tests[tests["metric"] == "auc"]
-    wins = auc[(auc["delta"] > 0) & (auc["p_value"] < 0.05)]
-    where = ", ".join(f"{r.property or 'product class'} {r.delta:+.3f} (p={r.p_value:.3f})"
-                      for r in auc.itertuples())
-    print(f"{task} · {candidate} vs best single, AUC: {where}; significant gain in "
-          f"{len(wins)} of {len(auc)}")
-    claim4[task, candidate] = ("SUPPORTED" if len(wins) == len(auc) else
-                               "partly supported" if len(wins) else "NOT supported")
+claim4 = fusion.claim4(fusion_tests)
+for row in claim4.itertuples():
+    print(f"{row.task} · {row.candidate} vs best single, AUC: {row.deltas}; significant gain in "
+          f"{row.n_wins} of {row.n_tests}")
 
 # %%
 # NBVAL_CHECK_OUTPUT
-for (task, candidate), verdict in claim4.items():
-    print(f"-> claim 4 {verdict} here ({task} · {candidate} vs best single, AUC)")
+for row in claim4.itertuples():
+    print(f"-> claim 4 {row.verdict} here ({row.task} · {row.candidate} vs best single, AUC)")
 
 # %% [markdown]
 # ## The paper's figures beside ours
@@ -304,7 +225,7 @@ for (task, candidate), verdict in claim4.items():
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-report_path = paper.write_report(settings)
+report_path = report.write_report(settings)
 print(report_path.read_text())
 
 # %% [markdown]
@@ -313,4 +234,4 @@ print(report_path.read_text())
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print(paper.agreement_line(settings))
+print(report.agreement_line(settings))

@@ -1,11 +1,12 @@
-"""Shared fixtures: a smoke-profile project root in a temporary folder.
+"""Shared fixtures and the one recipe for a scratch project root.
 
-The root's ``data/raw`` links to the checkout's, so the pinned wheels are downloaded (and
+A scratch root's ``data/raw`` links to the checkout's, so the pinned wheels are downloaded (and
 hash-checked) once per machine; everything else a test builds stays in the temporary root.
 """
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import esm
@@ -13,27 +14,37 @@ import pytest
 import torch
 from loopback import HOST, free_port
 
-import crossgran.esm as cesm
+from crossgran.data.remote import MIRROR_ENV
+from crossgran.models.esm import LoadedEsm, wrap_model
 from crossgran.profiles import Profile, find_root, get_profile
-from crossgran.sources import MIRROR_ENV
 
 CHECKOUT = find_root(Path(__file__).parent)
 
 
-@pytest.fixture(scope="session")
-def smoke_profile(tmp_path_factory: pytest.TempPathFactory) -> Profile:
-    root = tmp_path_factory.mktemp("crossgran-smoke")
+def make_project_root(root: Path, *, notebooks: bool = False) -> Path:
+    """A project root at ``root`` sharing the checkout's pinned downloads; with
+    ``notebooks``, also the stored notebooks and pyproject.toml, so ``crossgran run`` works
+    there (``CROSSGRAN_ROOT=root``)."""
     shared_raw = CHECKOUT / "data" / "raw"
     shared_raw.mkdir(parents=True, exist_ok=True)
-    (root / "data").mkdir()
+    (root / "data").mkdir(parents=True)
     (root / "data" / "raw").symlink_to(shared_raw, target_is_directory=True)
-    return get_profile("smoke", root=root)
+    if notebooks:
+        shutil.copytree(CHECKOUT / "notebooks", root / "notebooks",
+                        ignore=shutil.ignore_patterns("*.py", ".ipynb_checkpoints"))
+        shutil.copy2(CHECKOUT / "pyproject.toml", root / "pyproject.toml")
+    return root
+
+
+@pytest.fixture(scope="session")
+def smoke_profile(tmp_path_factory: pytest.TempPathFactory) -> Profile:
+    return get_profile("smoke", root=make_project_root(tmp_path_factory.mktemp("crossgran-smoke")))
 
 
 @pytest.fixture(scope="session")
 def smoke_build(smoke_profile: Profile):
     """The smoke tables, built once per test session."""
-    from crossgran.datasets import build_all
+    from crossgran.data.tables import build_all
     return build_all(smoke_profile)
 
 
@@ -47,11 +58,11 @@ def local_only(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(scope="session")
-def tiny_esm() -> cesm.LoadedEsm:
+def tiny_esm() -> LoadedEsm:
     """A randomly initialised ESM-2 (2 layers x 32 dims): input handling and feature plumbing
     do not depend on trained weights. Seeded inside fork_rng so the global torch RNG is left
     untouched."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         network = esm.model.esm2.ESM2(num_layers=2, embed_dim=32, attention_heads=4)
-    return cesm.wrap_model(network, network.alphabet, "random-esm2-2x32-seed0")
+    return wrap_model(network, network.alphabet, "random-esm2-2x32-seed0")

@@ -1,6 +1,6 @@
 """Loopback HTTP servers and MIBiG-shaped tarballs for the full-profile tests.
 
-Shared by test_full_sources.py (downloads, parsing) and test_full_build.py (the table build):
+Shared by test_data_remote.py (downloads, parsing) and test_data_full_build.py (the table build):
 every server binds 127.0.0.1 and serves a temporary folder, so no test reaches the internet.
 """
 

@@ -8,7 +8,11 @@ The model is tiny so that the whole file runs in well under a minute on two CPU 
 from __future__ import annotations
 
 import hashlib
+import inspect
 import io
+import itertools
+import sys
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -17,8 +21,10 @@ import pandas as pd
 import pytest
 import torch
 
-from crossgran import bigcarp
-from crossgran.bigcarp import (
+from crossgran.data.sources import fetch_wheel, read_wheel_member
+from crossgran.models.bigcarp import (
+    CORPUS_COLUMNS,
+    STREAMS,
     Vocabulary,
     build_model,
     esm_projection,
@@ -27,13 +33,16 @@ from crossgran.bigcarp import (
     layer_representations,
     load_checkpoint,
     sequence_representations,
+    stream_rng,
     token_representations,
     token_table,
     train_mlm,
     training_windows,
 )
+from crossgran.models.bigcarp import represent as represent_module
+from crossgran.models.bigcarp import train as train_module
 from crossgran.profiles import BigcarpConfig, get_profile
-from crossgran.sources import fetch_wheel, read_wheel_member
+from crossgran.threads import limit
 
 N_BGCS = 60
 TINY = BigcarpConfig(d_model=32, n_layers=4, kernel_size=3, r=4, d_embedding=16, epochs=2,
@@ -52,13 +61,11 @@ def _bag_counts(fractions: np.ndarray) -> np.ndarray:
 
 
 @pytest.fixture(scope="module", autouse=True)
-def one_thread():
+def one_thread() -> Iterator[None]:
     """Tiny convolutions on a busy 2-core machine run ~100x slower with two OpenMP threads
     (threads spin waiting for each other) than with one; the thread count is restored after."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    with limit(torch_threads=1):
+        yield
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +83,8 @@ def corpus() -> pd.DataFrame:
             continue
         order = np.argsort(cols[hit])
         counts = _bag_counts(data[hit][order])
-        tokens = [domains[c] for c, n in zip(cols[hit][order], counts) for _ in range(n)]
+        tokens = [domains[c] for c, n in zip(cols[hit][order], counts, strict=True)
+                  for _ in range(n)]
         split = "valid" if int(hashlib.sha256(bgc.encode()).hexdigest()[:8], 16) % 5 == 0 else "train"
         records.append({"seq_id": bgc, "source": "mibig", "tokens": " ".join(tokens),
                         "ordered": False, "split": split})
@@ -99,21 +107,49 @@ def family_vectors(vocab: Vocabulary) -> dict[str, np.ndarray]:
     return {name: rng.normal(size=ESM_WIDTH).astype(np.float32) for name in vocab.families[:-5]}
 
 
+def _train(corpus, vocab, config, init_mode, family_vectors, out_dir, seed):
+    return train_mlm(corpus, vocab, config, init_mode=init_mode, family_vectors=family_vectors,
+                     out_dir=out_dir, seed=seed)
+
+
 @pytest.fixture(scope="module")
-def straight_run(corpus, vocab, family_vectors, tmp_path_factory) -> Path:
+def training_corpus(corpus) -> pd.DataFrame:
+    """Only the columns train_mlm documents as read: the others must not be needed."""
+    return corpus[["tokens", "ordered", "split"]]
+
+
+@pytest.fixture(scope="module")
+def straight_run(training_corpus, vocab, family_vectors, tmp_path_factory) -> Path:
     """Two uninterrupted epochs; shared by the loss, resume and representation tests."""
     out = tmp_path_factory.mktemp("straight")
-    train_mlm(corpus, vocab, TINY, "esm", family_vectors, out, seed=3)
+    _train(training_corpus, vocab, TINY, "esm", family_vectors, out, seed=3)
     return out
+
+
+def test_corpus_columns_are_documented_and_options_are_keywords(corpus):
+    assert set(CORPUS_COLUMNS) == set(corpus.columns)
+    parameters = inspect.signature(train_mlm).parameters
+    assert [name for name, p in parameters.items() if p.kind is p.POSITIONAL_OR_KEYWORD] == [
+        "corpus", "vocab", "config"]
 
 
 def test_vocabulary_encodes_counts_unknowns_and_round_trips(vocab, tmp_path):
     assert vocab.families == sorted(vocab.families) and len(vocab) == len(vocab.families) + 3
     fresh = Vocabulary.load(_saved(vocab, tmp_path / "vocab.json"))
-    ids = fresh.encode([vocab.families[0], "PF99999", "PF99999", "PF88888"])
-    assert ids[0] == vocab.index[vocab.families[0]]
-    assert ids[1:] == [fresh.unk_index] * 3
-    assert fresh.unknown_counts == {"PF99999": 2, "PF88888": 1}
+    known = vocab.families[0]
+    real_but_absent = next(name for name in _gecco_domains() if name not in vocab.index)
+    lower_case = known.lower()  # accessions are case-sensitive tokens
+    ids = fresh.encode([known, real_but_absent, "PF99999", lower_case, real_but_absent])
+    assert ids[0] == vocab.index[known]
+    assert ids[1:] == [fresh.unk_index] * 4
+    assert fresh.unknown_counts == {real_but_absent: 2, "PF99999": 1, lower_case: 1}
+    fresh.encode(["PF99999"])  # counts accumulate over calls, so a corpus-wide total is kept
+    assert fresh.unknown_counts["PF99999"] == 2
+
+
+def _gecco_domains() -> list[str]:
+    wheel = fetch_wheel("gecco", get_profile("smoke").raw_dir)
+    return read_wheel_member(wheel, "gecco/types/domains.tsv").decode().split()
 
 
 def _saved(vocab: Vocabulary, path: Path) -> Path:
@@ -155,9 +191,10 @@ def test_loss_falls_and_outputs_are_written(straight_run, vocab):
     assert run.init_mode == "esm" and run.config == TINY
 
 
-def test_frozen_table_is_bit_identical_after_training(corpus, vocab, family_vectors, tmp_path):
+def test_frozen_table_is_bit_identical_after_training(training_corpus, vocab, family_vectors,
+                                                      tmp_path):
     config = replace(TINY, epochs=1)
-    train_mlm(corpus, vocab, config, "esm-frozen", family_vectors, tmp_path, seed=1)
+    _train(training_corpus, vocab, config, "esm-frozen", family_vectors, tmp_path, seed=1)
     run = load_checkpoint(tmp_path)
     assert torch.equal(token_table(run.model), torch.from_numpy(run.token_tables[0]))
     np.testing.assert_array_equal(run.token_tables[1], run.token_tables[0])
@@ -166,30 +203,74 @@ def test_frozen_table_is_bit_identical_after_training(corpus, vocab, family_vect
     assert not torch.equal(initial["decoder.conv.weight"], trained["decoder.conv.weight"])
 
 
-def test_resume_after_kill_is_bit_identical(corpus, vocab, family_vectors, straight_run,
-                                            tmp_path, monkeypatch):
-    real_write = bigcarp._write_checkpoint
+def _leftovers(directory: Path) -> list[Path]:
+    """Temporary files of crossgran.cache.atomic_path that a crash could leave behind."""
+    return sorted(directory.rglob("*.part"))
+
+
+def test_killed_training_resumes_to_the_uninterrupted_result(training_corpus, vocab,
+                                                             family_vectors, straight_run,
+                                                             tmp_path, monkeypatch):
+    real_write = train_module.write_checkpoint
 
     def killed_in_epoch_2(out_dir, epoch, *args):
         if epoch == 2:  # steps of epoch 2 were taken in memory; the process dies unsaved
             raise KeyboardInterrupt
         real_write(out_dir, epoch, *args)
 
-    monkeypatch.setattr(bigcarp, "_write_checkpoint", killed_in_epoch_2)
+    monkeypatch.setattr(train_module, "write_checkpoint", killed_in_epoch_2)
     with pytest.raises(KeyboardInterrupt):
-        train_mlm(corpus, vocab, TINY, "esm", family_vectors, tmp_path, seed=3)
-    monkeypatch.setattr(bigcarp, "_write_checkpoint", real_write)
+        _train(training_corpus, vocab, TINY, "esm", family_vectors, tmp_path, seed=3)
+    monkeypatch.undo()
     assert load_checkpoint(tmp_path).epoch == 1
-    resumed = train_mlm(corpus, vocab, TINY, "esm", family_vectors, tmp_path, seed=3)
+    assert not (tmp_path / "model_e002.pt").exists() and _leftovers(tmp_path) == []
+    resumed = _train(training_corpus, vocab, TINY, "esm", family_vectors, tmp_path, seed=3)
 
     straight = load_checkpoint(straight_run)
     again = load_checkpoint(tmp_path)
+    assert again.epoch == straight.epoch == TINY.epochs
     for name, tensor in straight.model.state_dict().items():
         assert torch.equal(tensor, again.model.state_dict()[name]), name
-    columns = ["train_loss", "valid_loss", "valid_masked_accuracy"]
+    for epoch, table in straight.token_tables.items():
+        np.testing.assert_array_equal(again.token_tables[epoch], table)
+    columns = ["epoch", "train_loss", "valid_loss", "valid_masked_accuracy"]
     pd.testing.assert_frame_equal(resumed[columns], straight.history[columns])
     with pytest.raises(ValueError, match="different run"):
-        train_mlm(corpus, vocab, TINY, "esm", family_vectors, tmp_path, seed=4)
+        _train(training_corpus, vocab, TINY, "esm", family_vectors, tmp_path, seed=4)
+
+
+def test_random_streams_are_distinct_per_purpose_epoch_and_seed():
+    named = (train_module.TRAIN_STREAM, train_module.VALID_STREAM,
+             train_module.VALID_MASK_STREAM, train_module.ORDER_STREAM)
+    assert sorted(named) == sorted(STREAMS) and len(set(STREAMS)) == len(STREAMS)
+    draws = {(seed, epoch, stream): tuple(stream_rng(seed, epoch, stream).integers(2**62, size=4))
+             for seed, epoch, stream in itertools.product((0, 1), range(4), STREAMS)}
+    assert len(set(draws.values())) == len(draws)  # no two (seed, epoch, purpose) draw alike
+    assert tuple(stream_rng(0, 1, STREAMS[0]).integers(2**62, size=4)) == draws[0, 1, STREAMS[0]]
+
+
+def test_each_random_stream_serves_one_purpose(training_corpus, corpus, vocab, tmp_path,
+                                               monkeypatch):
+    """Record every (seed, epoch, stream) a training run and a representation export request,
+    and where from: one stream shared by two purposes (e.g. validation masks drawn like the
+    validation windows' order) would correlate draws that are meant to be independent."""
+    requests: dict[tuple[int, int, int], set[tuple[str, int]]] = {}
+
+    def recording(seed: int, epoch: int, stream: int) -> np.random.Generator:
+        caller = sys._getframe(1)
+        requests.setdefault((seed, epoch, stream), set()).add(
+            (caller.f_code.co_name, caller.f_lineno))
+        return stream_rng(seed, epoch, stream)
+
+    monkeypatch.setattr(train_module, "stream_rng", recording)
+    monkeypatch.setattr(represent_module, "stream_rng", recording)
+    _train(training_corpus, vocab, replace(TINY, epochs=2), "random", None, tmp_path, seed=3)
+    run = load_checkpoint(tmp_path)
+    sequence_representations(run.model, run.vocab, corpus.iloc[:5], layers=[-1], n_orders=2,
+                             seed=3)
+    shared = {key: sites for key, sites in requests.items() if len(sites) > 1}
+    assert not shared, f"one random stream drawn for several purposes: {shared}"
+    assert {stream for _, _, stream in requests} == set(STREAMS)  # every purpose was exercised
 
 
 def test_unordered_rows_are_reshuffled_each_epoch_and_ordered_rows_kept(corpus, vocab):
@@ -199,7 +280,8 @@ def test_unordered_rows_are_reshuffled_each_epoch_and_ordered_rows_kept(corpus, 
     ordered = [True, True, True, False, False, False]
 
     def windows(epoch: int) -> list[np.ndarray]:
-        return training_windows(rows, ordered, 16, bigcarp._rng(0, epoch, 0))
+        return training_windows(rows, ordered, 16,
+                                stream_rng(0, epoch, train_module.TRAIN_STREAM))
 
     def chunks(ids: list[int]) -> set[tuple[int, ...]]:
         return {tuple(ids[i:i + 16]) for i in range(0, len(ids), 16)}
@@ -223,7 +305,7 @@ def test_representation_shapes_and_batch_independence(straight_run, corpus):
     tokens = [row.split() for row in corpus["tokens"].iloc[:3]]
     reps = layer_representations(model, vocab, tokens)
     assert len(reps) == 3 and all(len(per_layer) == TINY.n_layers + 1 for per_layer in reps)
-    for row, per_layer in zip(tokens, reps):
+    for row, per_layer in zip(tokens, reps, strict=True):
         assert all(array.shape == (len(row), TINY.d_model) for array in per_layer)
     alone = layer_representations(model, vocab, [tokens[0]], layers=[0, -1])[0]
     np.testing.assert_allclose(alone[1], reps[0][-1], rtol=1e-5, atol=1e-5)
@@ -243,7 +325,7 @@ def test_representation_shapes_and_batch_independence(straight_run, corpus):
     sites = [("row0", 0), ("row2", 2), ("row2", 0)]  # two sites in one sentence
     picked = token_representations(model, vocab, sentences, sites, layers=[3])
     assert picked[3].shape == (3, TINY.d_model)
-    for (key, index), vector in zip(sites, picked[3]):
+    for (key, index), vector in zip(sites, picked[3], strict=True):
         np.testing.assert_allclose(vector, reps[int(key[3:])][3][index], rtol=1e-5, atol=1e-5)
     with pytest.raises(IndexError, match="row1"):
         token_representations(model, vocab, sentences, [("row1", len(tokens[1]))], layers=[3])

@@ -16,7 +16,8 @@ import nbformat
 import pytest
 import torch
 
-from crossgran import profiles, sources
+from crossgran import profiles, session
+from crossgran.data import remote
 
 ROOT = Path(__file__).parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -88,32 +89,44 @@ def test_auto_profile_needs_a_gpu_and_the_full_inputs(monkeypatch: pytest.Monkey
         probed.append(profile.root)
         return obtainable
 
+    monkeypatch.setenv(profiles.ROOT_ENV, str(tmp_path))
     monkeypatch.setattr(torch.cuda, "is_available", lambda: gpu)
-    monkeypatch.setattr(sources, "full_inputs_obtainable", fake_obtainable)
-    chosen = profiles.get_profile("auto", root=tmp_path)
-    assert chosen.name == expected and chosen.root == tmp_path.resolve()
+    monkeypatch.setattr(remote, "full_inputs_obtainable", fake_obtainable)
+    assert session.auto_profile_name() == expected
     assert probed == ([tmp_path.resolve()] if gpu else [])  # no network probe without a GPU
 
 
 def test_full_inputs_obtainable_is_false_offline_and_true_when_present(tmp_path: Path,
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(sources.MIRROR_ENV, "http://127.0.0.1:9")  # discard port: nothing listens
+    monkeypatch.setenv(remote.MIRROR_ENV, "http://127.0.0.1:9")  # discard port: nothing listens
     full = profiles.get_profile("full", root=tmp_path)
-    assert not sources.full_inputs_obtainable(full)
+    assert not remote.full_inputs_obtainable(full)
     full.raw_dir.mkdir(parents=True)
-    for remote in sources.REMOTE_FILES.values():
-        (full.raw_dir / remote.filename).write_bytes(b"placed by hand")
-    assert sources.full_inputs_obtainable(full)
+    for needed in remote.REMOTE_FILES.values():
+        (full.raw_dir / needed.filename).write_bytes(b"placed by hand")
+    assert remote.full_inputs_obtainable(full)
 
 
 def test_prepare_makes_the_folders_and_stops_an_unobtainable_full_run(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(profiles.ROOT_ENV, str(tmp_path))
-    monkeypatch.setenv(sources.MIRROR_ENV, "http://127.0.0.1:9")
-    smoke = profiles.prepare("smoke")
+    monkeypatch.setenv(remote.MIRROR_ENV, "http://127.0.0.1:9")
+    smoke = session.prepare("smoke")
     assert smoke.name == "smoke" and smoke.root == tmp_path.resolve()
     assert smoke.results_dir.is_dir() and smoke.processed_dir.is_dir()
-    with pytest.raises(sources.SourceError, match="input\\(s\\) of the full profile are missing"):
-        profiles.prepare("full")
+    with pytest.raises(remote.SourceError, match="input\\(s\\) of the full profile are missing"):
+        session.prepare("full")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert profiles.prepare("full", on_colab=True).name == "mini"  # Colab without a GPU
+    assert session.prepare("full", on_colab=True).name == "mini"  # Colab without a GPU
+
+
+def test_prepare_holds_the_torch_thread_count_of_the_profile(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(profiles.ROOT_ENV, str(tmp_path))
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        assert session.prepare("smoke").torch_threads == 2 and torch.get_num_threads() == 2
+    finally:
+        session._SESSION.close()
+        torch.set_num_threads(before)

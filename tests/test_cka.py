@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 from scipy.stats import ortho_group
 
-from crossgran.cka import MinibatchLinearCKA, cka, cka_matrix, debiased_cka, linear_cka
+from crossgran.analysis.cka import (
+    MinibatchLinearCKA,
+    bootstrap_cka,
+    cka,
+    cka_matrix,
+    debiased_cka,
+    linear_cka,
+)
 
 
 @pytest.fixture
@@ -17,14 +24,14 @@ def rng() -> np.random.Generator:
 def _song_hsic_unbiased(x: np.ndarray, y: np.ndarray) -> float:
     """Song et al. (2012) written literally with n x n matrices, as an independent reference."""
     n = x.shape[0]
-    k, l = x @ x.T, y @ y.T
+    k, el = x @ x.T, y @ y.T
     np.fill_diagonal(k, 0.0)
-    np.fill_diagonal(l, 0.0)
+    np.fill_diagonal(el, 0.0)
     ones = np.ones(n)
     value = (
-        np.sum(k * l)
-        + (ones @ k @ ones) * (ones @ l @ ones) / ((n - 1) * (n - 2))
-        - 2.0 / (n - 2) * (ones @ k @ l @ ones)
+        np.sum(k * el)
+        + (ones @ k @ ones) * (ones @ el @ ones) / ((n - 1) * (n - 2))
+        - 2.0 / (n - 2) * (ones @ k @ el @ ones)
     )
     return value / (n * (n - 3))
 
@@ -146,26 +153,8 @@ def test_errors_are_clear(rng: np.random.Generator) -> None:
         accumulator.update(rng.normal(size=(3, 5)), rng.normal(size=(3, 2)))
 
 
-def test_shared_rows_pairs_rows_by_id_not_position() -> None:
-    from sklearn.datasets import load_wine
-
-    from crossgran.cka import shared_rows
-
-    features = load_wine().data
-    ids = [f"wine{i:03d}" for i in range(features.shape[0])]
-    order = np.random.default_rng(0).permutation(len(ids))[:-5]  # shuffled, five rows missing
-    common, (rows_a, rows_b) = shared_rows(ids, [ids[i] for i in order])
-    assert common == sorted(ids[i] for i in order)
-    assert np.array_equal(features[rows_a], features[order][rows_b])
-    assert cka(features[rows_a], features[order][rows_b]) == pytest.approx(1.0, abs=1e-12)
-    with pytest.raises(ValueError, match="duplicate"):
-        shared_rows(ids, [ids[0], ids[0]])
-
-
 def test_bootstrap_cka_interval_brackets_the_point_and_separates_related_from_shuffled() -> None:
     from sklearn.datasets import load_digits
-
-    from crossgran.cka import bootstrap_cka
 
     pixels = load_digits().data[:400]
     rng = np.random.default_rng(3)

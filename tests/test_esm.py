@@ -1,24 +1,36 @@
-"""crossgran.esm on real proteins (pyhmmer's shipped proteome) with tiny models, offline.
+"""crossgran.models.esm on real proteins (pyhmmer's shipped proteome, PARAS's NRPS proteins)
+with tiny models, offline.
 
 The reference for every pooled vector is fair-esm's own forward pass, so the fast path in
-crossgran.esm is checked against the implementation it replaces, not against itself.
+crossgran.models.esm is checked against the implementation it replaces, not against itself.
+Bad inputs (case, stops, gaps, empty records, corrupt cache entries) must either be handled
+as the docstrings promise or stop with a message naming every bad record.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib.resources
+import importlib
 import json
+from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-import crossgran.esm as cesm
-from crossgran.cache import ArrayCache
+import crossgran.models.esm as cesm
+from crossgran.cache import ArrayCache, save_npz
+from crossgran.data.readers import read_fasta
+from crossgran.data.sources import fetch_wheel
+from crossgran.data.split import split_of
+from crossgran.data.tables import read_nrps_proteins, read_proteome
 from crossgran.profiles import EsmConfig
+from crossgran.threads import limit
 
-torch.set_num_threads(1)
+# The modules, not the functions of the same names that the package re-exports.
+embedding = importlib.import_module("crossgran.models.esm.embed")
+pretrain = importlib.import_module("crossgran.models.esm.pretrain")
 
 TOLERANCE = 1e-5
 TINY = EsmConfig(spec="local:tiny", num_layers=2, embed_dim=32, attention_heads=4,
@@ -26,13 +38,17 @@ TINY = EsmConfig(spec="local:tiny", num_layers=2, embed_dim=32, attention_heads=
                  valid_fraction=0.1)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread() -> Iterator[None]:
+    """Tiny models on a shared 2-core machine are far slower with two spinning OpenMP threads
+    than with one, and one thread also fixes the reduction order (hence the results)."""
+    with limit(torch_threads=1):
+        yield
+
+
 @pytest.fixture(scope="session")
 def proteome() -> dict[str, str]:
-    import pyhmmer
-
-    path = importlib.resources.files("pyhmmer.tests.data.seqs") / "938293.PRJEB85.HG003687.faa"
-    with pyhmmer.easel.SequenceFile(str(path), digital=False) as handle:
-        return {record.name: record.sequence for record in handle}
+    return read_proteome()
 
 
 @pytest.fixture(scope="session")
@@ -43,17 +59,28 @@ def records(proteome: dict[str, str]) -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
+def proteins(proteome: dict[str, str]) -> dict[str, str]:
+    """Three real proteins short enough for one window. The proteome's translations end in a
+    stop ``*``; it is cut here so that every defect below, terminal stops included, is one
+    the test adds on purpose."""
+    chosen = [name for name in proteome if 50 <= len(proteome[name]) <= 300][:3]
+    return {name: proteome[name].removesuffix("*") for name in chosen}
+
+
+@pytest.fixture(scope="session")
 def trained(tmp_path_factory: pytest.TempPathFactory,
-            proteome: dict[str, str]) -> tuple[cesm.LoadedEsm, object, object]:
+            proteome: dict[str, str]) -> tuple[cesm.LoadedEsm, Path, object]:
     """A tiny local model, trained once per session; also returns its models_dir and history."""
     models_dir = tmp_path_factory.mktemp("models")
     sequences = list(proteome.values())[:300]
-    history = cesm.train_local_esm(sequences, TINY, cesm.local_model_dir(TINY.spec, models_dir), 0)
+    with limit(torch_threads=1):
+        history = cesm.train_local_esm(sequences, TINY,
+                                       out_dir=cesm.local_model_dir(TINY.spec, models_dir), seed=0)
     return cesm.load_esm(TINY.spec, models_dir, device="cpu"), models_dir, history
 
 
 @pytest.fixture(scope="session")
-def model(trained: tuple[cesm.LoadedEsm, object, object]) -> cesm.LoadedEsm:
+def model(trained: tuple[cesm.LoadedEsm, Path, object]) -> cesm.LoadedEsm:
     """The tiny model with ESM-2's 1,022-residue limit, so ordinary proteins are not windowed."""
     return dataclasses.replace(trained[0], max_positions=1024)
 
@@ -64,6 +91,14 @@ def fair_esm_residues(model: cesm.LoadedEsm, sequence: str, layers: list[int]) -
     with torch.no_grad():
         out = model.model(tokens, repr_layers=layers)["representations"]
     return {layer: out[layer][0, 1:len(sequence) + 1].numpy().astype(np.float64) for layer in layers}
+
+
+def _leftovers(directory: Path) -> list[Path]:
+    """Temporary files of crossgran.cache.atomic_path that a crash could leave behind."""
+    return sorted(directory.rglob("*.part"))
+
+
+# ------------------------------------------------------------------ forward pass and pooling
 
 
 def test_matches_fair_esm_forward(model: cesm.LoadedEsm, records: dict[str, str]) -> None:
@@ -82,9 +117,33 @@ def test_layers_and_shapes(model: cesm.LoadedEsm, records: dict[str, str]) -> No
         assert result.mean[layer].shape == (len(records), 32)
         assert result.mean[layer].dtype == np.float32
     assert result.layer_index(-1) == 2
+    with pytest.raises(KeyError, match="layer 1 was not embedded"):
+        result.layer_index(1)
+    with pytest.raises(KeyError, match="layer 7 was not embedded"):
+        result.layer_index(7)
     assert result.positions is None
     with pytest.raises(ValueError, match="out of range"):
         cesm.embed(records, model, [3])
+    with pytest.raises(ValueError, match="at least one layer"):
+        cesm.embed(records, model, [])
+
+
+def test_embedding_result_round_trips(model: cesm.LoadedEsm, records: dict[str, str],
+                                      tmp_path: Path) -> None:
+    subset = dict(list(records.items())[:4])
+    positions = {name: [0, 3] for name in subset}
+    for given in (None, positions):
+        result = cesm.embed(subset, model, [0, 2], positions=given)
+        result.save(tmp_path / "result.npz")
+        loaded = cesm.EmbeddingResult.load(tmp_path / "result.npz")
+        assert (loaded.ids, loaded.layers, loaded.model_id, loaded.num_layers) == (
+            result.ids, result.layers, result.model_id, result.num_layers)
+        for layer in result.layers:
+            np.testing.assert_array_equal(loaded.mean[layer], result.mean[layer])
+        assert (loaded.positions is None) == (given is None)
+        if given is not None:
+            for layer in result.layers:
+                np.testing.assert_array_equal(loaded.positions[layer], result.positions[layer])
 
 
 def test_batched_equals_one_at_a_time(model: cesm.LoadedEsm, records: dict[str, str]) -> None:
@@ -109,124 +168,36 @@ def test_padding_invariance(model: cesm.LoadedEsm, proteome: dict[str, str]) -> 
     np.testing.assert_allclose(together.mean[2][0], alone.mean[2][0], atol=TOLERANCE)
 
 
-def test_long_sequence_windows(model: cesm.LoadedEsm, proteome: dict[str, str]) -> None:
-    """Windows of 32 residues, stride 16, per-residue averages, then the means."""
-    small = dataclasses.replace(model, max_positions=34)
-    name = next(n for n in proteome if 100 <= len(proteome[n].rstrip("*")) <= 140)
-    sequence = cesm.clean_sequence(name, proteome[name])
-    length = len(sequence)
-    starts = cesm.window_starts(length, 32)
-    assert starts[0] == 0 and starts[-1] == length - 32 and len(starts) > 2
+def test_long_nrps_protein_is_embedded_in_overlapping_windows(smoke_profile, tiny_esm):
+    """A real multi-modular NRPS protein, longer than two ESM-2 windows: windows of 1,022
+    residues, stride 511, the last one C-aligned; each residue is averaged over the windows
+    that contain it, then pooled (over all residues, and over picked positions)."""
+    nrps, _ = read_nrps_proteins(fetch_wheel("paras", smoke_profile.raw_dir))
+    window = tiny_esm.max_positions - 2
+    assert window == 1022
+    name = min((n for n in nrps if len(nrps[n]) > 2 * window), key=lambda n: (len(nrps[n]), n))
+    sequence = nrps[name]
+    starts = cesm.window_starts(len(sequence), window)
+    assert len(starts) >= 3 and starts[-1] + window == len(sequence)
+    picked = [1, window + 5, len(sequence) - 2]  # in one, two and the last window(s)
 
-    summed = np.zeros((length, 32))
-    coverage = np.zeros(length)
+    result = cesm.embed({name: sequence}, tiny_esm, [0, 2], positions={name: picked})
+    assert result.stats["computed_residues"] == len(starts) * window
+
+    # Reference: fair-esm's own forward on each window.
+    summed = {layer: np.zeros((len(sequence), tiny_esm.embed_dim)) for layer in (0, 2)}
+    coverage = np.zeros(len(sequence))
     for start in starts:
-        summed[start:start + 32] += fair_esm_residues(model, sequence[start:start + 32], [2])[2]
-        coverage[start:start + 32] += 1
-    per_residue = summed / coverage[:, None]
-    picked = [1, 40, length - 2]
-
-    result = cesm.embed({name: sequence}, small, [2], positions={name: picked})
-    np.testing.assert_allclose(result.mean[2][0], per_residue.mean(0), atol=TOLERANCE)
-    np.testing.assert_allclose(result.positions[2][0], per_residue[picked].mean(0), atol=TOLERANCE)
-
-
-@pytest.mark.parametrize("bad", ["", "MKV-LA", "MKV12", "MK*VL"])
-def test_bad_records_name_the_id(model: cesm.LoadedEsm, bad: str) -> None:
-    with pytest.raises(ValueError, match="broken_one"):
-        cesm.embed({"fine": "MKVLA", "broken_one": bad}, model, [1])
-
-
-def test_case_and_terminal_stop_are_normalised(model: cesm.LoadedEsm) -> None:
-    plain = cesm.embed({"a": "MKVLAAGW"}, model, [2]).mean[2]
-    variant = cesm.embed({"a": "mkvlAAGW*"}, model, [2]).mean[2]
-    np.testing.assert_array_equal(plain, variant)
-
-
-def test_cache_hit_and_corruption(model: cesm.LoadedEsm, records: dict[str, str], tmp_path,
-                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    cache = ArrayCache(tmp_path)
-    subset = dict(list(records.items())[:6])
-    cold = cesm.embed(subset, model, [0, 2], cache=cache)
-    assert cold.stats["n_computed"] == 6
-
-    original = cesm._pool_batch
-    calls: list[int] = []
-
-    def counting(*args, **kwargs):
-        calls.append(len(args[1]))
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(cesm, "_pool_batch", counting)
-    warm = cesm.embed(subset, model, [0, 2], cache=cache)
-    assert calls == [] and warm.stats["n_cached"] == 6
+        piece = fair_esm_residues(tiny_esm, sequence[start:start + window], [0, 2])
+        for layer in (0, 2):
+            summed[layer][start:start + window] += piece[layer]
+        coverage[start:start + window] += 1
+    assert coverage.min() >= 1  # every residue, C-terminal ones included, was embedded
     for layer in (0, 2):
-        np.testing.assert_array_equal(warm.mean[layer], cold.mean[layer])
-
-    entries = sorted((tmp_path / cesm.CACHE_NAMESPACE).glob("*.npz"))
-    assert len(entries) == 6
-    entries[0].write_bytes(b"\x00garbage, not a zip file" * 10)
-    repaired = cesm.embed(subset, model, [0, 2], cache=cache)
-    assert sum(calls) == 1 and repaired.stats["n_computed"] == 1
-    for layer in (0, 2):
-        np.testing.assert_allclose(repaired.mean[layer], cold.mean[layer], atol=TOLERANCE)
-
-    # A readable entry of the wrong shape (e.g. written by a buggy version) is also recomputed.
-    np.savez(entries[1], pooled=np.zeros((1, 1, 3), dtype=np.float32))
-    cesm.embed(subset, model, [0, 2], cache=cache)
-    assert sum(calls) == 2
-
-
-def test_hub_name_offline_error(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
-    with pytest.raises(FileNotFoundError) as caught:
-        cesm.load_esm("esm2_t6_8M_UR50D", device="cpu")
-    message = str(caught.value)
-    assert str(tmp_path / "hub" / "checkpoints" / "esm2_t6_8M_UR50D.pt") in message
-    assert "https://dl.fbaipublicfiles.com/fair-esm/models/esm2_t6_8M_UR50D.pt" in message
-    with pytest.raises(FileNotFoundError, match="train_local_esm"):
-        cesm.load_esm("local:absent", tmp_path, device="cpu")
-
-
-def test_local_training_deterministic_and_learns(trained, proteome: dict[str, str], tmp_path,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    loaded, models_dir, history = trained
-    assert history["valid_loss"].iloc[-1] < history["valid_loss"].iloc[0]
-    assert history["train_loss"].iloc[-1] < history["train_loss"].iloc[1]
-    stored = json.loads((cesm.local_model_dir(TINY.spec, models_dir) / "config.json").read_text())
-    assert stored["n_valid"] > 0 and stored["unigram_perplexity"] > 1
-    assert loaded.model_id.startswith("local:tiny@") and loaded.max_positions == 66
-
-    again_dir = tmp_path / "again"
-    cesm.train_local_esm(list(proteome.values())[:300][::-1], TINY, again_dir, 0)
-    first = torch.load(cesm.local_model_dir(TINY.spec, models_dir) / "model.pt", weights_only=True)
-    second = torch.load(again_dir / "model.pt", weights_only=True)
-    assert first.keys() == second.keys()
-    assert all(torch.equal(first[key], second[key]) for key in first)
-
-    def no_training(*_args, **_kwargs):
-        raise AssertionError("retrained although an identical model exists")
-
-    monkeypatch.setattr(cesm, "_mlm_logits", no_training)
-    reused = cesm.train_local_esm(list(proteome.values())[:300], TINY, again_dir, 0)
-    assert reused["valid_loss"].tolist() == pytest.approx(history["valid_loss"].tolist())
-
-
-def test_embed_command(trained, records: dict[str, str], tmp_path) -> None:
-    import argparse
-
-    _, models_dir, _ = trained
-    fasta = tmp_path / "in.faa"
-    fasta.write_text("".join(f">{name}\n{seq.rstrip('*')}\n" for name, seq in list(records.items())[:4]))
-    parser = argparse.ArgumentParser()
-    cesm.add_embed_command(parser.add_subparsers(dest="command"))
-    out = tmp_path / "out.npz"
-    args = parser.parse_args(["embed", "--fasta", str(fasta), "--model", TINY.spec, "--layers",
-                              "0", "2", "--out", str(out), "--models-dir", str(models_dir)])
-    assert args.handler(args) == 0
-    with np.load(out) as saved:
-        assert saved["ids"].tolist() == list(records)[:4]
-        assert saved["mean_L2"].shape == (4, 32)
+        per_residue = summed[layer] / coverage[:, None]
+        np.testing.assert_allclose(result.mean[layer][0], per_residue.mean(axis=0), atol=1e-5)
+        np.testing.assert_allclose(result.positions[layer][0], per_residue[picked].mean(axis=0),
+                                   atol=1e-5)
 
 
 def test_esm1b_checkpoint_file(tmp_path, proteome: dict[str, str]) -> None:
@@ -257,3 +228,140 @@ def test_esm1b_checkpoint_file(tmp_path, proteome: dict[str, str]) -> None:
         np.testing.assert_allclose(result.mean[layer][0], reference[layer].mean(0), atol=TOLERANCE)
     long_name = next(n for n in proteome if len(proteome[n]) > 200)
     assert cesm.embed({long_name: proteome[long_name]}, loaded, [2]).mean[2].shape == (1, 32)
+
+
+# ------------------------------------------------------------------ bad records
+
+
+def test_embed_reads_lowercase_and_a_terminal_stop_as_the_plain_protein(proteins, tiny_esm):
+    messy = {name: sequence.lower() + "*" for name, sequence in proteins.items()}
+    clean = cesm.embed(proteins, tiny_esm, [0, 2])
+    handled = cesm.embed(messy, tiny_esm, [0, 2])
+    assert handled.ids == clean.ids
+    for layer in (0, 2):
+        np.testing.assert_array_equal(handled.mean[layer], clean.mean[layer])
+
+
+def test_embed_names_every_bad_record_at_once_and_caches_nothing(proteins, tiny_esm, tmp_path):
+    name, sequence = next(iter(proteins.items()))
+    records = {name: sequence,
+               "gapped": sequence[:40] + "-" + sequence[40:],
+               "inner_stop": sequence[:40] + "*" + sequence[40:],
+               "digits": sequence[:10] + "12" + sequence[10:],
+               "empty": "",
+               "stop_only": "*"}
+    cache = ArrayCache(tmp_path / "cache")
+    with pytest.raises(ValueError) as caught:
+        cesm.embed(records, tiny_esm, [-1], cache=cache)
+    message = str(caught.value)
+    assert message.startswith("5 invalid sequence record(s)")
+    assert "'gapped': characters that are not amino acids: '-'" in message
+    assert "'digits': characters that are not amino acids: '12'" in message
+    assert "'inner_stop': characters that are not amino acids: '*'" in message
+    assert "'empty': empty sequence" in message and "'stop_only': empty sequence" in message
+    assert "allowed: 20 standard + X B Z U O" in message  # says what a fixed record may hold
+    assert repr(name) not in message
+    # Validation precedes any forward pass, so not even the good record was cached.
+    assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").rglob("*"))
+
+
+def test_gapped_fasta_is_read_and_embed_names_the_record(proteins, tmp_path, tiny_esm):
+    name, sequence = next(iter(proteins.items()))
+    fasta = tmp_path / "aligned.faa"
+    fasta.write_text(f">{name}\n{sequence[:40]}-{sequence[40:]}\n")
+    records = read_fasta(fasta)
+    assert records[name][40] == "-"
+    with pytest.raises(ValueError, match=rf"'{name}': characters that are not amino acids: '-'"):
+        cesm.embed(records, tiny_esm, [0])
+
+
+# ------------------------------------------------------------------ cache
+
+
+def test_cache_hit_and_recomputed_truncated_and_foreign_entries(
+        proteins, tiny_esm, tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cache = ArrayCache(tmp_path)
+    cold = cesm.embed(proteins, tiny_esm, [1, 2], cache=cache)
+    assert cold.stats["n_computed"] == len(proteins)
+
+    original = embedding._pool_batch
+    calls: list[int] = []
+
+    def counting(*args, **kwargs):
+        calls.append(len(args[1]))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(embedding, "_pool_batch", counting)
+    warm = cesm.embed(proteins, tiny_esm, [1, 2], cache=cache)
+    assert calls == [] and warm.stats["n_cached"] == len(proteins)
+    for layer in (1, 2):
+        np.testing.assert_array_equal(warm.mean[layer], cold.mean[layer])
+
+    entries = sorted((tmp_path / cesm.CACHE_NAMESPACE).glob("*.npz"))
+    assert len(entries) == len(proteins)
+    entries[0].write_bytes(entries[0].read_bytes()[: entries[0].stat().st_size // 2])
+    # Readable but not a result of this call: wrong shape. Must not be used as a vector.
+    save_npz(entries[1], {"pooled": np.zeros((1, 1, 3), dtype=np.float32)})
+    repaired = cesm.embed(proteins, tiny_esm, [1, 2], cache=cache)
+    assert sum(calls) == 2
+    assert repaired.stats["n_computed"] == 2 and repaired.stats["n_cached"] == len(proteins) - 2
+    for layer in (1, 2):
+        # Recomputed in a smaller batch (other padding), so float32 rounding may differ.
+        np.testing.assert_allclose(repaired.mean[layer], cold.mean[layer], rtol=0, atol=1e-6)
+    healed = cesm.embed(proteins, tiny_esm, [1, 2], cache=cache)
+    assert healed.stats["n_cached"] == len(proteins)
+    assert _leftovers(tmp_path) == []
+
+
+# ------------------------------------------------------------------ loading
+
+
+def test_hub_name_offline_error(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    with pytest.raises(FileNotFoundError) as caught:
+        cesm.load_esm("esm2_t6_8M_UR50D", device="cpu")
+    message = str(caught.value)
+    assert str(tmp_path / "hub" / "checkpoints" / "esm2_t6_8M_UR50D.pt") in message
+    assert "https://dl.fbaipublicfiles.com/fair-esm/models/esm2_t6_8M_UR50D.pt" in message
+    with pytest.raises(FileNotFoundError, match="train_local_esm"):
+        cesm.load_esm("local:absent", tmp_path, device="cpu")
+
+
+# ------------------------------------------------------------------ local pretraining
+
+
+def test_held_out_split_is_the_project_hash_split_and_holds_one_out_of_tiny_inputs(proteome):
+    unique = sorted({cesm.clean_sequence(name, s) for name, s in list(proteome.items())[:400]})
+    train, valid = cesm.split_sequences(unique, 0.1)
+    assert valid == [s for s in unique if split_of(s, 0.1) == "valid"] and valid
+    assert train == [s for s in unique if split_of(s, 0.1) == "train"]
+    # Two sequences whose hashes both fall in train: the one with the smallest is held out.
+    pair = [s for s in unique if split_of(s, 0.1) == "train"][:2]
+    tiny_train, tiny_valid = cesm.split_sequences(pair, 0.1)
+    assert len(tiny_valid) == 1 and sorted(tiny_train + tiny_valid) == sorted(pair)
+    assert cesm.split_sequences(pair, 0.0) == (pair, [])
+
+
+def test_local_training_deterministic_and_learns(trained, proteome: dict[str, str], tmp_path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    loaded, models_dir, history = trained
+    assert list(history.columns) == list(cesm.HISTORY_COLUMNS)
+    assert history["valid_loss"].iloc[-1] < history["valid_loss"].iloc[0]
+    assert history["train_loss"].iloc[-1] < history["train_loss"].iloc[1]
+    stored = json.loads((cesm.local_model_dir(TINY.spec, models_dir) / "config.json").read_text())
+    assert stored["n_valid"] > 0 and stored["unigram_perplexity"] > 1
+    assert loaded.model_id.startswith("local:tiny@") and loaded.max_positions == 66
+
+    again_dir = tmp_path / "again"
+    cesm.train_local_esm(list(proteome.values())[:300][::-1], TINY, out_dir=again_dir, seed=0)
+    first = torch.load(cesm.local_model_dir(TINY.spec, models_dir) / "model.pt", weights_only=True)
+    second = torch.load(again_dir / "model.pt", weights_only=True)
+    assert first.keys() == second.keys()
+    assert all(torch.equal(first[key], second[key]) for key in first)
+
+    def no_training(*_args, **_kwargs):
+        raise AssertionError("retrained although an identical model exists")
+
+    monkeypatch.setattr(pretrain, "mlm_logits", no_training)
+    reused = cesm.train_local_esm(list(proteome.values())[:300], TINY, out_dir=again_dir, seed=0)
+    assert reused["valid_loss"].tolist() == pytest.approx(history["valid_loss"].tolist())

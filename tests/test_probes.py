@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
 from sklearn.datasets import load_breast_cancer, load_wine
 from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
 
-from crossgran.probes import (
+from crossgran.analysis.probes import (
     METRICS,
     ProbeResult,
     bootstrap_ci,
+    compare_to_best,
     cross_validated_scores,
     metric_value,
     paired_bootstrap,
     summarise,
 )
+from crossgran.analysis.probes.cv import _multilabel_strata
 
 WORST_CONCAVE_POINTS = 27  # a single strongly (inversely) diagnostic breast-cancer feature
 
@@ -31,8 +35,8 @@ def cancer() -> tuple[np.ndarray, np.ndarray]:
 def cancer_multilabel(cancer: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
     """Real multilabel targets: diagnosis plus two real measurements above their medians."""
     features, target = cancer
-    above = lambda k: features[:, k] > np.median(features[:, k])
-    return np.column_stack([target, above(0), above(5)]).astype(np.int64)
+    above = [features[:, k] > np.median(features[:, k]) for k in (0, 5)]
+    return np.column_stack([target, *above]).astype(np.int64)
 
 
 @pytest.fixture(scope="module")
@@ -260,40 +264,8 @@ def test_invalid_inputs_are_rejected(cancer: tuple[np.ndarray, np.ndarray]) -> N
         cross_validated_scores(features, target, task="regression")  # type: ignore[arg-type]
 
 
-def test_frequent_label_matrix_on_pfam_go_terms() -> None:
-    from crossgran.probes import frequent_label_matrix
-
-    # GO molecular-function terms of the first Pfam 35.0 families (InterPro, as in pfam_families).
-    go = pd.Series(
-        ["GO:0005524;GO:0016887", "GO:0005524", "GO:0005524", "GO:0003924;GO:0005525",
-         "GO:0046983", None, "GO:0005524;GO:0140662", "GO:0003723", ""],
-        index=["PF00004", "PF00005", "PF00006", "PF00009", "PF00010", "PF00011", "PF00012",
-               "PF00013", "PF00015"],
-    )
-    everything = frequent_label_matrix(go, min_count=1)
-    assert everything.columns[0] == "GO:0005524"  # most frequent first
-    assert everything.loc["PF00004"].sum() == 2
-    assert everything.loc[["PF00011", "PF00015"]].to_numpy().sum() == 0
-    frequent = frequent_label_matrix(go, min_count=2)
-    assert frequent.columns.tolist() == ["GO:0005524"]
-    assert frequent["GO:0005524"].tolist() == [1, 1, 1, 0, 0, 0, 1, 0, 0]
-    assert frequent_label_matrix(go, min_count=10).shape == (9, 0)
-    with pytest.raises(ValueError):
-        frequent_label_matrix(go, min_count=0)
-
-
 # ---------------------------------------------------------------------------
-# Vectorised bootstrap and task helpers (added with notebooks 03 and 05)
-
-from crossgran.probes import (
-    compare_to_best,
-    count_matrix,
-    count_weighted_mean,
-    one_hot_signatures,
-    product_class_targets,
-    random_features,
-    rows_of,
-)
+# Vectorised bootstrap
 
 
 @pytest.mark.parametrize("metric", METRICS)
@@ -322,8 +294,10 @@ def test_vectorised_bootstrap_equals_the_loop(
 
 def test_compare_to_best_picks_the_best_rival(cancer: tuple[np.ndarray, np.ndarray]) -> None:
     features, target = cancer
-    probe = lambda columns: cross_validated_scores(features[:, columns], target,
-                                                   task="binary", seeds=(0,))
+
+    def probe(columns: slice | list[int]) -> ProbeResult:
+        return cross_validated_scores(features[:, columns], target, task="binary", seeds=(0,))
+
     results = {"all": probe(slice(None)), "strong": probe([WORST_CONCAVE_POINTS]),
                "weak": probe([9])}
     table = compare_to_best(results, "all", ["strong", "weak"], n_bootstrap=100)
@@ -336,59 +310,72 @@ def test_compare_to_best_picks_the_best_rival(cancer: tuple[np.ndarray, np.ndarr
         compare_to_best({**results, "short": other_rows}, "all", ["short"])
 
 
-def test_rows_of_aligns_and_refuses_missing_ids() -> None:
-    ids = np.array(["BGC3", "BGC1", "BGC2"])
-    assert rows_of(ids, ["BGC1", "BGC2", "BGC3"]).tolist() == [1, 2, 0]
-    with pytest.raises(KeyError, match="BGC9"):
-        rows_of(ids, ["BGC1", "BGC9"])
-
-
-def test_product_class_targets_on_real_mibig(smoke_profile, smoke_build) -> None:
-    from crossgran.datasets import PRODUCT_CLASSES, load_table
-
-    classes = load_table(smoke_profile, "mibig_classes")
-    ids = np.append(classes["bgc_id"].to_numpy(dtype=str)[::-1], "BGC_not_in_table")
-    mask, indicator, kept = product_class_targets(classes, ids, PRODUCT_CLASSES)
-    by_id = classes.set_index("bgc_id")
-    assert not mask[-1]
-    assert mask[:-1].tolist() == by_id.loc[ids[:-1], "labelled"].tolist()
-    assert indicator.tolist() == by_id.loc[ids[mask], kept].astype(int).to_numpy().tolist()
-    _, strict, strict_kept = product_class_targets(classes, ids, PRODUCT_CLASSES, min_positives=3)
-    assert all(strict[:, k].sum() >= 3 for k in range(len(strict_kept)))
-    dropped = set(PRODUCT_CLASSES) - set(strict_kept)
-    assert all(by_id.loc[by_id["labelled"], name].sum() < 3 for name in dropped)
-
-
-def test_domain_count_features_on_real_mibig(smoke_profile, smoke_build) -> None:
-    from crossgran.datasets import load_table
-
-    counts = load_table(smoke_profile, "mibig_domain_counts")
-    bgc_ids = sorted(counts["bgc_id"].unique())[:20]
-    matrix, families = count_matrix(counts, bgc_ids)
-    totals = counts.groupby("bgc_id")["count"].sum()
-    assert matrix.sum(axis=1).tolist() == totals.loc[bgc_ids].tolist()
-    # One-hot family vectors turn the weighted mean into each BGC's domain frequencies.
-    frequencies = count_weighted_mean(counts, [*bgc_ids, "BGC_without_domains"], families,
-                                      np.eye(len(families)))
-    np.testing.assert_allclose(frequencies[:-1], matrix / matrix.sum(axis=1, keepdims=True))
-    assert np.isnan(frequencies[-1]).all()
-
-
-def test_one_hot_signatures_and_random_features() -> None:
-    codes = ["DFWNIGMVHK", "DAWFLGNVVK", "DMISFGCLI"]  # real PARAS codes; the last is 9 letters
-    one_hot = one_hot_signatures(codes)
-    alphabet = sorted(set("".join(codes)) | {"-"})
-    assert one_hot.shape == (3, 10 * len(alphabet))
-    assert (one_hot.sum(axis=1) == 10).all()
-    assert one_hot[2, 9 * len(alphabet) + alphabet.index("-")] == 1.0  # padded with a gap
-    noise = random_features(50, 8, seed=1)
-    assert noise.shape == (50, 8) and np.array_equal(noise, random_features(50, 8, seed=1))
-    assert not np.array_equal(noise, random_features(50, 8, seed=2))
-
-
 def test_parallel_folds_give_identical_scores(cancer: tuple[np.ndarray, np.ndarray],
                                               cancer_probe: ProbeResult) -> None:
     features, target = cancer
     parallel = cross_validated_scores(features, target, task="binary", n_jobs=2)
-    for serial_scores, parallel_scores in zip(cancer_probe.oof_scores, parallel.oof_scores):
+    for serial_scores, parallel_scores in zip(cancer_probe.oof_scores, parallel.oof_scores,
+                                                  strict=True):
         np.testing.assert_array_equal(serial_scores, parallel_scores)
+
+
+@pytest.mark.parametrize("path", ["vectorised", "loop"])
+def test_p_value_counts_the_observed_sample(cancer: tuple[np.ndarray, np.ndarray],
+                                            path: str) -> None:
+    """p = (1 + #{replicate delta <= 0}) / (1 + B): a candidate that wins every replicate gets
+    exactly 1/(B + 1), never an impossible 0, and one that loses every replicate exactly 1.
+
+    Real labels; a perfect score (AUC 1) against a constant one (AUC 0.5 in every replicate,
+    since every resample of 569 rows holds both classes). Both bootstrap paths are checked: a
+    named metric takes the vectorised one, a callable the per-replicate loop.
+    """
+    _, target = cancer
+    perfect, constant = target.astype(np.float64), np.full(target.shape, 0.5)
+    metric = "auc" if path == "vectorised" else (
+        lambda truth, scores: metric_value("auc", truth, scores))
+    n_bootstrap = 199
+    wins = paired_bootstrap(target, perfect, constant, metric, n_bootstrap, seed=0)
+    assert wins["delta"] == pytest.approx(0.5)
+    assert wins["p_value"] == 1 / (n_bootstrap + 1)
+    loses = paired_bootstrap(target, constant, perfect, metric, n_bootstrap, seed=0)
+    assert loses["p_value"] == 1.0
+
+
+def _rare_labels(target: np.ndarray, above_median: np.ndarray) -> np.ndarray:
+    """Real labels plus two planted rare ones: 3 and 4 rows, fewer than 5 folds each."""
+    rare_a = np.isin(np.arange(target.size), [10, 200, 400])
+    rare_b = np.isin(np.arange(target.size), [50, 250, 350, 450])
+    return np.column_stack([target, above_median, rare_a, rare_b]).astype(np.int64)
+
+
+def test_rare_label_strata_are_pooled_until_every_stratum_fills_the_folds(
+        cancer: tuple[np.ndarray, np.ndarray]) -> None:
+    features, target = cancer
+    labels = _rare_labels(target, features[:, 0] > np.median(features[:, 0]))
+    strata = _multilabel_strata(labels, folds=5)
+    assert all(count >= 5 for count in np.bincount(strata) if count)
+    rare_rows = labels[:, 2:].any(axis=1)
+    assert np.unique(strata[rare_rows]).size == 1  # the two rare strata share one pool (7 rows)
+    assert (strata == strata[rare_rows][0]).sum() == 7
+    # A pool still smaller than the folds (one rare row) joins the largest stratum.
+    single = labels[:, :3].copy()
+    single[:, 2] = np.arange(target.size) == 10
+    strata = _multilabel_strata(single, folds=5)
+    assert all(count >= 5 for count in np.bincount(strata) if count)
+    assert strata[10] == np.argmax(np.bincount(strata))
+
+
+def test_probe_on_rare_labels_splits_without_warnings(cancer: tuple[np.ndarray, np.ndarray]
+                                                      ) -> None:
+    """Unpooled, the 3- and 4-row strata make sklearn warn that a class has fewer members
+    than folds, and a fold could then hold every positive of a rare label, leaving its
+    training folds without one; pooled, each rare label keeps a positive in every training fold."""
+    features, target = cancer
+    labels = _rare_labels(target, features[:, 0] > np.median(features[:, 0]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = cross_validated_scores(features[:, :5], labels, task="multilabel", seeds=(0, 1))
+    for fold_ids in result.fold_ids:
+        for label in (2, 3):
+            positives = fold_ids[labels[:, label] == 1]
+            assert np.bincount(positives).max() < positives.size

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crossgran import paper, spread
+from crossgran.analysis import report, spread
 from crossgran.profiles import get_profile
 
 CHECKOUT = Path(__file__).resolve().parents[1]
@@ -131,22 +131,22 @@ def test_verdicts_that_flip_are_unstable_and_reported(tmp_path: Path) -> None:
     results.mkdir(parents=True)
     for name, table in STORED.items():
         table.to_csv(results / f"{name}.csv", index=False)
-    rows = paper.report_rows(settings)
-    keys = [paper.report_verdict_key(row) for _, row in rows.iterrows()]
+    rows = report.report_rows(settings)
+    keys = [report.report_verdict_key(row) for _, row in rows.iterrows()]
     verdicts = {f"s{i}": dict(zip(keys, rows["holds"], strict=True)) for i in range(4)}
     verdicts["s2"][keys[0]] = "no" if rows["holds"].iloc[0] == "yes" else "yes"
     measured = spread.measure_verdicts(verdicts)
     assert measured.set_index("verdict")["stable"].to_dict()[keys[0]] is False
     assert measured["stable"].sum() == len(keys) - 1
     measured.to_csv(results / spread.VERDICT_SPREAD_NAME, index=False)
-    line = paper.agreement_line(settings)
+    line = report.agreement_line(settings)
     assert line.startswith(f"{len(keys) - 1}/{len(keys) - 1} report verdicts equal")
     assert keys[0] in line
-    report = paper.write_report(settings).read_text()
-    assert report.count("**changes**") == 1 and "same in all 4" in report
+    text = report.write_report(settings).read_text()
+    assert text.count("**changes**") == 1 and "same in all 4" in text
     # A verdict that never changed before, changed now: named as a difference.
     flipped = verdicts["s0"][keys[1]]
     stable = measured.set_index("verdict")
     stable.loc[keys[1], "label"] = "no" if flipped == "yes" else "yes"
     stable.reset_index().to_csv(results / spread.VERDICT_SPREAD_NAME, index=False)
-    assert f"DIFFERS: {keys[1]}" in paper.agreement_line(replace(settings))
+    assert f"DIFFERS: {keys[1]}" in report.agreement_line(replace(settings))

@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import tempfile
 import zipfile
 from collections.abc import Callable, Iterator, Mapping
@@ -22,6 +23,10 @@ import numpy as np
 from crossgran import __version__
 
 CHUNK = 1 << 20
+_LAYER_KEY = re.compile(r"(?P<name>.+)_L(?P<layer>\d+)")
+
+__all__ = ["ArrayCache", "atomic_path", "cache_key", "layer_key", "load_layers", "load_npz",
+           "save_layers", "save_npz", "sha256_file", "write_text_atomic"]
 
 
 def sha256_file(path: Path | str) -> str:
@@ -69,6 +74,48 @@ def load_npz(path: Path | str) -> dict[str, np.ndarray]:
     """Every array of an ``.npz`` (no pickles), loaded eagerly so the file is closed at once."""
     with np.load(path, allow_pickle=False) as stored:
         return {name: stored[name] for name in stored.files}
+
+
+def layer_key(name: str, layer: int) -> str:
+    """The ``.npz`` key of ``name``'s array at ``layer``: ``<name>_L<layer>``."""
+    return f"{name}_L{int(layer)}"
+
+
+def save_layers(path: Path | str, header: Mapping[str, np.ndarray],
+                per_layer: Mapping[str, Mapping[int, np.ndarray]]) -> None:
+    """Write per-layer results as one ``.npz``, atomically: the ``header`` arrays first (in
+    their order; ``header["layers"]`` lists the layers), then for each layer, for each name of
+    ``per_layer``, the array ``<name>_L<layer>``.
+
+    Why one writer: ESM embeddings and BiGCARP representations are both "a few id lists plus
+    one matrix per layer", read back by later notebooks; one layout and one key scheme keep
+    every such file readable by :func:`load_layers`.
+    """
+    if "layers" not in header:
+        raise ValueError("header needs a 'layers' array (the layers stored)")
+    arrays = dict(header)
+    for layer in header["layers"]:
+        for name, by_layer in per_layer.items():
+            arrays[layer_key(name, layer)] = by_layer[int(layer)]
+    save_npz(path, arrays)
+
+
+def load_layers(path: Path | str
+                ) -> tuple[dict[str, np.ndarray], dict[str, dict[int, np.ndarray]]]:
+    """Read what :func:`save_layers` wrote: ``(header, per_layer)``, where ``header`` holds
+    every array not named ``<name>_L<layer>`` (``layers`` included) and ``per_layer[name]``
+    maps each stored layer to its array."""
+    stored = load_npz(path)
+    layers = {int(layer) for layer in stored["layers"]}
+    header: dict[str, np.ndarray] = {}
+    per_layer: dict[str, dict[int, np.ndarray]] = {}
+    for key, array in stored.items():
+        match = _LAYER_KEY.fullmatch(key)
+        if match and int(match["layer"]) in layers:
+            per_layer.setdefault(match["name"], {})[int(match["layer"])] = array
+        else:
+            header[key] = array
+    return header, per_layer
 
 
 class ArrayCache:

@@ -90,9 +90,10 @@ class Profile:
     # Probe on raw Pfam-domain counts: a random forest where thousands of BGCs make it
     # worthwhile (the paper's baseline), logistic regression on the small offline sets.
     count_probe_model: Literal["logreg", "rf"] = "logreg"
-    # The default profile's manifest is committed (data/MANIFEST.json, so a rerun that changes
-    # a table shows in git diff); the others sit beside their tables.
-    manifest_committed: bool = False
+    # The default profile's outputs are committed: its manifest (data/MANIFEST.json, so a rerun
+    # that changes a table shows in git diff) and its executed notebooks (what nbval checks,
+    # so `crossgran run` replaces them in place). Other profiles keep both beside their results.
+    outputs_committed: bool = False
 
     @property
     def raw_dir(self) -> Path:
@@ -121,8 +122,8 @@ class Profile:
 
     @property
     def manifest_path(self) -> Path:
-        """See ``manifest_committed``."""
-        if self.manifest_committed:
+        """See ``outputs_committed``."""
+        if self.outputs_committed:
             return self.root / "data" / "MANIFEST.json"
         return self.processed_dir / "MANIFEST.json"
 
@@ -156,7 +157,7 @@ def _smoke(root: Path) -> Profile:
 
 
 def _mini(root: Path) -> Profile:
-    return Profile(name="mini", root=root, manifest_committed=True)
+    return Profile(name="mini", root=root, outputs_committed=True)
 
 
 def _full(root: Path) -> Profile:

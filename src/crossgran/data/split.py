@@ -1,0 +1,32 @@
+"""Deterministic id-level choices: the hash split into train and valid, and first-N subsets.
+
+Why hashing the id: a sequence's split must not depend on which other sequences a profile
+keeps (subsets, reorderings, a grown corpus), so it is a function of the id alone. One
+formula serves every split of the project, so two splits of the same ids always agree.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Literal
+
+__all__ = ["Split", "first_n", "hash_fraction", "split_of"]
+
+Split = Literal["train", "valid"]
+
+
+def hash_fraction(key: str) -> float:
+    """A number in [0, 1] fixed by ``key``: the first 32 bits of its sha256, over 2**32 - 1."""
+    return int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+
+
+def split_of(key: str, valid_fraction: float) -> Split:
+    """``"valid"`` for about ``valid_fraction`` of all keys, else ``"train"`` (stable across
+    subsets)."""
+    return "valid" if hash_fraction(key) < valid_fraction else "train"
+
+
+def first_n(ids: list[str], limit: int | None) -> list[str]:
+    """The first ``limit`` ids (all of them for ``None``): profiles subset by position, callers
+    sort first where the order is not meaningful (see ``Profile``'s subset limits)."""
+    return ids if limit is None else ids[:limit]

@@ -1,0 +1,308 @@
+"""A downloading profile's table build (``full``) on a loopback release, and the halogenation
+task's features.
+
+What the 127.0.0.1 server holds (fetched by ``build_all`` through ``$CROSSGRAN_MIRROR``):
+
+* ``Pfam-A.hmm.gz``: seven real Pfam 35.0 HMMs from GECCO's pinned subset, written with
+  pyhmmer (the families of BGC0001090, of the NRPS A-domains, and the tryptophan halogenase);
+* ``Pfam-A.clans.tsv.gz``: one row per family in the release's five-column layout (the clan
+  values are fixture-only; the test checks how they are read, not Pfam's clan assignments);
+* MIBiG JSON and GenBank tarballs: pyhmmer's real BGC0001090.gbk, plus synthetic clusters
+  BGC99000xx whose CDS translations are Pfam consensus sequences, so where hmmsearch must find
+  each domain, and hence each token index, is known in advance. Compound structures are real
+  PARAS SMILES (3-chlorotyrosine, valine) and its one unparsable SMILES.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from Bio import SeqIO
+from Bio.Seq import Seq
+from Bio.SeqFeature import FeatureLocation, SeqFeature
+from Bio.SeqRecord import SeqRecord
+from loopback import HOST, Server, json_record, serve_folder, tarball
+
+from crossgran import threads
+from crossgran.analysis import halogenation
+from crossgran.cache import sha256_file
+from crossgran.data import hmm, mibig_release, remote, sources, tables
+from crossgran.data.adomains import PARAS_DIR
+from crossgran.data.pfam import TRP_HALOGENASE
+from crossgran.data.readers import read_tsv_member
+from crossgran.models import esm as cesm
+from crossgran.models.bigcarp import (
+    Vocabulary,
+    layer_representations,
+    load_checkpoint,
+    train_mlm,
+)
+from crossgran.profiles import BigcarpConfig, Profile, get_profile
+
+pytestmark = pytest.mark.usefixtures("local_only")
+
+C, A, A_C, PCP, KS, KS_C = "PF00668", "PF00501", "PF13193", "PF00550", "PF00109", "PF02801"
+HALO = TRP_HALOGENASE
+FAMILIES = (C, A, A_C, PCP, KS, KS_C, HALO)
+CLANS = {C: ("CL0149", "CoA-acyltrans"), A: ("CL0378", "ANL"), KS: ("CL0046", "Thiolase"),
+         KS_C: ("CL0046", "Thiolase"), HALO: ("CL0063", "NADP_Rossmann")}  # A_C, PCP: no clan
+HALOGENATED, PLAIN, UNPARSABLE = "3-chlorotyrosine", "valine", "O=NN(O)CCC[C@H](N)(C(=O)O"
+# Synthetic clusters: (classes, genes in gene order as Pfam families per protein, compounds).
+SYNTHETIC = {
+    "BGC9900001": (["NRP"], [(C, A, A_C), (HALO,), (PCP,), (HALO,)], [HALOGENATED, PLAIN]),
+    "BGC9900002": (["Polyketide", "NRP"], [(HALO,), (KS, KS_C)], [PLAIN, None]),
+    "BGC9900003": (["NRP"], [(A,), (HALO,)], [UNPARSABLE]),
+    "BGC9900004": (["Other"], [(PCP,)], []),
+}
+JSON_ONLY = "BGC9900005"  # a JSON record without GenBank record
+SMALL = {"max_nrps_proteins": 12, "max_proteome_proteins": 40, "max_adomains": 20,
+         "hmmer_cpus": 1, "torch_threads": 1, "probe_folds": 2, "probe_seeds": 1,
+         "n_bootstrap": 50,
+         "bigcarp": BigcarpConfig(d_model=32, n_layers=2, kernel_size=3, r=4, d_embedding=16,
+                                  epochs=1, batch_size=8, max_len=32, n_orders=2)}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread() -> Iterator[None]:
+    """Tiny models run faster (and reproducibly) on one thread of a busy 2-core machine."""
+    with threads.limit(torch_threads=1):
+        yield
+
+
+@pytest.fixture(scope="module")
+def pfam(smoke_profile: Profile) -> dict[str, object]:
+    """The fixture's real HMMs (GECCO's Pfam 35.0 subset) and their consensus sequences."""
+    gecco = sources.fetch_wheel("gecco", smoke_profile.raw_dir)
+    path = sources.extract_wheel_member(gecco, "gecco/hmmer/Pfam.h3m", smoke_profile.raw_dir / "extracted")
+    models = {hmm.pfam_accession(hmm.text(m.accession)): m for m in hmm.read_hmms(path)}
+    return {name: models[name] for name in FAMILIES}
+
+
+def _genbank(bgc_id: str, genes: list[tuple[str, ...]], pfam: dict[str, object]) -> bytes:
+    """A GenBank record whose CDSs translate to the concatenated consensus of their families.
+
+    Features are written in reverse gene order: the reader must order genes by position.
+    """
+    features, position = [], 0
+    for number, families in enumerate(genes):
+        protein = "".join(hmm.consensus_sequence(pfam[name]) for name in families)
+        end = position + 3 * (len(protein) + 1)
+        features.append(SeqFeature(FeatureLocation(position, end, strand=1), type="CDS", qualifiers={
+            "protein_id": [f"{bgc_id[-2:]}P{number}.1"], "translation": [protein]}))
+        position = end + 60
+    record = SeqRecord(Seq("N" * position), id=bgc_id, name=bgc_id, description="fixture",
+                       annotations={"molecule_type": "DNA"}, features=features[::-1])
+    handle = io.StringIO()
+    SeqIO.write(record, handle, "genbank")
+    return handle.getvalue().encode()
+
+
+@pytest.fixture(scope="module")
+def smiles(smoke_profile: Profile) -> dict[str, str]:
+    paras = sources.fetch_wheel("paras", smoke_profile.raw_dir)
+    table = read_tsv_member(paras, f"{PARAS_DIR}/smiles.tsv")
+    known = dict(zip(table["substrate"], table["smiles"], strict=True))
+    assert UNPARSABLE in known.values()  # the one SMILES RDKit rejects (design notes)
+    return {HALOGENATED: known[HALOGENATED], PLAIN: known[PLAIN], UNPARSABLE: UNPARSABLE}
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory, pfam, smiles) -> Path:
+    folder = tmp_path_factory.mktemp("served-full")
+    with gzip.open(folder / "Pfam-A.hmm.gz", "wb") as handle:
+        for name in FAMILIES:
+            pfam[name].write(handle)
+    no_clan = ("\\N", "\\N")  # the release's mark for a family outside any clan
+    rows = ["\t".join((name, *CLANS.get(name, no_clan), hmm.text(pfam[name].name),
+                       hmm.text(pfam[name].description))) + "\n" for name in FAMILIES]
+    with gzip.open(folder / "Pfam-A.clans.tsv.gz", "wt") as handle:
+        handle.writelines(rows)
+    compounds = {bgc_id: [{"compound": f"compound {n}", **({"chem_struct": smiles[s]} if s else {})}
+                          for n, s in enumerate(spec[2])] for bgc_id, spec in SYNTHETIC.items()}
+    records = {f"{bgc_id}.json": json_record(bgc_id, spec[0], compounds[bgc_id])
+               for bgc_id, spec in SYNTHETIC.items()}
+    records["BGC0001090.json"] = json_record("BGC0001090", ["Polyketide", "NRP"], [])
+    records[f"{JSON_ONLY}.json"] = json_record(JSON_ONLY, ["RiPP"], [
+        {"compound": PLAIN, "chem_struct": smiles[PLAIN]}])
+    tarball(folder / "mibig_json_3.1.tar.gz", "mibig_json_3.1", records)
+    genbank = {f"{bgc_id}.gbk": _genbank(bgc_id, spec[1], pfam) for bgc_id, spec in SYNTHETIC.items()}
+    genbank["BGC0001090.gbk"] = sources.pyhmmer_file("BGC0001090.gbk").read_bytes()
+    tarball(folder / "mibig_gbk_3.1.tar.gz", "mibig_gbk_3.1", genbank)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def server(served: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    yield from serve_folder(served, tmp_path_factory.mktemp("log-full") / "http.log")
+
+
+def _build(server: Server, root: Path, smoke_profile: Profile, **overrides: object
+           ) -> tuple[Profile, tables.BuildReport]:
+    """build_all under ``full`` at ``root``: wheels linked from the shared raw folder, every
+    remote file fetched from the loopback server."""
+    raw = root / "data" / "raw"
+    raw.mkdir(parents=True)
+    for package in sources.WHEELS:
+        wheel = sources.fetch_wheel(package, smoke_profile.raw_dir)
+        (raw / wheel.name).symlink_to(wheel)
+    profile = get_profile("full", root=root, **{**SMALL, **overrides})
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(remote.MIRROR_ENV, server.url)
+        patch.setenv("NO_PROXY", HOST)
+        patch.setenv("no_proxy", HOST)
+        report = tables.build_all(profile)
+    return profile, report
+
+
+@pytest.fixture(scope="module")
+def built(server, tmp_path_factory, smoke_profile) -> tuple[Profile, tables.BuildReport]:
+    return _build(server, tmp_path_factory.mktemp("crossgran-full"), smoke_profile)
+
+
+
+@pytest.fixture(scope="module")
+def tiny_run(built) -> Path:
+    """A one-epoch BiGCARP run on the built full corpus."""
+    profile, _ = built
+    corpus = tables.load_table(profile, "domain_corpus")
+    out = profile.models_dir / "bigcarp_random"
+    train_mlm(corpus, Vocabulary.from_corpus(corpus), profile.bigcarp, init_mode="random",
+              family_vectors=None, out_dir=out, seed=profile.seed)
+    return out
+
+
+# ---------------------------------------------------------------- the build
+
+
+def test_every_table_is_built_from_the_release(built) -> None:
+    profile, report = built
+    for name in tables.FULL_TABLES:
+        assert tables.table_path(profile, name).is_file(), name
+    counts = report.counts
+    assert counts["pfam_families"] == len(FAMILIES) and counts["pfam_families_without_clan"] == 2
+    assert counts["mibig_bgcs"] == len(SYNTHETIC) + 2 and counts["mibig_without_genbank"] == 1
+    assert counts["mibig_genbank_without_json"] == 0
+    assert counts["halogenase_domains"] == 4 and counts["halogenase_bgcs"] == 3
+    assert (counts["halogenase_halogenated"], counts["halogenase_not_halogenated"],
+            counts["halogenase_unlabelled"]) == (2, 1, 1)
+    assert counts["compounds_unparsable_smiles"] == 1
+    # No parsable structure: BGC0001090 (none recorded), 9900003 (unparsable), 9900004 (none).
+    assert counts["mibig_without_structure"] == 3
+    assert any(note.startswith("halogenase_unlabelled = 1:") for note in report.notes)
+    families = tables.load_table(profile, "pfam_families").set_index("pfam")
+    assert families.loc[KS, "clan"] == "CL0046" and families.loc[KS, "clan_name"] == "Thiolase"
+    assert families["clan"].isna().sum() == 2  # A_C and PCP: "\N" in the release, empty here
+    assert families.loc[HALO, "name"] == "Trp_halogenase"
+    classes = tables.load_table(profile, "mibig_classes").set_index("bgc_id")
+    assert classes.loc["BGC9900004", "Other"] and not classes.loc["BGC9900004", "labelled"]
+    assert classes.loc[JSON_ONLY, "n_domains"] == 0
+    adomains = tables.load_table(profile, "adomains")
+    assert 0 < len(adomains) <= SMALL["max_adomains"] and (adomains["amp_token_index"] >= 0).all()
+
+
+def test_mibig_sentences_follow_the_genbank_gene_order(built, pfam) -> None:
+    profile, _ = built
+    corpus = tables.load_table(profile, "domain_corpus").set_index("seq_id")
+    mibig_rows = corpus[corpus["source"] == "mibig"]
+    assert mibig_rows["ordered"].all() and corpus["ordered"].all()
+    for bgc_id, (_, genes, _) in SYNTHETIC.items():
+        assert mibig_rows.loc[bgc_id, "tokens"].split() == [f for gene in genes for f in gene]
+    # The real cluster: an independent search of its CDSs, in the GenBank file's gene order.
+    record = SeqIO.read(sources.pyhmmer_file("BGC0001090.gbk"), "genbank")
+    cds = sorted((f for f in record.features if f.type == "CDS"), key=lambda f: int(f.location.start))
+    proteins = {f"gene{n:02d}": f.qualifiers["translation"][0] for n, f in enumerate(cds)}
+    hits = hmm.resolve_overlaps(hmm.search_domains(list(pfam.values()), proteins, cpus=1))
+    expected = [t for key in proteins for t in hits[hits["seq_id"] == key]
+                .sort_values("start")["pfam"]]
+    assert {A, C, KS} <= set(expected)
+    assert mibig_rows.loc["BGC0001090", "tokens"].split() == expected
+    counts = tables.load_table(profile, "mibig_domain_counts")
+    assert counts.groupby("bgc_id")["count"].sum().to_dict() == mibig_rows["n_tokens"].to_dict()
+    assert JSON_ONLY not in mibig_rows.index
+
+
+def test_halogenase_rows_sit_at_their_tokens_with_labels_from_smiles(built, pfam) -> None:
+    profile, _ = built
+    table = tables.load_table(profile, "halogenase_domains")
+    assert list(table.columns) == mibig_release.HALOGENASE_COLUMNS
+    assert list(table["bgc_id"]) == ["BGC9900001", "BGC9900001", "BGC9900002", "BGC9900003"]
+    assert list(table["token_index"]) == [3, 5, 0, 1]
+    assert list(table["n_tokens"]) == [6, 6, 3, 2]
+    assert table["has_halogen"].tolist()[:3] == [True, True, False]  # Cl in 3-chlorotyrosine
+    assert table["has_halogen"].isna().tolist() == [False, False, False, True]  # unparsable only
+    consensus = hmm.consensus_sequence(pfam[HALO])
+    assert (table["sequence"] == consensus).all() and (table["end"] - table["start"] == len(consensus)).all()
+    corpus = tables.load_table(profile, "domain_corpus").set_index("seq_id")["tokens"]
+    for row in table.itertuples():
+        assert corpus[row.bgc_id].split()[row.token_index] == HALO
+        assert row.protein.startswith(f"{row.bgc_id}:") and row.domain_id.startswith(row.protein)
+    compounds = tables.load_table(profile, "compounds").groupby("bgc_id")["has_halogen"]
+    assert compounds.apply(list)["BGC9900001"] == [True, False]  # chlorotyrosine, valine
+    assert compounds.apply(lambda flags: flags.isna().all())["BGC9900003"]  # unparsable: NA
+
+
+def test_manifest_lists_remote_inputs_with_locked_hashes(built, served) -> None:
+    profile, _ = built
+    manifest = json.loads(profile.manifest_path.read_text())
+    assert manifest["profile"] == "full"
+    assert set(manifest["outputs"]) == set(tables.FULL_TABLES)
+    lock = remote.read_lock(remote.full_lock_path(profile.root))
+    listed = {row["filename"]: row for row in manifest["inputs"] if "filename" in row}
+    assert len(listed) == len(tables.FULL_INPUTS)
+    for name in tables.FULL_INPUTS:
+        entry = remote.REMOTE_FILES[name]
+        row = listed[entry.filename]
+        assert row["sha256"] == lock[name]["sha256"] == sha256_file(served / entry.filename)
+        assert row["source"] == entry.url  # the publisher's address, not the mirror's
+    wheels = {f"pypi:{wheel.filename}" for wheel in sources.WHEELS.values()}
+    assert wheels <= {row["source"] for row in manifest["inputs"]}
+
+
+# ---------------------------------------------------------------- halogenation features
+
+
+def test_task_features_read_each_representation_at_its_site(built, pfam, tiny_esm, tiny_run) -> None:
+    profile, _ = built
+    features, labels, groups = halogenation.task_features(profile, tiny_esm, tiny_run)
+    assert list(features) == list(halogenation.FEATURE_SETS)
+    assert labels.tolist() == [1, 1, 0]  # the NA-labelled BGC9900003 is left out
+    assert groups.tolist() == ["BGC9900001", "BGC9900001", "BGC9900002"]
+    run = load_checkpoint(tiny_run)
+    width = SMALL["bigcarp"].d_model
+    assert features["esm"].shape == (3, tiny_esm.embed_dim)
+    assert features["bigcarp_domain"].shape == features["bigcarp_mean"].shape == (3, width)
+    assert features[halogenation.FUSED].shape == (3, tiny_esm.embed_dim + 2 * width)
+    assert features["random"].shape == features[halogenation.FUSED].shape
+    np.testing.assert_array_equal(features[halogenation.FUSED][:, -width:], features["bigcarp_mean"])
+
+    corpus = tables.load_table(profile, "domain_corpus").set_index("seq_id")["tokens"]
+    sentence = corpus["BGC9900001"].split()
+    last = layer_representations(run.model, run.vocab, [sentence], layers=[-1])[0][0]
+    for row, index in ((0, 3), (1, 5)):  # the two halogenases of one BGC: different contexts
+        np.testing.assert_allclose(features["bigcarp_domain"][row], last[index], rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(features["bigcarp_mean"][row], last.mean(axis=0), rtol=1e-5, atol=1e-5)
+    assert not np.allclose(features["bigcarp_domain"][0], features["bigcarp_domain"][1])
+
+    alone = cesm.embed({"halogenase": hmm.consensus_sequence(pfam[HALO])}, tiny_esm, [-1])
+    np.testing.assert_allclose(features["esm"][2], alone.mean[alone.layer_index(-1)][0],
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_release_without_a_halogenase_names_the_fix(server, tmp_path, smoke_profile, tiny_esm) -> None:
+    profile, report = _build(server, tmp_path, smoke_profile, max_bgcs=1)  # BGC0001090 only
+    assert report.counts["halogenase_domains"] == 0
+    assert tables.load_table(profile, "halogenase_domains").empty
+    with pytest.raises(ValueError, match=rf"no {HALO} \(Trp_halogenase\) hit.*max_bgcs=1"):
+        halogenation.task_features(profile, tiny_esm, profile.models_dir / "absent")
+
+
+def test_offline_profiles_have_no_halogenation_table(tmp_path, tiny_esm) -> None:
+    profile = get_profile("smoke", root=tmp_path)
+    with pytest.raises(FileNotFoundError, match="only the full profile's build"):
+        halogenation.task_features(profile, tiny_esm, profile.models_dir / "absent")
