@@ -63,12 +63,19 @@ def load_sequences(n: int) -> tuple[str, dict[str, str]]:
     return source, {name: cesm.clean_sequence(name, records[name]) for name in chosen}
 
 
-def fair_esm_pooled(model: cesm.LoadedEsm, records: dict[str, str], layers: Sequence[int],
-                    batches: Sequence[Sequence[int]]) -> np.ndarray:
+def fair_esm_pooled(
+    model: cesm.LoadedEsm,
+    records: dict[str, str],
+    layers: Sequence[int],
+    batches: Sequence[Sequence[int]],
+) -> np.ndarray:
     """fair-esm's forward over the given batches of pieces, pooled like crossgran.esm."""
     names = list(records)
-    pieces = [piece for index, name in enumerate(names)
-              for piece in _embed_module._pieces(index, records[name], None, model.max_positions - 2)]
+    pieces = [
+        piece
+        for index, name in enumerate(names)
+        for piece in _embed_module._pieces(index, records[name], None, model.max_positions - 2)
+    ]
     pooled = np.zeros((len(names), len(layers), model.embed_dim))
     with torch.no_grad():
         for batch in batches:
@@ -78,13 +85,18 @@ def fair_esm_pooled(model: cesm.LoadedEsm, records: dict[str, str], layers: Sequ
             for row, piece in enumerate(chosen):
                 span = slice(1, len(piece.residues) + 1)
                 for column, layer in enumerate(layers):
-                    pooled[piece.seq_index, column] += piece.weights[0] @ out[layer][row, span].numpy()
+                    pooled[piece.seq_index, column] += (
+                        piece.weights[0] @ out[layer][row, span].numpy()
+                    )
     return pooled
 
 
 def piece_residues(model: cesm.LoadedEsm, records: dict[str, str]) -> list[str]:
-    return [piece.residues for index, name in enumerate(records)
-            for piece in _embed_module._pieces(index, records[name], None, model.max_positions - 2)]
+    return [
+        piece.residues
+        for index, name in enumerate(records)
+        for piece in _embed_module._pieces(index, records[name], None, model.max_positions - 2)
+    ]
 
 
 def best_time(run: Callable[[], object], repeats: int) -> tuple[float, object]:
@@ -102,7 +114,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--n", type=int, default=500, help="number of sequences")
     parser.add_argument("--layers", type=int, nargs="+", default=list(range(7)))
     parser.add_argument("--repeats", type=int, default=1, help="report the fastest of N runs")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch threads (default: torch's)"
+    )
     args = parser.parse_args(argv)
     with threads.limit(torch_threads=args.threads):
         run(args)
@@ -113,13 +127,16 @@ def run(args: argparse.Namespace) -> None:
     source, records = load_sequences(args.n)
     torch.manual_seed(0)
     network = esm.model.esm2.ESM2(num_layers=6, embed_dim=320, attention_heads=20)
-    model = cesm.wrap_model(network, network.alphabet, "random-esm2_t6_8M-shape-seed0",
-                            max_positions=1024)
+    model = cesm.wrap_model(
+        network, network.alphabet, "random-esm2_t6_8M-shape-seed0", max_positions=1024
+    )
     layers = sorted(set(resolve_layers(args.layers, model.num_layers)))
     residues = sum(len(sequence) for sequence in records.values())
-    print(f"{len(records)} sequences from {source}: {residues} residues, "
-          f"{sum(len(s) > 1022 for s in records.values())} over 1,022; layers {layers}; "
-          f"{torch.get_num_threads()} torch threads")
+    print(
+        f"{len(records)} sequences from {source}: {residues} residues, "
+        f"{sum(len(s) > 1022 for s in records.values())} over 1,022; layers {layers}; "
+        f"{torch.get_num_threads()} torch threads"
+    )
 
     pieces = piece_residues(model, records)
     rates: dict[str, float] = {}
@@ -131,13 +148,15 @@ def run(args: argparse.Namespace) -> None:
 
     seconds, results["a"] = best_time(
         lambda: fair_esm_pooled(model, records, layers, [[i] for i in range(len(pieces))]),
-        args.repeats)
+        args.repeats,
+    )
     report("a  fair-esm, one at a time", residues / seconds)
     for budget in (4096, 1024):
         dataset = esm.data.FastaBatchedDataset([str(i) for i in range(len(pieces))], pieces)
         batches = dataset.get_batch_indices(budget, extra_toks_per_seq=1)
         seconds, results[f"b{budget}"] = best_time(
-            lambda batches=batches: fair_esm_pooled(model, records, layers, batches), args.repeats)
+            lambda batches=batches: fair_esm_pooled(model, records, layers, batches), args.repeats
+        )
         report(f"b  fair-esm, {budget}-token batches", residues / seconds)
 
     cold_rates, warm_rates = [], []
@@ -149,8 +168,10 @@ def run(args: argparse.Namespace) -> None:
         assert warm.stats["n_cached"] == len(records)
         cold_rates.append(residues / cold.stats["seconds"])
         warm_rates.append(residues / warm.stats["seconds"])
-    report(f"c  crossgran embed, cold ({cold.stats['batch_tokens']:.0f}-token batches)",
-           max(cold_rates))
+    report(
+        f"c  crossgran embed, cold ({cold.stats['batch_tokens']:.0f}-token batches)",
+        max(cold_rates),
+    )
     report("d  crossgran embed, warm cache", max(warm_rates))
 
     ours = np.stack([cold.mean[layer] for layer in layers], axis=1)

@@ -45,8 +45,11 @@ def main() -> int:
     bare = walls["python -c pass"]
     missed = 0
     for name, wall in walls.items():
-        verdict = "" if name == "python -c pass" else (
-            f"   (target < {TARGET_S} s: {'met' if wall < TARGET_S else 'MISSED'})")
+        verdict = (
+            ""
+            if name == "python -c pass"
+            else (f"   (target < {TARGET_S} s: {'met' if wall < TARGET_S else 'MISSED'})")
+        )
         missed += wall >= TARGET_S and name != "python -c pass"
         print(f"{name:24s} median {wall:.3f} s = {wall / bare:5.1f} x python -c pass{verdict}")
     return 1 if missed else 0

@@ -69,8 +69,11 @@ def make_root(root: Path, share_cache: bool = False) -> Path:
     """A project root that ``crossgran.profiles.find_root`` accepts, sharing data/raw (and,
     with ``share_cache``, the content-addressed ``data/cache``: hmmsearch hits and ESM
     embeddings keyed by model weights, so sharing it skips work without changing results)."""
-    shutil.copytree(CHECKOUT / "notebooks", root / "notebooks",
-                    ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
+    shutil.copytree(
+        CHECKOUT / "notebooks",
+        root / "notebooks",
+        ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"),
+    )
     shutil.copy2(CHECKOUT / "pyproject.toml", root / "pyproject.toml")
     (root / "data").mkdir()
     for name in ("raw", "cache") if share_cache else ("raw",):
@@ -80,16 +83,26 @@ def make_root(root: Path, share_cache: bool = False) -> Path:
     return root
 
 
-def run_pipeline(root: Path, profile: str, kernel_path: str = "default",
-                 extra_args: Sequence[str] = ()) -> tuple[int, float]:
+def run_pipeline(
+    root: Path, profile: str, kernel_path: str = "default", extra_args: Sequence[str] = ()
+) -> tuple[int, float]:
     """``crossgran run --profile P [extra_args]`` with ``$CROSSGRAN_ROOT=root`` under a
     :data:`KERNEL_PATHS` entry; (exit code, wall seconds).
 
     Run as ``python -m crossgran.cli`` with this interpreter, so the active environment is
     used whether or not its ``crossgran`` script is on PATH.
     """
-    command = [sys.executable, "-m", "crossgran.cli", "run", "--profile", profile,
-               "--output-dir", str(root / "executed"), *extra_args]
+    command = [
+        sys.executable,
+        "-m",
+        "crossgran.cli",
+        "run",
+        "--profile",
+        profile,
+        "--output-dir",
+        str(root / "executed"),
+        *extra_args,
+    ]
     switches = KERNEL_PATHS[kernel_path]
     environment = {**os.environ, **switches, "CROSSGRAN_ROOT": str(root)}
     shown = " ".join(f"{k}={v}" for k, v in switches.items())
@@ -129,23 +142,31 @@ def manifest_outputs(root: Path, profile: str) -> dict[str, str]:
     path = get_profile(profile, root=root).manifest_path
     if not path.is_file():
         return {}
-    return {name: entry["sha256"] for name, entry in json.loads(path.read_text())["outputs"].items()}
+    return {
+        name: entry["sha256"] for name, entry in json.loads(path.read_text())["outputs"].items()
+    }
 
 
-def compare_runs(first: Path, second: Path, profile: str, atol: float) -> list[tuple[str, bool, str]]:
+def compare_runs(
+    first: Path, second: Path, profile: str, atol: float
+) -> list[tuple[str, bool, str]]:
     """One (item, equal, detail) row per result table and manifest output of the two roots."""
     rows: list[tuple[str, bool, str]] = []
     results = [root / "results" / profile for root in (first, second)]
     # The measured spread files describe many runs, not this one: not compared.
-    names = sorted({p.name for d in results for p in d.glob("*.csv")}
-                   - {spread.SPREAD_NAME, spread.VERDICT_SPREAD_NAME})
+    names = sorted(
+        {p.name for d in results for p in d.glob("*.csv")}
+        - {spread.SPREAD_NAME, spread.VERDICT_SPREAD_NAME}
+    )
     if not names:
         rows.append((f"results/{profile}/*.csv", False, "no result tables were written"))
     for name in names:
         paths = [d / name for d in results]
         missing = [str(i + 1) for i, p in enumerate(paths) if not p.is_file()]
         if missing:
-            rows.append((f"results/{profile}/{name}", False, f"missing in run {', '.join(missing)}"))
+            rows.append(
+                (f"results/{profile}/{name}", False, f"missing in run {', '.join(missing)}")
+            )
         else:
             rows.append((f"results/{profile}/{name}", *compare_csv(*paths, atol)))
     hashes = [manifest_outputs(root, profile) for root in (first, second)]
@@ -165,8 +186,9 @@ def print_table(rows: Sequence[tuple[str, bool, str]]) -> None:
         print(f"{item:<{width}}  {'same' if equal else 'DIFF':<6}  {detail}")
 
 
-def compare_within_spread(reference: Path, other: Path, profile: str
-                          ) -> list[tuple[str, bool, str]]:
+def compare_within_spread(
+    reference: Path, other: Path, profile: str
+) -> list[tuple[str, bool, str]]:
     """Per result table of ``other``: bit-identical to ``reference``'s, or else how many of its
     values lie within the checkout's measured training spread (``crossgran.analysis.spread``)."""
     rows = []
@@ -179,11 +201,17 @@ def compare_within_spread(reference: Path, other: Path, profile: str
             continue
         name = Path(item).stem
         table = spread.read_tables(settings.results_dir).get(name)
-        checked = spread.check({name: table} if table is not None else {},
-                               measured[measured["table"] == name])
+        checked = spread.check(
+            {name: table} if table is not None else {}, measured[measured["table"] == name]
+        )
         inside = int(checked["ok"].sum())
-        rows.append((item, inside == len(checked),
-                     f"differs; {inside}/{len(checked)} values within the measured spread"))
+        rows.append(
+            (
+                item,
+                inside == len(checked),
+                f"differs; {inside}/{len(checked)} values within the measured spread",
+            )
+        )
     return rows
 
 
@@ -203,18 +231,31 @@ def fingerprint(profile: str) -> dict[str, str]:
     nrps, proteome = profile_proteins(settings)
     digests = {"cpu_capability": torch.backends.cpu.get_cpu_capability()}
     started = time.perf_counter()
-    with (tempfile.TemporaryDirectory() as scratch,
-          threads.limit(torch_threads=settings.torch_threads)):
+    with (
+        tempfile.TemporaryDirectory() as scratch,
+        threads.limit(torch_threads=settings.torch_threads),
+    ):
         config = replace(settings.bigcarp, epochs=1)
-        bigcarp.train_mlm(corpus, bigcarp.Vocabulary.from_corpus(corpus), config,
-                          init_mode="random", out_dir=Path(scratch) / "bigcarp", seed=config.seed)
+        bigcarp.train_mlm(
+            corpus,
+            bigcarp.Vocabulary.from_corpus(corpus),
+            config,
+            init_mode="random",
+            out_dir=Path(scratch) / "bigcarp",
+            seed=config.seed,
+        )
         table = np.load(Path(scratch) / "bigcarp" / "token_table_e001.npy")
         digests["bigcarp_epoch1_token_table"] = hashlib.sha256(table.tobytes()).hexdigest()[:16]
         esm_config = replace(settings.esm, train_steps=20)
-        esm.train_local_esm([*nrps.values(), *proteome.values()], esm_config,
-                            out_dir=Path(scratch) / "esm", seed=settings.seed)
+        esm.train_local_esm(
+            [*nrps.values(), *proteome.values()],
+            esm_config,
+            out_dir=Path(scratch) / "esm",
+            seed=settings.seed,
+        )
         digests["esm_20_steps_weights"] = hashlib.sha256(
-            (Path(scratch) / "esm" / "model.pt").read_bytes()).hexdigest()[:16]
+            (Path(scratch) / "esm" / "model.pt").read_bytes()
+        ).hexdigest()[:16]
     digests["seconds"] = f"{time.perf_counter() - started:.0f}"
     return digests
 
@@ -223,9 +264,13 @@ def switches(profile: str) -> int:
     """Run :func:`fingerprint` under every :data:`KERNEL_PATHS` entry; print which differ."""
     results = {}
     for name, switch in KERNEL_PATHS.items():
-        done = subprocess.run([sys.executable, __file__, "--profile", profile, "--fingerprint"],
-                              env={**os.environ, **switch}, capture_output=True, text=True,
-                              check=False)
+        done = subprocess.run(
+            [sys.executable, __file__, "--profile", profile, "--fingerprint"],
+            env={**os.environ, **switch},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if done.returncode != 0:
             print(done.stderr, file=sys.stderr)
             return 2
@@ -233,8 +278,10 @@ def switches(profile: str) -> int:
     base = results["default"]
     print(f"\n{'kernel path':16s}  {'switches':34s}  " + "  ".join(f"{k:>26s}" for k in base))
     for name, digest in results.items():
-        cells = [f"{v:>18s} {'same' if v == base[k] or k == 'seconds' else 'DIFF':>7s}"
-                 for k, v in digest.items()]
+        cells = [
+            f"{v:>18s} {'same' if v == base[k] or k == 'seconds' else 'DIFF':>7s}"
+            for k, v in digest.items()
+        ]
         switch = " ".join(f"{k}={v}" for k, v in KERNEL_PATHS[name].items()) or "(none)"
         print(f"{name:16s}  {switch:34s}  " + "  ".join(cells))
     return 0
@@ -242,16 +289,32 @@ def switches(profile: str) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--profile", default="smoke", choices=("smoke", "mini"),
-                        help="profile to run twice (default: smoke, about 3 min per run on 2 cores)")
-    parser.add_argument("--atol", type=float, default=1e-9,
-                        help="largest allowed absolute difference of a numeric cell")
-    parser.add_argument("--keep", action="store_true",
-                        help="keep the two temporary roots and print where they are")
-    parser.add_argument("--kernel-path", choices=list(KERNEL_PATHS), default="default",
-                        help="floating-point path of the second run (default: the same)")
-    parser.add_argument("--switches", action="store_true",
-                        help="only fingerprint one short training under every kernel path")
+    parser.add_argument(
+        "--profile",
+        default="smoke",
+        choices=("smoke", "mini"),
+        help="profile to run twice (default: smoke, about 3 min per run on 2 cores)",
+    )
+    parser.add_argument(
+        "--atol",
+        type=float,
+        default=1e-9,
+        help="largest allowed absolute difference of a numeric cell",
+    )
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the two temporary roots and print where they are"
+    )
+    parser.add_argument(
+        "--kernel-path",
+        choices=list(KERNEL_PATHS),
+        default="default",
+        help="floating-point path of the second run (default: the same)",
+    )
+    parser.add_argument(
+        "--switches",
+        action="store_true",
+        help="only fingerprint one short training under every kernel path",
+    )
     parser.add_argument("--fingerprint", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.fingerprint:
@@ -263,14 +326,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     scratch = Path(tempfile.mkdtemp(prefix="crossgran-determinism-"))
     try:
         roots = [make_root(scratch / f"run{i}") for i in (1, 2)]
-        for index, (root, path) in enumerate(zip(roots, ("default", args.kernel_path),
-                                                 strict=True), 1):
+        for index, (root, path) in enumerate(
+            zip(roots, ("default", args.kernel_path), strict=True), 1
+        ):
             code, seconds = run_pipeline(root, args.profile, path)
             print(f"run {index} ({path}): exit {code} in {seconds:.0f} s", flush=True)
             if code != 0:
-                print(f"run {index} failed; its failed notebook is under "
-                      f"{root / 'results' / args.profile / 'failed'} (use --keep to inspect)",
-                      file=sys.stderr)
+                print(
+                    f"run {index} failed; its failed notebook is under "
+                    f"{root / 'results' / args.profile / 'failed'} (use --keep to inspect)",
+                    file=sys.stderr,
+                )
                 return 2
         if args.kernel_path == "default":
             rows = compare_runs(*roots, args.profile, args.atol)
@@ -278,9 +344,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             rows = compare_within_spread(*roots, args.profile)
         print_table(rows)
         differing = sum(not equal for _, equal, _ in rows)
-        print(f"\n{len(rows) - differing}/{len(rows)} identical"
-              + (f" (numeric tolerance {args.atol:g})" if args.kernel_path == "default" else
-                 f" or within the measured spread (second run: {args.kernel_path})"))
+        print(
+            f"\n{len(rows) - differing}/{len(rows)} identical"
+            + (
+                f" (numeric tolerance {args.atol:g})"
+                if args.kernel_path == "default"
+                else f" or within the measured spread (second run: {args.kernel_path})"
+            )
+        )
         return 1 if differing else 0
     finally:
         if args.keep:

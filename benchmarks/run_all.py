@@ -62,15 +62,17 @@ class Outcome:
     key_lines: list[str] = field(default_factory=list)
 
 
-def run_streamed(name: str, command: Sequence[str], env: dict[str, str] | None = None,
-                 cwd: Path | None = None) -> Outcome:
+def run_streamed(
+    name: str, command: Sequence[str], env: dict[str, str] | None = None, cwd: Path | None = None
+) -> Outcome:
     """Run ``command``, echoing its output live (these runs take minutes) and keeping the
     lines that :data:`KEY_LINE` selects."""
     print(f"\n=== {name}: {' '.join(command)}", flush=True)
     started = time.perf_counter()
     key_lines: list[str] = []
-    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                          env=env, cwd=cwd) as process:
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=cwd
+    ) as process:
         assert process.stdout is not None
         for line in process.stdout:
             print(line, end="", flush=True)
@@ -85,9 +87,12 @@ def time_mini() -> tuple[Outcome, int, list[tuple[str, bool, str]]]:
     scratch = Path(tempfile.mkdtemp(prefix="crossgran-mini-"))
     try:
         root = make_root(scratch / "root")
-        outcome = run_streamed("crossgran run --profile mini",
-                               [sys.executable, "-m", "crossgran.cli", "run", "--profile", "mini"],
-                               env={**os.environ, "CROSSGRAN_ROOT": str(root)}, cwd=root)
+        outcome = run_streamed(
+            "crossgran run --profile mini",
+            [sys.executable, "-m", "crossgran.cli", "run", "--profile", "mini"],
+            env={**os.environ, "CROSSGRAN_ROOT": str(root)},
+            cwd=root,
+        )
         compared = compare_within_spread(CHECKOUT, root, "mini") if outcome.returncode == 0 else []
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -97,10 +102,15 @@ def time_mini() -> tuple[Outcome, int, list[tuple[str, bool, str]]]:
 
 def machine() -> dict[str, str]:
     """Cores, memory and CPU model: the numbers mean little without the machine."""
-    facts = {"cores (os.cpu_count)": str(os.cpu_count()), "python": platform.python_version(),
-             "platform": platform.platform()}
-    for source, key, label in (("/proc/meminfo", "MemTotal", "RAM"),
-                               ("/proc/cpuinfo", "model name", "CPU")):
+    facts = {
+        "cores (os.cpu_count)": str(os.cpu_count()),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+    for source, key, label in (
+        ("/proc/meminfo", "MemTotal", "RAM"),
+        ("/proc/cpuinfo", "model name", "CPU"),
+    ):
         try:
             text = Path(source).read_text()
         except OSError:
@@ -118,12 +128,20 @@ def verdict(ok: bool) -> str:
     return "PASS" if ok else "FAIL"
 
 
-def render(facts: dict[str, str], mini: tuple[Outcome, int] | None,
-           benchmarks: Sequence[Outcome]) -> str:
+def render(
+    facts: dict[str, str], mini: tuple[Outcome, int] | None, benchmarks: Sequence[Outcome]
+) -> str:
     """The Markdown report."""
-    lines = ["# Benchmark results", "",
-             f"Date: {datetime.datetime.now().astimezone().isoformat(timespec='seconds')}", "",
-             "## Machine", "", "| | |", "|---|---|"]
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Date: {datetime.datetime.now().astimezone().isoformat(timespec='seconds')}",
+        "",
+        "## Machine",
+        "",
+        "| | |",
+        "|---|---|",
+    ]
     lines += [f"| {key} | {value} |" for key, value in facts.items()]
     lines += ["", "## End to end: `crossgran run --profile mini` (fresh root, cold caches)", ""]
     if mini is None:
@@ -131,18 +149,32 @@ def render(facts: dict[str, str], mini: tuple[Outcome, int] | None,
     else:
         outcome, peak, compared = mini
         same = sum(equal for _, equal, _ in compared)
-        lines += ["| measure | value | target | result |", "|---|---|---|---|",
-                  f"| exit code | {outcome.returncode} | 0 | {verdict(outcome.returncode == 0)} |",
-                  (f"| wall time | {outcome.wall_s / 60:.1f} min | <= {MINI_WALL_TARGET_S / 60:.0f} min"
-                   f" | {verdict(outcome.wall_s <= MINI_WALL_TARGET_S)} |"),
-                  (f"| peak RSS | {peak / 1024**3:.2f} GiB | <= {MINI_RSS_TARGET_BYTES / 1024**3:.0f} GiB"
-                   f" | {verdict(peak <= MINI_RSS_TARGET_BYTES)} |"),
-                  (f"| results as committed (bit-identical or within the training spread) | "
-                   f"{same}/{len(compared)} | all | {verdict(bool(compared) and same == len(compared))} |")]
+        lines += [
+            "| measure | value | target | result |",
+            "|---|---|---|---|",
+            f"| exit code | {outcome.returncode} | 0 | {verdict(outcome.returncode == 0)} |",
+            (
+                f"| wall time | {outcome.wall_s / 60:.1f} min | <= {MINI_WALL_TARGET_S / 60:.0f} min"
+                f" | {verdict(outcome.wall_s <= MINI_WALL_TARGET_S)} |"
+            ),
+            (
+                f"| peak RSS | {peak / 1024**3:.2f} GiB | <= {MINI_RSS_TARGET_BYTES / 1024**3:.0f} GiB"
+                f" | {verdict(peak <= MINI_RSS_TARGET_BYTES)} |"
+            ),
+            (
+                f"| results as committed (bit-identical or within the training spread) | "
+                f"{same}/{len(compared)} | all | {verdict(bool(compared) and same == len(compared))} |"
+            ),
+        ]
         lines += [f"- DIFF {item}: {detail}" for item, equal, detail in compared if not equal]
     for outcome in benchmarks:
-        lines += ["", f"## {outcome.name}", "",
-                  f"Exit code {outcome.returncode}, {outcome.wall_s:.0f} s.", ""]
+        lines += [
+            "",
+            f"## {outcome.name}",
+            "",
+            f"Exit code {outcome.returncode}, {outcome.wall_s:.0f} s.",
+            "",
+        ]
         if outcome.key_lines:
             lines += ["```", *outcome.key_lines, "```"]
         else:
@@ -152,15 +184,25 @@ def render(facts: dict[str, str], mini: tuple[Outcome, int] | None,
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--skip-mini", action="store_true",
-                        help="skip the end-to-end mini run (about 10 minutes) for a quick pass")
-    parser.add_argument("--output", type=Path, default=HERE / "results.md",
-                        help="Markdown report to write (default: benchmarks/results.md)")
+    parser.add_argument(
+        "--skip-mini",
+        action="store_true",
+        help="skip the end-to-end mini run (about 10 minutes) for a quick pass",
+    )
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=HERE / "results.md",
+        help="Markdown report to write (default: benchmarks/results.md)",
+    )
     args = parser.parse_args(argv)
 
     mini = None if args.skip_mini else time_mini()
-    scripts = sorted(p for p in HERE.glob("*.py")
-                     if p.resolve() != Path(__file__).resolve() and p.name not in RUN_SEPARATELY)
+    scripts = sorted(
+        p
+        for p in HERE.glob("*.py")
+        if p.resolve() != Path(__file__).resolve() and p.name not in RUN_SEPARATELY
+    )
     benchmarks = [run_streamed(script.name, [sys.executable, str(script)]) for script in scripts]
 
     report = render(machine(), mini, benchmarks)
@@ -169,8 +211,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     failed = [outcome.name for outcome in benchmarks if outcome.returncode != 0]
     if mini is not None:
         outcome, peak, compared = mini
-        if (outcome.returncode != 0 or outcome.wall_s > MINI_WALL_TARGET_S
-                or peak > MINI_RSS_TARGET_BYTES or not all(equal for _, equal, _ in compared)):
+        if (
+            outcome.returncode != 0
+            or outcome.wall_s > MINI_WALL_TARGET_S
+            or peak > MINI_RSS_TARGET_BYTES
+            or not all(equal for _, equal, _ in compared)
+        ):
             failed.append(outcome.name)
     if failed:
         print(f"failed or missed a target: {', '.join(failed)}", file=sys.stderr)

@@ -47,33 +47,62 @@ REFERENCE = "seed 0, default (stored)"
 CLAIM_LINE = re.compile(r"^\s*(?:->\s*)?((?:claim \d|\([a-z]\) ).*)$", re.IGNORECASE)
 # The quantities the README and the closing note quote: (label, table, key, column).
 HEADLINES = [
-    ("ESM-init embedder vs last layer, linear CKA", "cka_summary",
-     "esm|esm|embedder_vs_last", "linear_cka"),
-    ("random-init embedder vs last layer, linear CKA", "cka_summary",
-     "random|random|embedder_vs_last", "linear_cka"),
-    ("ESM-init token table vs its initialisation, linear CKA", "cka_summary",
-     "esm|esm|token_table_vs_init", "linear_cka"),
-    ("ESM-init BiGCARP embedder, product-class macro-F1", "failed_init_probe",
-     "esm/embedder|f1", "mean"),
-    ("random-init BiGCARP embedder, product-class macro-F1", "failed_init_probe",
-     "random/embedder|f1", "mean"),
-    ("ESM-init minus random-init last layer, macro-F1", "failed_init_probe",
-     "esm/last|f1", "delta_vs_random"),
-    ("ESM + BiGCARP, product-class macro-F1", "product_class_probe",
-     "esm+bigcarp_last|f1", "mean"),
-    ("ESM + BiGCARP minus best single, macro-F1", "fusion_tests",
-     "product_class||esm+bigcarp_last|f1", "delta"),
-    ("BiGCARP + Stachelhaus ESM, is_aromatic AUC", "adomain_probe",
-     "is_aromatic|bigcarp+stachel|auc", "mean"),
-    ("BiGCARP A-domain token, is_aromatic AUC", "adomain_probe",
-     "is_aromatic|bigcarp|auc", "mean"),
+    (
+        "ESM-init embedder vs last layer, linear CKA",
+        "cka_summary",
+        "esm|esm|embedder_vs_last",
+        "linear_cka",
+    ),
+    (
+        "random-init embedder vs last layer, linear CKA",
+        "cka_summary",
+        "random|random|embedder_vs_last",
+        "linear_cka",
+    ),
+    (
+        "ESM-init token table vs its initialisation, linear CKA",
+        "cka_summary",
+        "esm|esm|token_table_vs_init",
+        "linear_cka",
+    ),
+    (
+        "ESM-init BiGCARP embedder, product-class macro-F1",
+        "failed_init_probe",
+        "esm/embedder|f1",
+        "mean",
+    ),
+    (
+        "random-init BiGCARP embedder, product-class macro-F1",
+        "failed_init_probe",
+        "random/embedder|f1",
+        "mean",
+    ),
+    (
+        "ESM-init minus random-init last layer, macro-F1",
+        "failed_init_probe",
+        "esm/last|f1",
+        "delta_vs_random",
+    ),
+    ("ESM + BiGCARP, product-class macro-F1", "product_class_probe", "esm+bigcarp_last|f1", "mean"),
+    (
+        "ESM + BiGCARP minus best single, macro-F1",
+        "fusion_tests",
+        "product_class||esm+bigcarp_last|f1",
+        "delta",
+    ),
+    (
+        "BiGCARP + Stachelhaus ESM, is_aromatic AUC",
+        "adomain_probe",
+        "is_aromatic|bigcarp+stachel|auc",
+        "mean",
+    ),
+    ("BiGCARP A-domain token, is_aromatic AUC", "adomain_probe", "is_aromatic|bigcarp|auc", "mean"),
 ]
 
 
 def sample_plan(seeds: Sequence[int], kernel_paths: Sequence[str]) -> dict[str, dict]:
     """Sample label -> how to run it (kernel path, BiGCARP seed, reuse the checkout's ESM)."""
-    plan = {f"seed {s}, default": {"path": "default", "seed": s, "reuse_esm": True}
-            for s in seeds}
+    plan = {f"seed {s}, default": {"path": "default", "seed": s, "reuse_esm": True} for s in seeds}
     plan |= {f"seed 0, {p}": {"path": p, "seed": None, "reuse_esm": False} for p in kernel_paths}
     return plan
 
@@ -95,8 +124,10 @@ def run_sample(work: Path, label: str, how: dict, profile: str) -> Path | None:
     extra = [] if how["seed"] is None else ["--bigcarp-seed", str(how["seed"])]
     code, seconds = run_pipeline(root, profile, how["path"], extra)
     if code != 0:
-        print(f"sample '{label}' failed (exit {code}); see {settings.results_dir / 'failed'}",
-              file=sys.stderr)
+        print(
+            f"sample '{label}' failed (exit {code}); see {settings.results_dir / 'failed'}",
+            file=sys.stderr,
+        )
         return None
     write_text_atomic(done, json.dumps({**how, "label": label, "wall_s": round(seconds)}))
     return root
@@ -106,11 +137,13 @@ def claim_labels(executed: Path) -> dict[str, str]:
     """The notebooks' printed verdict lines (:data:`CLAIM_LINE`), keyed by notebook and order."""
     labels = {}
     for notebook in sorted(executed.glob("*.ipynb")):
-        found = [match.group(1).strip()
-                 for cell in json.loads(notebook.read_text())["cells"]
-                 for output in cell.get("outputs", [])
-                 for line in "".join(output.get("text", "")).splitlines()
-                 if (match := CLAIM_LINE.match(line))]
+        found = [
+            match.group(1).strip()
+            for cell in json.loads(notebook.read_text())["cells"]
+            for output in cell.get("outputs", [])
+            for line in "".join(output.get("text", "")).splitlines()
+            if (match := CLAIM_LINE.match(line))
+        ]
         labels |= {f"{notebook.stem} verdict {i + 1}": text for i, text in enumerate(found)}
     return labels
 
@@ -131,9 +164,16 @@ def headline_table(samples: dict[str, dict[str, pd.DataFrame]]) -> pd.DataFrame:
             hit = frame[(frame["key"] == key) & (frame["column"] == column)]
             values.append(float(hit["value"].iloc[0]) if len(hit) else float("nan"))
         series = pd.Series(values, index=list(samples))
-        records.append({"quantity": label, "stored": series[REFERENCE],
-                        "mean": series.mean(), "sd": series.std(ddof=1),
-                        "min": series.min(), "max": series.max()})
+        records.append(
+            {
+                "quantity": label,
+                "stored": series[REFERENCE],
+                "mean": series.mean(),
+                "sd": series.std(ddof=1),
+                "min": series.min(),
+                "max": series.max(),
+            }
+        )
     return pd.DataFrame.from_records(records)
 
 
@@ -146,55 +186,85 @@ def leave_one_out(samples: dict[str, dict[str, pd.DataFrame]]) -> list[tuple[str
         others = {k: v for k, v in samples.items() if k != label}
         checked = spread.check(tables, spread.measure(others))
         sampled = checked[checked["kind"] == "sample"]
-        used = ((sampled["value"].astype(float) - sampled["centre"]).abs()
-                / sampled["tolerance"]).max()
+        used = (
+            (sampled["value"].astype(float) - sampled["centre"]).abs() / sampled["tolerance"]
+        ).max()
         rows.append((label, len(checked), int((~checked["ok"]).sum()), float(used)))
     return rows
 
 
-def write_markdown(path: Path, profile: str, walls: dict[str, int], heads: pd.DataFrame,
-                   measured: pd.DataFrame, verdicts: pd.DataFrame,
-                   identity: dict[str, list[tuple[str, bool, str]]],
-                   held_out: list[tuple[str, int, int, float]]) -> None:
+def write_markdown(
+    path: Path,
+    profile: str,
+    walls: dict[str, int],
+    heads: pd.DataFrame,
+    measured: pd.DataFrame,
+    verdicts: pd.DataFrame,
+    identity: dict[str, list[tuple[str, bool, str]]],
+    held_out: list[tuple[str, int, int, float]],
+) -> None:
     kinds = measured["kind"].value_counts()
     lines = [
-        f"# Training-run spread ({profile})", "",
+        f"# Training-run spread ({profile})",
+        "",
         f"Measured {datetime.date.today().isoformat()} by `benchmarks/variance.py` on "
         + ", ".join(f"{key} {value}" for key, value in machine().items())
-        + f"; {len(walls)} samples:", "",
-        "| sample | wall s |", "|---|---|",
-        *[f"| {label} | {wall if wall else 'stored'} |" for label, wall in walls.items()], "",
+        + f"; {len(walls)} samples:",
+        "",
+        "| sample | wall s |",
+        "|---|---|",
+        *[f"| {label} | {wall if wall else 'stored'} |" for label, wall in walls.items()],
+        "",
         f"Values in all result tables: {kinds.get('fixed', 0)} fixed (no sample changed them), "
         f"{kinds.get('sample', 0)} sampled, {kinds.get('varies', 0)} unchecked (text that "
-        "differed between samples, or a value some samples lack).", "",
-        "## Tolerances, tested by leaving one sample out", "",
+        "differed between samples, or a value some samples lack).",
+        "",
+        "## Tolerances, tested by leaving one sample out",
+        "",
         f"Rule (`crossgran.analysis.spread`): within {spread.SPREAD_SIGMAS:g} sds of the mean (the "
         f"value's own or its column's pooled sd, whichever is larger), at least "
-        f"{spread.MIN_TOLERANCE:g}; fixed values within {spread.FIXED_TOLERANCE:g}.", "",
+        f"{spread.MIN_TOLERANCE:g}; fixed values within {spread.FIXED_TOLERANCE:g}.",
+        "",
         "| held-out sample | values checked | outside | largest deviation / tolerance |",
         "|---|---|---|---|",
         *[f"| {label} | {n} | {outside} | {used:.2f} |" for label, n, outside, used in held_out],
         "",
-        "## Headline quantities", "",
-        "| quantity | stored | mean | sd | min | max |", "|---|---|---|---|---|---|",
-        *[f"| {r.quantity} | {r.stored:.3f} | {r.mean:.3f} | {r.sd:.3f} | {r.min:.3f} | "
-          f"{r.max:.3f} |" for r in heads.itertuples()], "",
-        "## Verdicts that changed between samples", "",
+        "## Headline quantities",
+        "",
+        "| quantity | stored | mean | sd | min | max |",
+        "|---|---|---|---|---|---|",
+        *[
+            f"| {r.quantity} | {r.stored:.3f} | {r.mean:.3f} | {r.sd:.3f} | {r.min:.3f} | "
+            f"{r.max:.3f} |"
+            for r in heads.itertuples()
+        ],
+        "",
+        "## Verdicts that changed between samples",
+        "",
     ]
     unstable = verdicts[~verdicts["stable"]]
     lines += [f"- {r.verdict}: {r.labels}" for r in unstable.itertuples()] or ["- none"]
-    lines += ["", f"{int(verdicts['stable'].sum())} of {len(verdicts)} verdicts were the same "
-              "in every sample.", "", "## Kernel paths against the stored run", ""]
+    lines += [
+        "",
+        f"{int(verdicts['stable'].sum())} of {len(verdicts)} verdicts were the same "
+        "in every sample.",
+        "",
+        "## Kernel paths against the stored run",
+        "",
+    ]
     for label, rows in identity.items():
         same = [Path(item).stem for item, equal, _ in rows if equal and item.startswith("results")]
-        differ = [Path(item).stem for item, equal, _ in rows
-                  if not equal and item.startswith("results")]
+        differ = [
+            Path(item).stem for item, equal, _ in rows if not equal and item.startswith("results")
+        ]
         manifest = all(equal for item, equal, _ in rows if item.startswith("MANIFEST"))
         switches = " ".join(f"`{k}={v}`" for k, v in KERNEL_PATHS[label.split(", ")[1]].items())
-        lines.append(f"- **{label}** ({switches}): "
-                     f"bit-identical: {', '.join(same) or 'none'}; different: "
-                     f"{', '.join(differ) or 'none'}; data tables (manifest hashes) "
-                     f"{'identical' if manifest else 'DIFFERENT'}.")
+        lines.append(
+            f"- **{label}** ({switches}): "
+            f"bit-identical: {', '.join(same) or 'none'}; different: "
+            f"{', '.join(differ) or 'none'}; data tables (manifest hashes) "
+            f"{'identical' if manifest else 'DIFFERENT'}."
+        )
     write_text_atomic(path, "\n".join(lines) + "\n")
 
 
@@ -202,23 +272,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default="mini", choices=("smoke", "mini"))
     parser.add_argument("--seeds", type=int, nargs="*", default=[1, 2])
-    parser.add_argument("--kernel-paths", nargs="*", default=["scalar", "onednn-sse41"],
-                        choices=[p for p in KERNEL_PATHS if p != "default"])
-    parser.add_argument("--work", type=Path, default=CHECKOUT / "data" / "variance",
-                        help="where the samples' project roots are kept (resumable)")
+    parser.add_argument(
+        "--kernel-paths",
+        nargs="*",
+        default=["scalar", "onednn-sse41"],
+        choices=[p for p in KERNEL_PATHS if p != "default"],
+    )
+    parser.add_argument(
+        "--work",
+        type=Path,
+        default=CHECKOUT / "data" / "variance",
+        help="where the samples' project roots are kept (resumable)",
+    )
     parser.add_argument("--markdown", type=Path, default=CHECKOUT / "benchmarks" / "variance.md")
     args = parser.parse_args(argv)
 
     plan = sample_plan(args.seeds, args.kernel_paths)
-    roots = {label: run_sample(args.work / args.profile, label, how, args.profile)
-             for label, how in plan.items()}
+    roots = {
+        label: run_sample(args.work / args.profile, label, how, args.profile)
+        for label, how in plan.items()
+    }
     if None in roots.values():
         return 2
     # The stored run is read last, so it can be re-executed while the samples train.
     checkout = get_profile(args.profile, root=CHECKOUT)
     if not (checkout.results_dir / "cka_summary.csv").is_file():
-        print(f"no stored results in {checkout.results_dir}: run `crossgran run --profile "
-              f"{args.profile}` first (the stored run is the reference sample)", file=sys.stderr)
+        print(
+            f"no stored results in {checkout.results_dir}: run `crossgran run --profile "
+            f"{args.profile}` first (the stored run is the reference sample)",
+            file=sys.stderr,
+        )
         return 2
     samples = {REFERENCE: spread.read_tables(checkout.results_dir)}
     verdicts = {REFERENCE: verdicts_of(CHECKOUT, args.profile, CHECKOUT / "notebooks")}
@@ -234,11 +317,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     measured = spread.measure(samples)
     verdict_spread = spread.measure_verdicts(verdicts)
     write_text_atomic(checkout.results_dir / spread.SPREAD_NAME, measured.to_csv(index=False))
-    write_text_atomic(checkout.results_dir / spread.VERDICT_SPREAD_NAME,
-                      verdict_spread.to_csv(index=False))
+    write_text_atomic(
+        checkout.results_dir / spread.VERDICT_SPREAD_NAME, verdict_spread.to_csv(index=False)
+    )
     heads = headline_table(samples)
-    write_markdown(args.markdown, args.profile, walls, heads, measured, verdict_spread, identity,
-                   leave_one_out(samples))
+    write_markdown(
+        args.markdown,
+        args.profile,
+        walls,
+        heads,
+        measured,
+        verdict_spread,
+        identity,
+        leave_one_out(samples),
+    )
     print(args.markdown.read_text())
     return 0
 

@@ -54,8 +54,8 @@ import time
 
 import pandas as pd
 
-from crossgran.analysis import features, spread
 from crossgran import plots
+from crossgran.analysis import features, spread
 from crossgran.cache import ArrayCache
 from crossgran.data.tables import load_table
 from crossgran.models import esm, runs
@@ -64,10 +64,12 @@ from crossgran.session import prepare
 # full: stops here if inputs are unobtainable
 settings = prepare(profile, on_colab=ON_COLAB, bigcarp_seed=bigcarp_seed)
 cache = ArrayCache(settings.cache_dir)
-print(f"profile {settings.name}: ESM {settings.esm.spec}; "
-      f"{len(load_table(settings, 'pfam_families'))} families, "
-      f"{len(load_table(settings, 'adomains'))} A-domains, "
-      f"{len(load_table(settings, 'domain_corpus'))} corpus sentences")
+print(
+    f"profile {settings.name}: ESM {settings.esm.spec}; "
+    f"{len(load_table(settings, 'pfam_families'))} families, "
+    f"{len(load_table(settings, 'adomains'))} A-domains, "
+    f"{len(load_table(settings, 'domain_corpus'))} corpus sentences"
+)
 
 # %% [markdown]
 # ## A local ESM-2, pretrained on the offline proteins
@@ -84,17 +86,22 @@ print(f"profile {settings.name}: ESM {settings.esm.spec}; "
 started = time.perf_counter()
 esm_history = runs.pretrain_local_esm(settings)
 model = esm.load_esm(settings.esm.spec, settings.models_dir, device="cpu")
-print(f"{model.model_id}: {model.num_layers} layers x {model.embed_dim}; ready in "
-      f"{time.perf_counter() - started:.0f} s")
+print(
+    f"{model.model_id}: {model.num_layers} layers x {model.embed_dim}; ready in "
+    f"{time.perf_counter() - started:.0f} s"
+)
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 if esm_history is not None:
-    spread.without_timings(esm_history).to_csv(settings.results_dir / "esm_training.csv",
-                                               index=False)
-    print(f"held-out perplexity {esm_history['valid_perplexity'].iloc[-1]:.2f} vs unigram "
-          f"baseline {esm_history['unigram_perplexity'].iloc[-1]:.2f} after "
-          f"{int(esm_history['step'].iloc[-1])} steps")
+    spread.without_timings(esm_history).to_csv(
+        settings.results_dir / "esm_training.csv", index=False
+    )
+    print(
+        f"held-out perplexity {esm_history['valid_perplexity'].iloc[-1]:.2f} vs unigram "
+        f"baseline {esm_history['unigram_perplexity'].iloc[-1]:.2f} after "
+        f"{int(esm_history['step'].iloc[-1])} steps"
+    )
 
 # %%
 if esm_history is not None:
@@ -110,10 +117,14 @@ if esm_history is not None:
 # %%
 # NBVAL_IGNORE_OUTPUT
 pfam_esm, adomain_esm = runs.embed_tables(settings, model, cache)
-print(f"Pfam consensus: {len(pfam_esm.ids)} sequences x {len(pfam_esm.layers)} layers; "
-      f"{pfam_esm.stats}")
-print(f"A-domains: {len(adomain_esm.ids)} sequences x {len(adomain_esm.layers)} layers; "
-      f"{adomain_esm.stats}")
+print(
+    f"Pfam consensus: {len(pfam_esm.ids)} sequences x {len(pfam_esm.layers)} layers; "
+    f"{pfam_esm.stats}"
+)
+print(
+    f"A-domains: {len(adomain_esm.ids)} sequences x {len(adomain_esm.layers)} layers; "
+    f"{adomain_esm.stats}"
+)
 
 # %% [markdown]
 # ### Does the ESM space already know which BGCs a family belongs to?
@@ -122,11 +133,16 @@ print(f"A-domains: {len(adomain_esm.ids)} sequences x {len(adomain_esm.layers)} 
 # the last ESM layer shows whether amino-acid-level embeddings alone separate them.
 
 # %%
-association = features.family_class_association(load_table(settings, "mibig_domain_counts"),
-                                                load_table(settings, "mibig_classes"))
+association = features.family_class_association(
+    load_table(settings, "mibig_domain_counts"), load_table(settings, "mibig_classes")
+)
 last_layer = pfam_esm.layers[-1]
-figure = plots.pca_scatter(pfam_esm.mean[last_layer], pfam_esm.ids, association,
-                           title=f"Pfam families, ESM layer {last_layer} ({settings.esm.spec})")
+figure = plots.pca_scatter(
+    pfam_esm.mean[last_layer],
+    pfam_esm.ids,
+    association,
+    title=f"Pfam families, ESM layer {last_layer} ({settings.esm.spec})",
+)
 plots.save(figure, settings.figures_dir, "02_pfam_esm_pca")
 
 # %% [markdown]
@@ -139,8 +155,10 @@ plots.save(figure, settings.figures_dir, "02_pfam_esm_pca")
 # NBVAL_IGNORE_OUTPUT
 started = time.perf_counter()
 histories = runs.train_bigcarp_runs(settings, pfam_esm)
-print(f"{len(histories)} runs of {settings.bigcarp.epochs} epochs in "
-      f"{time.perf_counter() - started:.0f} s")
+print(
+    f"{len(histories)} runs of {settings.bigcarp.epochs} epochs in "
+    f"{time.perf_counter() - started:.0f} s"
+)
 
 # %% [markdown]
 # A BiGCARP run is one **sample** too: training is deterministic on one floating-point path,
@@ -151,16 +169,25 @@ print(f"{len(histories)} runs of {settings.bigcarp.epochs} epochs in "
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-training = pd.concat([spread.without_timings(history).assign(init=init)
-                      for init, history in histories.items()], ignore_index=True)
+training = pd.concat(
+    [spread.without_timings(history).assign(init=init) for init, history in histories.items()],
+    ignore_index=True,
+)
 training.to_csv(settings.results_dir / "bigcarp_training.csv", index=False)
-print(training.groupby("init", sort=False)[["valid_loss", "valid_masked_accuracy"]].last()
-      .round(3).to_string())
+print(
+    training.groupby("init", sort=False)[["valid_loss", "valid_masked_accuracy"]]
+    .last()
+    .round(3)
+    .to_string()
+)
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print(spread.summary_line(spread.check_results(settings, ["esm_training", "bigcarp_training"]),
-                          settings.name))
+print(
+    spread.summary_line(
+        spread.check_results(settings, ["esm_training", "bigcarp_training"]), settings.name
+    )
+)
 
 # %% [markdown]
 # ## BiGCARP representations for the probes
@@ -173,5 +200,4 @@ print(spread.summary_line(spread.check_results(settings, ["esm_training", "bigca
 # NBVAL_IGNORE_OUTPUT
 started = time.perf_counter()
 exported = runs.export_bigcarp_runs(settings)
-print(f"representations of {', '.join(exported)} exported in "
-      f"{time.perf_counter() - started:.0f} s")
+print(f"representations of {', '.join(exported)} exported in {time.perf_counter() - started:.0f} s")

@@ -63,13 +63,19 @@ from crossgran.models import bigcarp
 from crossgran.session import prepare
 
 settings = prepare(profile, on_colab=ON_COLAB)  # full: stops here if inputs are unobtainable
-runs = {init: bigcarp.load_checkpoint(settings.models_dir / f"bigcarp_{init}")
-        for init in bigcarp.INIT_MODES}
-exports = {init: bigcarp.Representations.load(settings.processed_dir / f"bigcarp_{init}.npz")
-           for init in bigcarp.INIT_MODES}
+runs = {
+    init: bigcarp.load_checkpoint(settings.models_dir / f"bigcarp_{init}")
+    for init in bigcarp.INIT_MODES
+}
+exports = {
+    init: bigcarp.Representations.load(settings.processed_dir / f"bigcarp_{init}.npz")
+    for init in bigcarp.INIT_MODES
+}
 last = exports["random"].layers[-1]
-print(f"profile {settings.name}: BiGCARP runs {', '.join(runs)}; "
-      f"{runs['random'].epoch} epochs, layers 0..{last}")
+print(
+    f"profile {settings.name}: BiGCARP runs {', '.join(runs)}; "
+    f"{runs['random'].epoch} epochs, layers 0..{last}"
+)
 
 # %% [markdown]
 # ## (a) Masked-language-model training of the three runs
@@ -83,9 +89,11 @@ plots.save(figure, settings.figures_dir, "03_mlm_curves")
 # %%
 # NBVAL_IGNORE_OUTPUT
 for init, run in runs.items():
-    print(f"{init:10s} held-out loss epoch 1 {run.history.iloc[0]['valid_loss']:.3f} -> "
-          f"epoch {int(run.history.iloc[-1]['epoch'])} {run.history.iloc[-1]['valid_loss']:.3f}; "
-          f"masked accuracy {run.history.iloc[-1]['valid_masked_accuracy']:.3f}")
+    print(
+        f"{init:10s} held-out loss epoch 1 {run.history.iloc[0]['valid_loss']:.3f} -> "
+        f"epoch {int(run.history.iloc[-1]['epoch'])} {run.history.iloc[-1]['valid_loss']:.3f}; "
+        f"masked accuracy {run.history.iloc[-1]['valid_masked_accuracy']:.3f}"
+    )
 
 # %% [markdown]
 # ## (b) Claim 1: product-class probe on the embedder and the last layer
@@ -100,14 +108,20 @@ for init, run in runs.items():
 # NBVAL_IGNORE_OUTPUT
 started = time.perf_counter()
 results, class_names = failed_init.product_class_probes(settings, exports)
-print(f"{len(results['random/last'].y_true)} labelled BGCs, classes {class_names}; probes in "
-      f"{time.perf_counter() - started:.1f} s")
+print(
+    f"{len(results['random/last'].y_true)} labelled BGCs, classes {class_names}; probes in "
+    f"{time.perf_counter() - started:.1f} s"
+)
 
 # %%
 probe_table = failed_init.probe_table(settings, results)
 probe_table.to_csv(settings.results_dir / "failed_init_probe.csv", index=False)
-figure = plots.metric_bars(probe_table, group="feature_set", hue="metric",
-                           title="MIBiG product class: BiGCARP embedder vs last layer, per init")
+figure = plots.metric_bars(
+    probe_table,
+    group="feature_set",
+    hue="metric",
+    title="MIBiG product class: BiGCARP embedder vs last layer, per init",
+)
 plots.save(figure, settings.figures_dir, "03_product_class_probe")
 
 # %% [markdown]
@@ -117,8 +131,11 @@ plots.save(figure, settings.figures_dir, "03_product_class_probe")
 # %%
 # NBVAL_IGNORE_OUTPUT
 shown = probe_table[probe_table["metric"].isin(["f1", "auc"])]
-print(shown[["feature_set", "metric", "mean", "ci_low", "ci_high", "delta_vs_random",
-             "p_value"]].round(3).to_string(index=False))
+print(
+    shown[["feature_set", "metric", "mean", "ci_low", "ci_high", "delta_vs_random", "p_value"]]
+    .round(3)
+    .to_string(index=False)
+)
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -128,16 +145,21 @@ print(spread.summary_line(spread.check_results(settings, ["failed_init_probe"]),
 # NBVAL_IGNORE_OUTPUT
 esm_vs_random, gains = failed_init.esm_gains(probe_table)
 for row in esm_vs_random.itertuples():
-    print(f"ESM-init {row.layer} {row.metric}: {row.mean:.3f} vs random-init "
-          f"{row.mean - row.delta_vs_random:.3f} (delta {row.delta_vs_random:+.3f} "
-          f"[{row.delta_low:+.3f}, {row.delta_high:+.3f}], p = {row.p_value:.3f})")
+    print(
+        f"ESM-init {row.layer} {row.metric}: {row.mean:.3f} vs random-init "
+        f"{row.mean - row.delta_vs_random:.3f} (delta {row.delta_vs_random:+.3f} "
+        f"[{row.delta_low:+.3f}, {row.delta_high:+.3f}], p = {row.p_value:.3f})"
+    )
 print(f"significant gains: {len(gains)} of {len(esm_vs_random)} tests")
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print("Claim 1 (ESM initialisation does not improve the probe):",
-      "SUPPORTED by this run (no significant gain on either layer or metric)" if gains.empty
-      else "NOT supported by this run (a significant gain)")
+print(
+    "Claim 1 (ESM initialisation does not improve the probe):",
+    "SUPPORTED by this run (no significant gain on either layer or metric)"
+    if gains.empty
+    else "NOT supported by this run (a significant gain)",
+)
 
 # %% [markdown]
 # ## (c) Claim 2: how far each layer moves from where it started
@@ -161,13 +183,17 @@ EVOLUTION_ROWS = 400
 subset = evolution.checkpoint_subset(settings, EVOLUTION_ROWS)
 cka_evolution, n_families = evolution.cka_evolution(settings, runs, subset, last)
 cka_evolution.to_csv(settings.results_dir / "cka_evolution.csv", index=False)
-print(f"{len(subset)} sentences, {n_families} families; CKA evolution in "
-      f"{time.perf_counter() - started:.1f} s")
+print(
+    f"{len(subset)} sentences, {n_families} families; CKA evolution in "
+    f"{time.perf_counter() - started:.1f} s"
+)
 
 # %%
 cka_evolution["run"] = np.where(
-    cka_evolution["run_a"] == cka_evolution["run_b"], cka_evolution["run_a"],
-    cka_evolution["run_a"] + " embedder vs " + cka_evolution["run_b"] + " last")
+    cka_evolution["run_a"] == cka_evolution["run_b"],
+    cka_evolution["run_a"],
+    cka_evolution["run_a"] + " embedder vs " + cka_evolution["run_b"] + " last",
+)
 figure = plots.cka_evolution(cka_evolution)
 plots.save(figure, settings.figures_dir, "03_cka_evolution")
 
@@ -186,21 +212,29 @@ print(cka_summary.drop(columns="epoch").round(3).to_string(index=False))
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print(spread.summary_line(spread.check_results(settings, ["cka_summary", "cka_evolution"]),
-                          settings.name))
+print(
+    spread.summary_line(
+        spread.check_results(settings, ["cka_summary", "cka_evolution"]), settings.name
+    )
+)
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 claim2 = evolution.table_vs_depth(cka_summary, cka_evolution)
-print(f"ESM-init token table vs its initialisation: CKA {claim2.table_stays:.3f} "
-      f"(paper {paper.PAPER_CKA['token_table_vs_init', 'esm', 'esm']:.3f}); "
-      f"its last layer vs its own initial state: {claim2.last_moves:.3f}; embedder vs last layer: "
-      f"ESM-init {claim2.esm_depth:.3f} (paper {paper.PAPER_CKA['embedder_vs_last', 'esm', 'esm']:.3f}), "
-      f"random-init {claim2.random_depth:.3f} "
-      f"(paper {paper.PAPER_CKA['embedder_vs_last', 'random', 'random']:.3f}).")
+print(
+    f"ESM-init token table vs its initialisation: CKA {claim2.table_stays:.3f} "
+    f"(paper {paper.PAPER_CKA['token_table_vs_init', 'esm', 'esm']:.3f}); "
+    f"its last layer vs its own initial state: {claim2.last_moves:.3f}; embedder vs last layer: "
+    f"ESM-init {claim2.esm_depth:.3f} (paper {paper.PAPER_CKA['embedder_vs_last', 'esm', 'esm']:.3f}), "
+    f"random-init {claim2.random_depth:.3f} "
+    f"(paper {paper.PAPER_CKA['embedder_vs_last', 'random', 'random']:.3f})."
+)
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print("Claim 2 (the table stays near its initialisation while deeper layers change and differ):",
-      "SUPPORTED by this run" if claim2.supported else
-      "NOT supported by this run (the table moved at least as much as the deeper layers)")
+print(
+    "Claim 2 (the table stays near its initialisation while deeper layers change and differ):",
+    "SUPPORTED by this run"
+    if claim2.supported
+    else "NOT supported by this run (the table moved at least as much as the deeper layers)",
+)

@@ -72,8 +72,10 @@ started = time.perf_counter()
 INITS = layers.INITS  # {"random": "random-init", "esm": "ESM-init"}
 
 esm_pfam = esm.EmbeddingResult.load(settings.processed_dir / "esm_pfam.npz")
-exported = {init: bigcarp.Representations.load(settings.processed_dir / f"bigcarp_{init}.npz")
-            for init in INITS}
+exported = {
+    init: bigcarp.Representations.load(settings.processed_dir / f"bigcarp_{init}.npz")
+    for init in INITS
+}
 
 # Pair families by accession, never by position: ESM has every Pfam family, BiGCARP only
 # those in its corpus, each in its own order.
@@ -82,11 +84,15 @@ last = space.last
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print(f"ESM {space.esm_model}: layers 0-{space.esm_last}; BiGCARP: embedder + {last} ByteNet "
-      f"layers; token tables initialised from ESM layer {space.esm_init_layer}")
-print(f"{len(space.families):,d} Pfam families in ESM and in both BiGCARP runs "
-      f"(ESM {len(esm_pfam.ids):,d}; BiGCARP {len(exported['random'].families):,d} / "
-      f"{len(exported['esm'].families):,d})")
+print(
+    f"ESM {space.esm_model}: layers 0-{space.esm_last}; BiGCARP: embedder + {last} ByteNet "
+    f"layers; token tables initialised from ESM layer {space.esm_init_layer}"
+)
+print(
+    f"{len(space.families):,d} Pfam families in ESM and in both BiGCARP runs "
+    f"(ESM {len(esm_pfam.ids):,d}; BiGCARP {len(exported['random'].families):,d} / "
+    f"{len(exported['esm'].families):,d})"
+)
 
 # %% [markdown]
 # ## Inside BiGCARP: layer × layer CKA, random-init vs ESM-init
@@ -117,8 +123,10 @@ CKA_BOOTSTRAP = 200
 headline = layers.headline_cka(space, n_bootstrap=CKA_BOOTSTRAP, seed=settings.seed)
 headline.to_csv(settings.results_dir / "cka_headline.csv", index=False)
 for row in headline.itertuples():
-    print(f"{row.pair:46s} {row.linear_cka:.3f} [{row.ci_low:.3f}, {row.ci_high:.3f}]"
-          + (f"   paper {row.paper_linear_cka:.3f}" if pd.notna(row.paper_linear_cka) else ""))
+    print(
+        f"{row.pair:46s} {row.linear_cka:.3f} [{row.ci_low:.3f}, {row.ci_high:.3f}]"
+        + (f"   paper {row.paper_linear_cka:.3f}" if pd.notna(row.paper_linear_cka) else "")
+    )
 for label, value in layers.debiased_embedder_last(space).items():
     print(f"debiased, {label} embedder vs last layer: {value:.3f}")
 
@@ -128,8 +136,12 @@ for label, value in layers.debiased_embedder_last(space).items():
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print(spread.summary_line(spread.check_results(
-    settings, ["cka_headline", "cka_layers_random", "cka_layers_esm"]), settings.name))
+print(
+    spread.summary_line(
+        spread.check_results(settings, ["cka_headline", "cka_layers_random", "cka_layers_esm"]),
+        settings.name,
+    )
+)
 
 # %% [markdown]
 # ## ESM layers vs BiGCARP layers
@@ -181,18 +193,26 @@ print(spread.summary_line(spread.check_results(settings, ["cka_esm_vs_bigcarp"])
 # %%
 MIN_CLASS_FAMILIES = 10
 MIN_TERM_FAMILIES = 20
-tasks = layers.probe_tasks(settings, space.families, min_class_families=MIN_CLASS_FAMILIES,
-                           min_term_families=MIN_TERM_FAMILIES)
+tasks = layers.probe_tasks(
+    settings,
+    space.families,
+    min_class_families=MIN_CLASS_FAMILIES,
+    min_term_families=MIN_TERM_FAMILIES,
+)
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print(f"product class: {len(tasks.class_rows)} families in {len(tasks.kept_classes)} classes "
-      f"({', '.join(f'{c} {n}' for c, n in tasks.class_sizes[tasks.kept_classes].items())}); "
-      f"excluded: mixed {int((tasks.family_class == 'mixed').sum())}, "
-      f"no association {int(tasks.family_class.isna().sum())}")
-print(f"GO molecular function: {len(tasks.go_rows)} annotated families, "
-      f"{tasks.go_matrix.shape[1]} terms: "
-      + ", ".join(f"{t} {n}" for t, n in tasks.go_matrix.sum().items()))
+print(
+    f"product class: {len(tasks.class_rows)} families in {len(tasks.kept_classes)} classes "
+    f"({', '.join(f'{c} {n}' for c, n in tasks.class_sizes[tasks.kept_classes].items())}); "
+    f"excluded: mixed {int((tasks.family_class == 'mixed').sum())}, "
+    f"no association {int(tasks.family_class.isna().sum())}"
+)
+print(
+    f"GO molecular function: {len(tasks.go_rows)} annotated families, "
+    f"{tasks.go_matrix.shape[1]} terms: "
+    + ", ".join(f"{t} {n}" for t, n in tasks.go_matrix.sum().items())
+)
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -207,13 +227,18 @@ plots.save(figure, settings.figures_dir, "04_layer_probes")
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-print(layer_probes.pivot_table(index=["task", "model"], columns="layer", values="mean", sort=False)
-      .round(2).to_string())
+print(
+    layer_probes.pivot_table(index=["task", "model"], columns="layer", values="mean", sort=False)
+    .round(2)
+    .to_string()
+)
 peaks = layers.peaks(layer_probes)
 for peak in peaks.itertuples():
-    print(f"{peak.task} / {peak.model}: peaks at layer {peak.layer} "
-          f"(relative depth {peak.relative_depth:.2f}), macro-F1 {peak.mean:.2f} "
-          f"[{peak.ci_low:.2f}, {peak.ci_high:.2f}]")
+    print(
+        f"{peak.task} / {peak.model}: peaks at layer {peak.layer} "
+        f"(relative depth {peak.relative_depth:.2f}), macro-F1 {peak.mean:.2f} "
+        f"[{peak.ci_low:.2f}, {peak.ci_high:.2f}]"
+    )
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -249,12 +274,14 @@ plots.save(figure, settings.figures_dir, "04_umap_families")
 # %%
 # NBVAL_IGNORE_OUTPUT
 claim2 = layers.initialisation_kept(headline, max_similarity=0.5)
-print(f"The ESM-init embedder keeps CKA {claim2.kept:.2f} with ESM (random-init embedder "
-      f"{claim2.control:.2f}, ESM-init last layer {claim2.deep:.2f}); embedder vs last layer "
-      f"{claim2.embedder_last['ESM-init']:.2f} (ESM-init) and "
-      f"{claim2.embedder_last['random-init']:.2f} (random-init), paper "
-      f"{paper.PAPER_CKA['embedder_vs_last', 'esm', 'esm']:.3f} and "
-      f"{paper.PAPER_CKA['embedder_vs_last', 'random', 'random']:.3f}.")
+print(
+    f"The ESM-init embedder keeps CKA {claim2.kept:.2f} with ESM (random-init embedder "
+    f"{claim2.control:.2f}, ESM-init last layer {claim2.deep:.2f}); embedder vs last layer "
+    f"{claim2.embedder_last['ESM-init']:.2f} (ESM-init) and "
+    f"{claim2.embedder_last['random-init']:.2f} (random-init), paper "
+    f"{paper.PAPER_CKA['embedder_vs_last', 'esm', 'esm']:.3f} and "
+    f"{paper.PAPER_CKA['embedder_vs_last', 'random', 'random']:.3f}."
+)
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -267,12 +294,16 @@ print(f"Claim 2 {'is' if claim2.supported else 'is NOT'} supported by this run")
 primary, secondary = tasks.tasks
 deeper = layers.deeper_vs_embedder(settings, fits, space, peaks)
 for test in deeper.itertuples():
-    print(f"{test.task} / {test.run}: last layer − embedder macro-F1 {test.delta:+.2f} "
-          f"[{test.low:+.2f}, {test.high:+.2f}], p = {test.p_value:.3f}; "
-          f"peak at layer {test.peak_layer} of {last}")
+    print(
+        f"{test.task} / {test.run}: last layer − embedder macro-F1 {test.delta:+.2f} "
+        f"[{test.low:+.2f}, {test.high:+.2f}], p = {test.p_value:.3f}; "
+        f"peak at layer {test.peak_layer} of {last}"
+    )
 wins = layers.wins_by_task(deeper)
-print(f"last layer beats the embedder: {primary} in {wins[primary]} of {len(INITS)} runs; "
-      f"{secondary} (secondary) in {wins[secondary]} of {len(INITS)}")
+print(
+    f"last layer beats the embedder: {primary} in {wins[primary]} of {len(INITS)} runs; "
+    f"{secondary} (secondary) in {wins[secondary]} of {len(INITS)}"
+)
 
 # %%
 # NBVAL_CHECK_OUTPUT

@@ -67,9 +67,11 @@ esm_adomains = esm.EmbeddingResult.load(settings.processed_dir / "esm_adomains.n
 bigcarp_run = bigcarp.Representations.load(settings.processed_dir / "bigcarp_random.npz")
 esm_last = esm_pfam.layers[-1]
 bigcarp_last = bigcarp_run.layers[-1]
-print(f"profile {settings.name}: ESM {esm_pfam.model_id} layer {esm_last}; random-init "
-      f"BiGCARP layer {bigcarp_last}; {settings.probe_folds}-fold CV x {settings.probe_seeds} "
-      f"seeds; {settings.n_bootstrap} bootstrap replicates")
+print(
+    f"profile {settings.name}: ESM {esm_pfam.model_id} layer {esm_last}; random-init "
+    f"BiGCARP layer {bigcarp_last}; {settings.probe_folds}-fold CV x {settings.probe_seeds} "
+    f"seeds; {settings.n_bootstrap} bootstrap replicates"
+)
 
 # %% [markdown]
 # ## 1 · MIBiG product class
@@ -94,15 +96,22 @@ print(f"profile {settings.name}: ESM {esm_pfam.model_id} layer {esm_last}; rando
 # NBVAL_IGNORE_OUTPUT
 started = time.perf_counter()
 class_results, class_names = fusion.product_class_probes(
-    settings, esm_pfam, bigcarp_run, esm_layer=esm_last, bigcarp_layer=bigcarp_last)
-print(f"{len(class_results['esm'].y_true)} labelled BGCs, classes {class_names}; probes in "
-      f"{time.perf_counter() - started:.1f} s")
+    settings, esm_pfam, bigcarp_run, esm_layer=esm_last, bigcarp_layer=bigcarp_last
+)
+print(
+    f"{len(class_results['esm'].y_true)} labelled BGCs, classes {class_names}; probes in "
+    f"{time.perf_counter() - started:.1f} s"
+)
 
 # %%
 class_table, class_tests = fusion.product_class_tables(settings, class_results)
 class_table.to_csv(settings.results_dir / "product_class_probe.csv", index=False)
-figure = plots.metric_bars(class_table, group="feature_set", hue="metric",
-                           title="MIBiG product class (macro-F1, macro-AUC, exact match)")
+figure = plots.metric_bars(
+    class_table,
+    group="feature_set",
+    hue="metric",
+    title="MIBiG product class (macro-F1, macro-AUC, exact match)",
+)
 plots.save(figure, settings.figures_dir, "05_product_class_probe")
 
 # %% [markdown]
@@ -111,8 +120,11 @@ plots.save(figure, settings.figures_dir, "05_product_class_probe")
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-print(class_table[["feature_set", "metric", "mean", "ci_low", "ci_high"]].round(3)
-      .to_string(index=False))
+print(
+    class_table[["feature_set", "metric", "mean", "ci_low", "ci_high"]]
+    .round(3)
+    .to_string(index=False)
+)
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -136,23 +148,34 @@ print(spread.summary_line(spread.check_results(settings, ["product_class_probe"]
 # NBVAL_IGNORE_OUTPUT
 started = time.perf_counter()
 domains, domain_features = fusion.adomain_features(
-    settings, esm_adomains, bigcarp_run, esm_layer=esm_last, bigcarp_layer=bigcarp_last)
+    settings, esm_adomains, bigcarp_run, esm_layer=esm_last, bigcarp_layer=bigcarp_last
+)
 domain_table, domain_tests, skipped = fusion.adomain_probes(settings, domains, domain_features)
 domain_table.to_csv(settings.results_dir / "adomain_probe.csv", index=False)
-print(f"{len(domains)} A-domains from {domains['parent_protein'].nunique()} parent proteins; "
-      f"skipped: {', '.join(skipped) or 'none'}; probes in {time.perf_counter() - started:.1f} s")
+print(
+    f"{len(domains)} A-domains from {domains['parent_protein'].nunique()} parent proteins; "
+    f"skipped: {', '.join(skipped) or 'none'}; probes in {time.perf_counter() - started:.1f} s"
+)
 
 # %%
 figure = plots.property_heatmap(domain_table, "auc", "A-domain substrate properties: AUC")
 plots.save(figure, settings.figures_dir, "05_adomain_auc_heatmap")
-figure = plots.metric_bars(domain_table[domain_table["metric"] == "auc"], group="property",
-                           hue="feature_set", title="A-domain substrate properties: AUC, 95% CI")
+figure = plots.metric_bars(
+    domain_table[domain_table["metric"] == "auc"],
+    group="property",
+    hue="feature_set",
+    title="A-domain substrate properties: AUC, 95% CI",
+)
 plots.save(figure, settings.figures_dir, "05_adomain_auc_bars")
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-print(domain_table.pivot(index="feature_set", columns=["property", "metric"], values="mean")
-      .reindex(list(domain_features)).round(3).to_string())
+print(
+    domain_table.pivot(index="feature_set", columns=["property", "metric"], values="mean")
+    .reindex(list(domain_features))
+    .round(3)
+    .to_string()
+)
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -176,17 +199,26 @@ print(spread.summary_line(spread.check_results(settings, ["adomain_probe"]), set
 halogen_tests = []
 if settings.downloads:  # the MIBiG release's compound structures label the task
     halogen = fusion.halogenation_probes(
-        settings, esm.load_esm(settings.esm.spec, settings.models_dir),
-        settings.models_dir / "bigcarp_random")
+        settings,
+        esm.load_esm(settings.esm.spec, settings.models_dir),
+        settings.models_dir / "bigcarp_random",
+    )
     halogen.table.to_csv(settings.results_dir / "halogenation_probe.csv", index=False)
     halogen_tests.append(halogen.tests)
-    print(f"{halogen.n_domains} halogenase domains in {halogen.n_bgcs} BGCs, "
-          f"{halogen.n_halogenated} halogenated")
-    print(halogen.table[["feature_set", "metric", "mean", "ci_low", "ci_high"]].round(3)
-          .to_string(index=False))
+    print(
+        f"{halogen.n_domains} halogenase domains in {halogen.n_bgcs} BGCs, "
+        f"{halogen.n_halogenated} halogenated"
+    )
+    print(
+        halogen.table[["feature_set", "metric", "mean", "ci_low", "ci_high"]]
+        .round(3)
+        .to_string(index=False)
+    )
 else:
-    print(f"halogenation: skipped under the offline '{settings.name}' profile (MIBiG compound "
-          "structures are not in the offline data); not run")
+    print(
+        f"halogenation: skipped under the offline '{settings.name}' profile (MIBiG compound "
+        "structures are not in the offline data); not run"
+    )
 
 # %% [markdown]
 # ## Does fusion beat the best single representation?
@@ -209,8 +241,10 @@ print(spread.summary_line(spread.check_results(settings, ["fusion_tests"]), sett
 # NBVAL_IGNORE_OUTPUT
 claim4 = fusion.claim4(fusion_tests)
 for row in claim4.itertuples():
-    print(f"{row.task} · {row.candidate} vs best single, AUC: {row.deltas}; significant gain in "
-          f"{row.n_wins} of {row.n_tests}")
+    print(
+        f"{row.task} · {row.candidate} vs best single, AUC: {row.deltas}; significant gain in "
+        f"{row.n_wins} of {row.n_tests}"
+    )
 
 # %%
 # NBVAL_CHECK_OUTPUT

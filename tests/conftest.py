@@ -30,8 +30,11 @@ def make_project_root(root: Path, *, notebooks: bool = False) -> Path:
     (root / "data").mkdir(parents=True)
     (root / "data" / "raw").symlink_to(shared_raw, target_is_directory=True)
     if notebooks:
-        shutil.copytree(CHECKOUT / "notebooks", root / "notebooks",
-                        ignore=shutil.ignore_patterns("*.py", ".ipynb_checkpoints"))
+        shutil.copytree(
+            CHECKOUT / "notebooks",
+            root / "notebooks",
+            ignore=shutil.ignore_patterns("*.py", ".ipynb_checkpoints"),
+        )
         shutil.copy2(CHECKOUT / "pyproject.toml", root / "pyproject.toml")
     return root
 
@@ -45,6 +48,7 @@ def smoke_profile(tmp_path_factory: pytest.TempPathFactory) -> Profile:
 def smoke_build(smoke_profile: Profile):
     """The smoke tables, built once per test session."""
     from crossgran.data.tables import build_all
+
     return build_all(smoke_profile)
 
 

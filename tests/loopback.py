@@ -64,8 +64,21 @@ def serve(command: list[str], port: int, log: Path) -> Iterator[Server]:
 def serve_folder(folder: Path, log: Path) -> Iterator[Server]:
     """``python -m http.server`` on a free loopback port, serving ``folder``, logging to ``log``."""
     port = free_port()
-    yield from serve([sys.executable, "-u", "-m", "http.server", "--bind", HOST, "--directory",
-                      str(folder), str(port)], port, log)
+    yield from serve(
+        [
+            sys.executable,
+            "-u",
+            "-m",
+            "http.server",
+            "--bind",
+            HOST,
+            "--directory",
+            str(folder),
+            str(port),
+        ],
+        port,
+        log,
+    )
 
 
 def tarball(path: Path, folder: str, members: dict[str, bytes]) -> Path:
@@ -80,5 +93,6 @@ def tarball(path: Path, folder: str, members: dict[str, bytes]) -> Path:
 
 def json_record(bgc_id: str, classes: list[str], compounds: list[dict[str, str]]) -> bytes:
     """A MIBiG 3.1-shaped JSON record with the fields crossgran reads."""
-    return json.dumps({"cluster": {"mibig_accession": bgc_id, "biosyn_class": classes,
-                                   "compounds": compounds}}).encode()
+    return json.dumps(
+        {"cluster": {"mibig_accession": bgc_id, "biosyn_class": classes, "compounds": compounds}}
+    ).encode()

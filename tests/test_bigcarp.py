@@ -45,8 +45,19 @@ from crossgran.profiles import BigcarpConfig, get_profile
 from crossgran.threads import limit
 
 N_BGCS = 60
-TINY = BigcarpConfig(d_model=32, n_layers=4, kernel_size=3, r=4, d_embedding=16, epochs=2,
-                     batch_size=8, max_len=32, lr=3e-3, mask_rate=0.15, n_orders=2)
+TINY = BigcarpConfig(
+    d_model=32,
+    n_layers=4,
+    kernel_size=3,
+    r=4,
+    d_embedding=16,
+    epochs=2,
+    batch_size=8,
+    max_len=32,
+    lr=3e-3,
+    mask_rate=0.15,
+    n_orders=2,
+)
 ESM_WIDTH = 24  # differs from TINY.d_embedding, so the projection path is exercised
 
 
@@ -73,8 +84,11 @@ def corpus() -> pd.DataFrame:
     wheel = fetch_wheel("gecco", get_profile("smoke").raw_dir)
     stored = np.load(io.BytesIO(read_wheel_member(wheel, "gecco/types/compositions.npz")))
     domains = read_wheel_member(wheel, "gecco/types/domains.tsv").decode().split()
-    ids = [line.split("\t")[0] for line in
-           read_wheel_member(wheel, "gecco/types/types.tsv").decode().splitlines() if line.strip()]
+    ids = [
+        line.split("\t")[0]
+        for line in read_wheel_member(wheel, "gecco/types/types.tsv").decode().splitlines()
+        if line.strip()
+    ]
     rows, cols, data = stored["row"], stored["col"], stored["data"]
     records = []
     for row, bgc in enumerate(ids):
@@ -83,11 +97,21 @@ def corpus() -> pd.DataFrame:
             continue
         order = np.argsort(cols[hit])
         counts = _bag_counts(data[hit][order])
-        tokens = [domains[c] for c, n in zip(cols[hit][order], counts, strict=True)
-                  for _ in range(n)]
-        split = "valid" if int(hashlib.sha256(bgc.encode()).hexdigest()[:8], 16) % 5 == 0 else "train"
-        records.append({"seq_id": bgc, "source": "mibig", "tokens": " ".join(tokens),
-                        "ordered": False, "split": split})
+        tokens = [
+            domains[c] for c, n in zip(cols[hit][order], counts, strict=True) for _ in range(n)
+        ]
+        split = (
+            "valid" if int(hashlib.sha256(bgc.encode()).hexdigest()[:8], 16) % 5 == 0 else "train"
+        )
+        records.append(
+            {
+                "seq_id": bgc,
+                "source": "mibig",
+                "tokens": " ".join(tokens),
+                "ordered": False,
+                "split": split,
+            }
+        )
         if len(records) == N_BGCS:
             break
     table = pd.DataFrame(records)
@@ -108,8 +132,15 @@ def family_vectors(vocab: Vocabulary) -> dict[str, np.ndarray]:
 
 
 def _train(corpus, vocab, config, init_mode, family_vectors, out_dir, seed):
-    return train_mlm(corpus, vocab, config, init_mode=init_mode, family_vectors=family_vectors,
-                     out_dir=out_dir, seed=seed)
+    return train_mlm(
+        corpus,
+        vocab,
+        config,
+        init_mode=init_mode,
+        family_vectors=family_vectors,
+        out_dir=out_dir,
+        seed=seed,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -130,7 +161,10 @@ def test_corpus_columns_are_documented_and_options_are_keywords(corpus):
     assert set(CORPUS_COLUMNS) == set(corpus.columns)
     parameters = inspect.signature(train_mlm).parameters
     assert [name for name, p in parameters.items() if p.kind is p.POSITIONAL_OR_KEYWORD] == [
-        "corpus", "vocab", "config"]
+        "corpus",
+        "vocab",
+        "config",
+    ]
 
 
 def test_vocabulary_encodes_counts_unknowns_and_round_trips(vocab, tmp_path):
@@ -164,15 +198,16 @@ def test_esm_init_writes_projected_vectors_and_counts_missing(vocab, family_vect
     table = token_table(model)
     projection = esm_projection(ESM_WIDTH, TINY.d_embedding)
     for name in vocab.families[:-5]:
-        expected = torch.tensor(family_vectors[name].astype(np.float64) @ projection,
-                                dtype=torch.float32)
+        expected = torch.tensor(
+            family_vectors[name].astype(np.float64) @ projection, dtype=torch.float32
+        )
         assert torch.equal(table[vocab.index[name]], expected)
     missing = [vocab.index[name] for name in vocab.families[-5:]]
     assert report.missing == vocab.families[-5:] and report.projected_from == ESM_WIDTH
     assert torch.equal(table[missing], before[missing])  # no vector: random init kept
     assert torch.equal(table[vocab.pad_index], torch.zeros(TINY.d_embedding))
     # Same width: the vectors go in as they are.
-    same = {name: v[:TINY.d_embedding] for name, v in family_vectors.items()}
+    same = {name: v[: TINY.d_embedding] for name, v in family_vectors.items()}
     model = build_model(TINY, vocab, TINY.d_embedding, seed=0)
     init_token_embeddings(model, vocab, "esm", same)
     name = vocab.families[0]
@@ -191,8 +226,9 @@ def test_loss_falls_and_outputs_are_written(straight_run, vocab):
     assert run.init_mode == "esm" and run.config == TINY
 
 
-def test_frozen_table_is_bit_identical_after_training(training_corpus, vocab, family_vectors,
-                                                      tmp_path):
+def test_frozen_table_is_bit_identical_after_training(
+    training_corpus, vocab, family_vectors, tmp_path
+):
     config = replace(TINY, epochs=1)
     _train(training_corpus, vocab, config, "esm-frozen", family_vectors, tmp_path, seed=1)
     run = load_checkpoint(tmp_path)
@@ -208,9 +244,9 @@ def _leftovers(directory: Path) -> list[Path]:
     return sorted(directory.rglob("*.part"))
 
 
-def test_killed_training_resumes_to_the_uninterrupted_result(training_corpus, vocab,
-                                                             family_vectors, straight_run,
-                                                             tmp_path, monkeypatch):
+def test_killed_training_resumes_to_the_uninterrupted_result(
+    training_corpus, vocab, family_vectors, straight_run, tmp_path, monkeypatch
+):
     real_write = train_module.write_checkpoint
 
     def killed_in_epoch_2(out_dir, epoch, *args):
@@ -240,17 +276,24 @@ def test_killed_training_resumes_to_the_uninterrupted_result(training_corpus, vo
 
 
 def test_random_streams_are_distinct_per_purpose_epoch_and_seed():
-    named = (train_module.TRAIN_STREAM, train_module.VALID_STREAM,
-             train_module.VALID_MASK_STREAM, train_module.ORDER_STREAM)
+    named = (
+        train_module.TRAIN_STREAM,
+        train_module.VALID_STREAM,
+        train_module.VALID_MASK_STREAM,
+        train_module.ORDER_STREAM,
+    )
     assert sorted(named) == sorted(STREAMS) and len(set(STREAMS)) == len(STREAMS)
-    draws = {(seed, epoch, stream): tuple(stream_rng(seed, epoch, stream).integers(2**62, size=4))
-             for seed, epoch, stream in itertools.product((0, 1), range(4), STREAMS)}
+    draws = {
+        (seed, epoch, stream): tuple(stream_rng(seed, epoch, stream).integers(2**62, size=4))
+        for seed, epoch, stream in itertools.product((0, 1), range(4), STREAMS)
+    }
     assert len(set(draws.values())) == len(draws)  # no two (seed, epoch, purpose) draw alike
     assert tuple(stream_rng(0, 1, STREAMS[0]).integers(2**62, size=4)) == draws[0, 1, STREAMS[0]]
 
 
-def test_each_random_stream_serves_one_purpose(training_corpus, corpus, vocab, tmp_path,
-                                               monkeypatch):
+def test_each_random_stream_serves_one_purpose(
+    training_corpus, corpus, vocab, tmp_path, monkeypatch
+):
     """Record every (seed, epoch, stream) a training run and a representation export request,
     and where from: one stream shared by two purposes (e.g. validation masks drawn like the
     validation windows' order) would correlate draws that are meant to be independent."""
@@ -259,15 +302,15 @@ def test_each_random_stream_serves_one_purpose(training_corpus, corpus, vocab, t
     def recording(seed: int, epoch: int, stream: int) -> np.random.Generator:
         caller = sys._getframe(1)
         requests.setdefault((seed, epoch, stream), set()).add(
-            (caller.f_code.co_name, caller.f_lineno))
+            (caller.f_code.co_name, caller.f_lineno)
+        )
         return stream_rng(seed, epoch, stream)
 
     monkeypatch.setattr(train_module, "stream_rng", recording)
     monkeypatch.setattr(represent_module, "stream_rng", recording)
     _train(training_corpus, vocab, replace(TINY, epochs=2), "random", None, tmp_path, seed=3)
     run = load_checkpoint(tmp_path)
-    sequence_representations(run.model, run.vocab, corpus.iloc[:5], layers=[-1], n_orders=2,
-                             seed=3)
+    sequence_representations(run.model, run.vocab, corpus.iloc[:5], layers=[-1], n_orders=2, seed=3)
     shared = {key: sites for key, sites in requests.items() if len(sites) > 1}
     assert not shared, f"one random stream drawn for several purposes: {shared}"
     assert {stream for _, _, stream in requests} == set(STREAMS)  # every purpose was exercised
@@ -280,18 +323,19 @@ def test_unordered_rows_are_reshuffled_each_epoch_and_ordered_rows_kept(corpus, 
     ordered = [True, True, True, False, False, False]
 
     def windows(epoch: int) -> list[np.ndarray]:
-        return training_windows(rows, ordered, 16,
-                                stream_rng(0, epoch, train_module.TRAIN_STREAM))
+        return training_windows(rows, ordered, 16, stream_rng(0, epoch, train_module.TRAIN_STREAM))
 
     def chunks(ids: list[int]) -> set[tuple[int, ...]]:
-        return {tuple(ids[i:i + 16]) for i in range(0, len(ids), 16)}
+        return {tuple(ids[i : i + 16]) for i in range(0, len(ids), 16)}
 
     first, second = windows(1), windows(2)
     assert [w.tolist() for w in windows(1)] == [w.tolist() for w in first]  # deterministic
     for epoch_windows in (first, second):
         seen = {tuple(w.tolist()) for w in epoch_windows}
         assert all(chunks(row) <= seen for row in rows[:3])
-        assert sorted(np.concatenate(epoch_windows).tolist()) == sorted(token for row in rows for token in row)
+        assert sorted(np.concatenate(epoch_windows).tolist()) == sorted(
+            token for row in rows for token in row
+        )
     unordered = [row for row in rows[3:] if len(set(row)) > 5]  # a reorder is then visible
     assert unordered
     for row in unordered:  # a bag is cut from a fresh random order, not its stored order

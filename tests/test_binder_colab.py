@@ -42,8 +42,9 @@ def test_every_notebook_opens_with_the_same_colab_cell_naming_the_repository() -
 def test_setup_cell_lets_colab_choose_the_profile(path: Path) -> None:
     source = nbformat.reads(path.read_text(), as_version=4)
     setup = [c.source for c in source.cells if "prepare(" in c.source]
-    assert len(setup) == 1 and re.search(r"settings = prepare\(profile, on_colab=ON_COLAB[,)]",
-                                         setup[0])
+    assert len(setup) == 1 and re.search(
+        r"settings = prepare\(profile, on_colab=ON_COLAB[,)]", setup[0]
+    )
 
 
 def test_readme_has_binder_and_one_colab_badge_per_notebook() -> None:
@@ -51,7 +52,10 @@ def test_readme_has_binder_and_one_colab_badge_per_notebook() -> None:
     slug = REPOSITORY.removeprefix("https://github.com/")
     assert f"https://mybinder.org/v2/gh/{slug}/HEAD" in readme
     for path in NOTEBOOKS:
-        assert f"https://colab.research.google.com/github/{slug}/blob/main/notebooks/{path.name}" in readme
+        assert (
+            f"https://colab.research.google.com/github/{slug}/blob/main/notebooks/{path.name}"
+            in readme
+        )
     citation = (ROOT / "CITATION.cff").read_text()
     assert f'repository-code: "{REPOSITORY}"' in citation
 
@@ -67,8 +71,10 @@ def test_binder_installs_the_package_after_the_environment() -> None:
 
 
 def test_torch_pin_agrees_across_environment_makefile_and_pyproject() -> None:
-    pinned = {re.search(r"torch==([\d.]+)", (ROOT / name).read_text()).group(1)
-              for name in ("environment.yml", "Makefile")}
+    pinned = {
+        re.search(r"torch==([\d.]+)", (ROOT / name).read_text()).group(1)
+        for name in ("environment.yml", "Makefile")
+    }
     assert len(pinned) == 1
     (version,) = pinned
     low, high = re.search(r'"torch>=([\d.]+),<=([\d.]+)"', PYPROJECT).groups()
@@ -79,10 +85,13 @@ def test_torch_pin_agrees_across_environment_makefile_and_pyproject() -> None:
     assert as_tuple(low) <= as_tuple(version) <= as_tuple(high)
 
 
-@pytest.mark.parametrize(("gpu", "obtainable", "expected"),
-                         [(False, True, "mini"), (True, False, "mini"), (True, True, "full")])
-def test_auto_profile_needs_a_gpu_and_the_full_inputs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
-                                                      gpu: bool, obtainable: bool, expected: str) -> None:
+@pytest.mark.parametrize(
+    ("gpu", "obtainable", "expected"),
+    [(False, True, "mini"), (True, False, "mini"), (True, True, "full")],
+)
+def test_auto_profile_needs_a_gpu_and_the_full_inputs(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, gpu: bool, obtainable: bool, expected: str
+) -> None:
     probed: list[Path] = []
 
     def fake_obtainable(profile: profiles.Profile) -> bool:
@@ -96,8 +105,9 @@ def test_auto_profile_needs_a_gpu_and_the_full_inputs(monkeypatch: pytest.Monkey
     assert probed == ([tmp_path.resolve()] if gpu else [])  # no network probe without a GPU
 
 
-def test_full_inputs_obtainable_is_false_offline_and_true_when_present(tmp_path: Path,
-                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_full_inputs_obtainable_is_false_offline_and_true_when_present(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv(remote.MIRROR_ENV, "http://127.0.0.1:9")  # discard port: nothing listens
     full = profiles.get_profile("full", root=tmp_path)
     assert not remote.full_inputs_obtainable(full)
@@ -108,7 +118,8 @@ def test_full_inputs_obtainable_is_false_offline_and_true_when_present(tmp_path:
 
 
 def test_prepare_makes_the_folders_and_stops_an_unobtainable_full_run(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv(profiles.ROOT_ENV, str(tmp_path))
     monkeypatch.setenv(remote.MIRROR_ENV, "http://127.0.0.1:9")
     smoke = session.prepare("smoke")
@@ -121,7 +132,8 @@ def test_prepare_makes_the_folders_and_stops_an_unobtainable_full_run(
 
 
 def test_prepare_holds_the_torch_thread_count_of_the_profile(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv(profiles.ROOT_ENV, str(tmp_path))
     before = torch.get_num_threads()
     try:

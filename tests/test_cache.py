@@ -51,13 +51,24 @@ def test_per_layer_file_layout_and_round_trip(tmp_path):
     rng = np.random.default_rng(0)
     layers = [0, 2, 10]
     header = {"ids": np.array(["b", "a"]), "layers": np.array(layers), "model_id": np.array("m")}
-    per_layer = {"mean": {k: rng.normal(size=(2, 3)).astype(np.float32) for k in layers},
-                 "positions": {k: rng.normal(size=(2, 3)) for k in layers}}
+    per_layer = {
+        "mean": {k: rng.normal(size=(2, 3)).astype(np.float32) for k in layers},
+        "positions": {k: rng.normal(size=(2, 3)) for k in layers},
+    }
     path = tmp_path / "layers.npz"
     save_layers(path, header, per_layer)
     # Header first in its order, then per layer every name: readers rely on these keys.
-    assert list(load_npz(path)) == ["ids", "layers", "model_id", "mean_L0", "positions_L0",
-                                    "mean_L2", "positions_L2", "mean_L10", "positions_L10"]
+    assert list(load_npz(path)) == [
+        "ids",
+        "layers",
+        "model_id",
+        "mean_L0",
+        "positions_L0",
+        "mean_L2",
+        "positions_L2",
+        "mean_L10",
+        "positions_L10",
+    ]
     assert layer_key("mean", np.int64(2)) == "mean_L2"
     read_header, read_layers = load_layers(path)
     assert list(read_header) == ["ids", "layers", "model_id"]

@@ -163,8 +163,9 @@ def test_bootstrap_cka_interval_brackets_the_point_and_separates_related_from_sh
     assert point == pytest.approx(cka(pixels, related))
     assert low <= point <= high
     unrelated = related[rng.permutation(400)]
-    point_shuffled, low_shuffled, high_shuffled = bootstrap_cka(pixels, unrelated, n_bootstrap=200,
-                                                                seed=0)
+    point_shuffled, low_shuffled, high_shuffled = bootstrap_cka(
+        pixels, unrelated, n_bootstrap=200, seed=0
+    )
     assert high_shuffled < low
     # Resampled duplicates inflate plain CKA; the interval must still hold its own point.
     assert low_shuffled <= point_shuffled <= high_shuffled

@@ -13,40 +13,50 @@ from pathlib import Path
 
 import pytest
 
-from crossgran.cli.run import resolve_notebooks
 from crossgran.cli.common import UserError
+from crossgran.cli.run import resolve_notebooks
 
 ROOT = Path(__file__).parents[1]
 NOTEBOOKS = ROOT / "notebooks"
 
 
 def crossgran(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "crossgran.cli", *args], capture_output=True,
-                          text=True, cwd=cwd or ROOT, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "crossgran.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd or ROOT,
+        timeout=300,
+    )
 
 
 def test_help_imports_no_torch_pandas_or_papermill() -> None:
-    probe = ("import sys\n"
-             "from crossgran.cli import build_parser\n"
-             "for command in ([], ['run'], ['embed'], ['train-bigcarp']):\n"
-             "    try:\n"
-             "        build_parser().parse_args([*command, '--help'])\n"
-             "    except SystemExit:\n"
-             "        pass\n"
-             "heavy = {'torch', 'pandas', 'papermill', 'sklearn', 'esm'} & set(sys.modules)\n"
-             "print(sorted(heavy))\n")
-    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                            check=True)
+    probe = (
+        "import sys\n"
+        "from crossgran.cli import build_parser\n"
+        "for command in ([], ['run'], ['embed'], ['train-bigcarp']):\n"
+        "    try:\n"
+        "        build_parser().parse_args([*command, '--help'])\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "heavy = {'torch', 'pandas', 'papermill', 'sklearn', 'esm'} & set(sys.modules)\n"
+        "print(sorted(heavy))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    )
     assert result.stdout.strip().splitlines()[-1] == "[]"
 
 
 def test_import_crossgran_gives_submodules_lazily() -> None:
-    probe = ("import sys, crossgran\n"
-             "assert 'torch' not in sys.modules and 'pandas' not in sys.modules\n"
-             "assert crossgran.esm is crossgran.models.esm\n"
-             "assert crossgran.cka is crossgran.analysis.cka\n"
-             "assert callable(crossgran.esm.embed) and callable(crossgran.bigcarp.train_mlm)\n"
-             "print('ok')\n")
+    probe = (
+        "import sys, crossgran\n"
+        "assert 'torch' not in sys.modules and 'pandas' not in sys.modules\n"
+        "assert crossgran.esm is crossgran.models.esm\n"
+        "assert crossgran.cka is crossgran.analysis.cka\n"
+        "assert callable(crossgran.esm.embed) and callable(crossgran.bigcarp.train_mlm)\n"
+        "print('ok')\n"
+    )
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert result.stdout.strip() == "ok", result.stderr
 
@@ -85,31 +95,66 @@ def _short_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
 
 
 def test_unknown_notebook_and_profile_are_one_line_errors() -> None:
-    _short_error(crossgran("run", "--profile", "mini", "07_nothing"), "no notebook '07_nothing'",
-                 "01_data")
+    _short_error(
+        crossgran("run", "--profile", "mini", "07_nothing"), "no notebook '07_nothing'", "01_data"
+    )
     _short_error(crossgran("run", "--profile", "huge"), "invalid choice: 'huge'", "mini")
 
 
 def test_embed_of_a_binary_file_says_it_is_not_fasta(tmp_path: Path) -> None:
     binary = tmp_path / "weights.bin"
     binary.write_bytes(bytes(range(256)) * 4)
-    _short_error(crossgran("embed", "--fasta", str(binary), "--model", "local:none",
-                           "--layers", "0", "--out", str(tmp_path / "x.npz")),
-                 "not a text file", "FASTA")
+    _short_error(
+        crossgran(
+            "embed",
+            "--fasta",
+            str(binary),
+            "--model",
+            "local:none",
+            "--layers",
+            "0",
+            "--out",
+            str(tmp_path / "x.npz"),
+        ),
+        "not a text file",
+        "FASTA",
+    )
 
 
 def test_embed_of_a_missing_file_names_it(tmp_path: Path) -> None:
-    _short_error(crossgran("embed", "--fasta", str(tmp_path / "absent.faa"), "--model",
-                           "local:none", "--layers", "0", "--out", str(tmp_path / "x.npz")),
-                 "absent.faa: no such file")
+    _short_error(
+        crossgran(
+            "embed",
+            "--fasta",
+            str(tmp_path / "absent.faa"),
+            "--model",
+            "local:none",
+            "--layers",
+            "0",
+            "--out",
+            str(tmp_path / "x.npz"),
+        ),
+        "absent.faa: no such file",
+    )
 
 
 def test_embed_of_invalid_residues_names_the_record(tmp_path: Path) -> None:
     fasta = tmp_path / "odd.faa"
     fasta.write_text(">good\nMKVLAAGIVG\n>odd\nMK*?JLA\n")
     models = tmp_path / "models"
-    result = crossgran("embed", "--fasta", str(fasta), "--model", "local:none", "--models-dir",
-                       str(models), "--layers", "0", "--out", str(tmp_path / "x.npz"))
+    result = crossgran(
+        "embed",
+        "--fasta",
+        str(fasta),
+        "--model",
+        "local:none",
+        "--models-dir",
+        str(models),
+        "--layers",
+        "0",
+        "--out",
+        str(tmp_path / "x.npz"),
+    )
     # the model is missing too; whichever is checked first, the message must name its fix
     _short_error(result)
     assert "odd" in result.stderr or "local:none" in result.stderr
@@ -118,12 +163,35 @@ def test_embed_of_invalid_residues_names_the_record(tmp_path: Path) -> None:
 def test_embed_of_a_missing_local_model_names_the_folder(tmp_path: Path) -> None:
     fasta = tmp_path / "ok.faa"
     fasta.write_text(">good\nMKVLAAGIVG\n")
-    _short_error(crossgran("embed", "--fasta", str(fasta), "--model", "local:none",
-                           "--models-dir", str(tmp_path / "models"), "--layers", "0",
-                           "--out", str(tmp_path / "x.npz")), "none")
+    _short_error(
+        crossgran(
+            "embed",
+            "--fasta",
+            str(fasta),
+            "--model",
+            "local:none",
+            "--models-dir",
+            str(tmp_path / "models"),
+            "--layers",
+            "0",
+            "--out",
+            str(tmp_path / "x.npz"),
+        ),
+        "none",
+    )
 
 
 def test_debug_shows_the_traceback(tmp_path: Path) -> None:
-    result = crossgran("--debug", "embed", "--fasta", str(tmp_path / "absent.faa"), "--model",
-                       "local:none", "--layers", "0", "--out", str(tmp_path / "x.npz"))
+    result = crossgran(
+        "--debug",
+        "embed",
+        "--fasta",
+        str(tmp_path / "absent.faa"),
+        "--model",
+        "local:none",
+        "--layers",
+        "0",
+        "--out",
+        str(tmp_path / "x.npz"),
+    )
     assert result.returncode != 0 and "Traceback" in result.stderr

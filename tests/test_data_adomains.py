@@ -18,17 +18,25 @@ def smiles(smoke_profile) -> dict[str, str]:
     return dict(zip(table["substrate"], table["smiles"], strict=True))
 
 
-@pytest.mark.parametrize("substrate, aromatic, heterocycle, polar", [
-    ("tyrosine", True, False, False),
-    ("valine", False, False, False),
-    ("tryptophan", True, True, False),
-    ("proline", False, True, False),
-    ("serine", False, False, True),
-])
-def test_substrate_properties_of_known_amino_acids(smiles, substrate, aromatic, heterocycle,
-                                                   polar) -> None:
+@pytest.mark.parametrize(
+    "substrate, aromatic, heterocycle, polar",
+    [
+        ("tyrosine", True, False, False),
+        ("valine", False, False, False),
+        ("tryptophan", True, True, False),
+        ("proline", False, True, False),
+        ("serine", False, False, True),
+    ],
+)
+def test_substrate_properties_of_known_amino_acids(
+    smiles, substrate, aromatic, heterocycle, polar
+) -> None:
     props = substrate_properties(smiles[substrate])
-    assert props == {"is_aromatic": aromatic, "has_heterocycle": heterocycle, "high_polarity": polar}
+    assert props == {
+        "is_aromatic": aromatic,
+        "has_heterocycle": heterocycle,
+        "high_polarity": polar,
+    }
 
 
 def test_multi_substrate_rule(smiles) -> None:

@@ -50,8 +50,13 @@ pytestmark = pytest.mark.usefixtures("local_only")
 C, A, A_C, PCP, KS, KS_C = "PF00668", "PF00501", "PF13193", "PF00550", "PF00109", "PF02801"
 HALO = TRP_HALOGENASE
 FAMILIES = (C, A, A_C, PCP, KS, KS_C, HALO)
-CLANS = {C: ("CL0149", "CoA-acyltrans"), A: ("CL0378", "ANL"), KS: ("CL0046", "Thiolase"),
-         KS_C: ("CL0046", "Thiolase"), HALO: ("CL0063", "NADP_Rossmann")}  # A_C, PCP: no clan
+CLANS = {
+    C: ("CL0149", "CoA-acyltrans"),
+    A: ("CL0378", "ANL"),
+    KS: ("CL0046", "Thiolase"),
+    KS_C: ("CL0046", "Thiolase"),
+    HALO: ("CL0063", "NADP_Rossmann"),
+}  # A_C, PCP: no clan
 HALOGENATED, PLAIN, UNPARSABLE = "3-chlorotyrosine", "valine", "O=NN(O)CCC[C@H](N)(C(=O)O"
 # Synthetic clusters: (classes, genes in gene order as Pfam families per protein, compounds).
 SYNTHETIC = {
@@ -61,11 +66,27 @@ SYNTHETIC = {
     "BGC9900004": (["Other"], [(PCP,)], []),
 }
 JSON_ONLY = "BGC9900005"  # a JSON record without GenBank record
-SMALL = {"max_nrps_proteins": 12, "max_proteome_proteins": 40, "max_adomains": 20,
-         "hmmer_cpus": 1, "torch_threads": 1, "probe_folds": 2, "probe_seeds": 1,
-         "n_bootstrap": 50,
-         "bigcarp": BigcarpConfig(d_model=32, n_layers=2, kernel_size=3, r=4, d_embedding=16,
-                                  epochs=1, batch_size=8, max_len=32, n_orders=2)}
+SMALL = {
+    "max_nrps_proteins": 12,
+    "max_proteome_proteins": 40,
+    "max_adomains": 20,
+    "hmmer_cpus": 1,
+    "torch_threads": 1,
+    "probe_folds": 2,
+    "probe_seeds": 1,
+    "n_bootstrap": 50,
+    "bigcarp": BigcarpConfig(
+        d_model=32,
+        n_layers=2,
+        kernel_size=3,
+        r=4,
+        d_embedding=16,
+        epochs=1,
+        batch_size=8,
+        max_len=32,
+        n_orders=2,
+    ),
+}
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -79,7 +100,9 @@ def one_thread() -> Iterator[None]:
 def pfam(smoke_profile: Profile) -> dict[str, object]:
     """The fixture's real HMMs (GECCO's Pfam 35.0 subset) and their consensus sequences."""
     gecco = sources.fetch_wheel("gecco", smoke_profile.raw_dir)
-    path = sources.extract_wheel_member(gecco, "gecco/hmmer/Pfam.h3m", smoke_profile.raw_dir / "extracted")
+    path = sources.extract_wheel_member(
+        gecco, "gecco/hmmer/Pfam.h3m", smoke_profile.raw_dir / "extracted"
+    )
     models = {hmm.pfam_accession(hmm.text(m.accession)): m for m in hmm.read_hmms(path)}
     return {name: models[name] for name in FAMILIES}
 
@@ -93,11 +116,22 @@ def _genbank(bgc_id: str, genes: list[tuple[str, ...]], pfam: dict[str, object])
     for number, families in enumerate(genes):
         protein = "".join(hmm.consensus_sequence(pfam[name]) for name in families)
         end = position + 3 * (len(protein) + 1)
-        features.append(SeqFeature(FeatureLocation(position, end, strand=1), type="CDS", qualifiers={
-            "protein_id": [f"{bgc_id[-2:]}P{number}.1"], "translation": [protein]}))
+        features.append(
+            SeqFeature(
+                FeatureLocation(position, end, strand=1),
+                type="CDS",
+                qualifiers={"protein_id": [f"{bgc_id[-2:]}P{number}.1"], "translation": [protein]},
+            )
+        )
         position = end + 60
-    record = SeqRecord(Seq("N" * position), id=bgc_id, name=bgc_id, description="fixture",
-                       annotations={"molecule_type": "DNA"}, features=features[::-1])
+    record = SeqRecord(
+        Seq("N" * position),
+        id=bgc_id,
+        name=bgc_id,
+        description="fixture",
+        annotations={"molecule_type": "DNA"},
+        features=features[::-1],
+    )
     handle = io.StringIO()
     SeqIO.write(record, handle, "genbank")
     return handle.getvalue().encode()
@@ -119,19 +153,39 @@ def served(tmp_path_factory: pytest.TempPathFactory, pfam, smiles) -> Path:
         for name in FAMILIES:
             pfam[name].write(handle)
     no_clan = ("\\N", "\\N")  # the release's mark for a family outside any clan
-    rows = ["\t".join((name, *CLANS.get(name, no_clan), hmm.text(pfam[name].name),
-                       hmm.text(pfam[name].description))) + "\n" for name in FAMILIES]
+    rows = [
+        "\t".join(
+            (
+                name,
+                *CLANS.get(name, no_clan),
+                hmm.text(pfam[name].name),
+                hmm.text(pfam[name].description),
+            )
+        )
+        + "\n"
+        for name in FAMILIES
+    ]
     with gzip.open(folder / "Pfam-A.clans.tsv.gz", "wt") as handle:
         handle.writelines(rows)
-    compounds = {bgc_id: [{"compound": f"compound {n}", **({"chem_struct": smiles[s]} if s else {})}
-                          for n, s in enumerate(spec[2])] for bgc_id, spec in SYNTHETIC.items()}
-    records = {f"{bgc_id}.json": json_record(bgc_id, spec[0], compounds[bgc_id])
-               for bgc_id, spec in SYNTHETIC.items()}
+    compounds = {
+        bgc_id: [
+            {"compound": f"compound {n}", **({"chem_struct": smiles[s]} if s else {})}
+            for n, s in enumerate(spec[2])
+        ]
+        for bgc_id, spec in SYNTHETIC.items()
+    }
+    records = {
+        f"{bgc_id}.json": json_record(bgc_id, spec[0], compounds[bgc_id])
+        for bgc_id, spec in SYNTHETIC.items()
+    }
     records["BGC0001090.json"] = json_record("BGC0001090", ["Polyketide", "NRP"], [])
-    records[f"{JSON_ONLY}.json"] = json_record(JSON_ONLY, ["RiPP"], [
-        {"compound": PLAIN, "chem_struct": smiles[PLAIN]}])
+    records[f"{JSON_ONLY}.json"] = json_record(
+        JSON_ONLY, ["RiPP"], [{"compound": PLAIN, "chem_struct": smiles[PLAIN]}]
+    )
     tarball(folder / "mibig_json_3.1.tar.gz", "mibig_json_3.1", records)
-    genbank = {f"{bgc_id}.gbk": _genbank(bgc_id, spec[1], pfam) for bgc_id, spec in SYNTHETIC.items()}
+    genbank = {
+        f"{bgc_id}.gbk": _genbank(bgc_id, spec[1], pfam) for bgc_id, spec in SYNTHETIC.items()
+    }
     genbank["BGC0001090.gbk"] = sources.pyhmmer_file("BGC0001090.gbk").read_bytes()
     tarball(folder / "mibig_gbk_3.1.tar.gz", "mibig_gbk_3.1", genbank)
     return folder
@@ -142,8 +196,9 @@ def server(served: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
     yield from serve_folder(served, tmp_path_factory.mktemp("log-full") / "http.log")
 
 
-def _build(server: Server, root: Path, smoke_profile: Profile, **overrides: object
-           ) -> tuple[Profile, tables.BuildReport]:
+def _build(
+    server: Server, root: Path, smoke_profile: Profile, **overrides: object
+) -> tuple[Profile, tables.BuildReport]:
     """build_all under ``full`` at ``root``: wheels linked from the shared raw folder, every
     remote file fetched from the loopback server."""
     raw = root / "data" / "raw"
@@ -165,15 +220,21 @@ def built(server, tmp_path_factory, smoke_profile) -> tuple[Profile, tables.Buil
     return _build(server, tmp_path_factory.mktemp("crossgran-full"), smoke_profile)
 
 
-
 @pytest.fixture(scope="module")
 def tiny_run(built) -> Path:
     """A one-epoch BiGCARP run on the built full corpus."""
     profile, _ = built
     corpus = tables.load_table(profile, "domain_corpus")
     out = profile.models_dir / "bigcarp_random"
-    train_mlm(corpus, Vocabulary.from_corpus(corpus), profile.bigcarp, init_mode="random",
-              family_vectors=None, out_dir=out, seed=profile.seed)
+    train_mlm(
+        corpus,
+        Vocabulary.from_corpus(corpus),
+        profile.bigcarp,
+        init_mode="random",
+        family_vectors=None,
+        out_dir=out,
+        seed=profile.seed,
+    )
     return out
 
 
@@ -189,8 +250,11 @@ def test_every_table_is_built_from_the_release(built) -> None:
     assert counts["mibig_bgcs"] == len(SYNTHETIC) + 2 and counts["mibig_without_genbank"] == 1
     assert counts["mibig_genbank_without_json"] == 0
     assert counts["halogenase_domains"] == 4 and counts["halogenase_bgcs"] == 3
-    assert (counts["halogenase_halogenated"], counts["halogenase_not_halogenated"],
-            counts["halogenase_unlabelled"]) == (2, 1, 1)
+    assert (
+        counts["halogenase_halogenated"],
+        counts["halogenase_not_halogenated"],
+        counts["halogenase_unlabelled"],
+    ) == (2, 1, 1)
     assert counts["compounds_unparsable_smiles"] == 1
     # No parsable structure: BGC0001090 (none recorded), 9900003 (unparsable), 9900004 (none).
     assert counts["mibig_without_structure"] == 3
@@ -215,11 +279,14 @@ def test_mibig_sentences_follow_the_genbank_gene_order(built, pfam) -> None:
         assert mibig_rows.loc[bgc_id, "tokens"].split() == [f for gene in genes for f in gene]
     # The real cluster: an independent search of its CDSs, in the GenBank file's gene order.
     record = SeqIO.read(sources.pyhmmer_file("BGC0001090.gbk"), "genbank")
-    cds = sorted((f for f in record.features if f.type == "CDS"), key=lambda f: int(f.location.start))
+    cds = sorted(
+        (f for f in record.features if f.type == "CDS"), key=lambda f: int(f.location.start)
+    )
     proteins = {f"gene{n:02d}": f.qualifiers["translation"][0] for n, f in enumerate(cds)}
     hits = hmm.resolve_overlaps(hmm.search_domains(list(pfam.values()), proteins, cpus=1))
-    expected = [t for key in proteins for t in hits[hits["seq_id"] == key]
-                .sort_values("start")["pfam"]]
+    expected = [
+        t for key in proteins for t in hits[hits["seq_id"] == key].sort_values("start")["pfam"]
+    ]
     assert {A, C, KS} <= set(expected)
     assert mibig_rows.loc["BGC0001090", "tokens"].split() == expected
     counts = tables.load_table(profile, "mibig_domain_counts")
@@ -237,7 +304,9 @@ def test_halogenase_rows_sit_at_their_tokens_with_labels_from_smiles(built, pfam
     assert table["has_halogen"].tolist()[:3] == [True, True, False]  # Cl in 3-chlorotyrosine
     assert table["has_halogen"].isna().tolist() == [False, False, False, True]  # unparsable only
     consensus = hmm.consensus_sequence(pfam[HALO])
-    assert (table["sequence"] == consensus).all() and (table["end"] - table["start"] == len(consensus)).all()
+    assert (table["sequence"] == consensus).all() and (
+        table["end"] - table["start"] == len(consensus)
+    ).all()
     corpus = tables.load_table(profile, "domain_corpus").set_index("seq_id")["tokens"]
     for row in table.itertuples():
         assert corpus[row.bgc_id].split()[row.token_index] == HALO
@@ -267,7 +336,9 @@ def test_manifest_lists_remote_inputs_with_locked_hashes(built, served) -> None:
 # ---------------------------------------------------------------- halogenation features
 
 
-def test_task_features_read_each_representation_at_its_site(built, pfam, tiny_esm, tiny_run) -> None:
+def test_task_features_read_each_representation_at_its_site(
+    built, pfam, tiny_esm, tiny_run
+) -> None:
     profile, _ = built
     features, labels, groups = halogenation.task_features(profile, tiny_esm, tiny_run)
     assert list(features) == list(halogenation.FEATURE_SETS)
@@ -279,22 +350,31 @@ def test_task_features_read_each_representation_at_its_site(built, pfam, tiny_es
     assert features["bigcarp_domain"].shape == features["bigcarp_mean"].shape == (3, width)
     assert features[halogenation.FUSED].shape == (3, tiny_esm.embed_dim + 2 * width)
     assert features["random"].shape == features[halogenation.FUSED].shape
-    np.testing.assert_array_equal(features[halogenation.FUSED][:, -width:], features["bigcarp_mean"])
+    np.testing.assert_array_equal(
+        features[halogenation.FUSED][:, -width:], features["bigcarp_mean"]
+    )
 
     corpus = tables.load_table(profile, "domain_corpus").set_index("seq_id")["tokens"]
     sentence = corpus["BGC9900001"].split()
     last = layer_representations(run.model, run.vocab, [sentence], layers=[-1])[0][0]
     for row, index in ((0, 3), (1, 5)):  # the two halogenases of one BGC: different contexts
-        np.testing.assert_allclose(features["bigcarp_domain"][row], last[index], rtol=1e-5, atol=1e-5)
-        np.testing.assert_allclose(features["bigcarp_mean"][row], last.mean(axis=0), rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(
+            features["bigcarp_domain"][row], last[index], rtol=1e-5, atol=1e-5
+        )
+        np.testing.assert_allclose(
+            features["bigcarp_mean"][row], last.mean(axis=0), rtol=1e-5, atol=1e-5
+        )
     assert not np.allclose(features["bigcarp_domain"][0], features["bigcarp_domain"][1])
 
     alone = cesm.embed({"halogenase": hmm.consensus_sequence(pfam[HALO])}, tiny_esm, [-1])
-    np.testing.assert_allclose(features["esm"][2], alone.mean[alone.layer_index(-1)][0],
-                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        features["esm"][2], alone.mean[alone.layer_index(-1)][0], rtol=1e-5, atol=1e-5
+    )
 
 
-def test_release_without_a_halogenase_names_the_fix(server, tmp_path, smoke_profile, tiny_esm) -> None:
+def test_release_without_a_halogenase_names_the_fix(
+    server, tmp_path, smoke_profile, tiny_esm
+) -> None:
     profile, report = _build(server, tmp_path, smoke_profile, max_bgcs=1)  # BGC0001090 only
     assert report.counts["halogenase_domains"] == 0
     assert tables.load_table(profile, "halogenase_domains").empty

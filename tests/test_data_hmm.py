@@ -13,11 +13,17 @@ from crossgran.data import hmm, sources
 @pytest.fixture(scope="module")
 def bgc0001090(smoke_profile):
     record = next(SeqIO.parse(sources.pyhmmer_file("BGC0001090.gbk"), "genbank"))
-    proteins = {f.qualifiers["locus_tag"][0]: f.qualifiers["translation"][0]
-                for f in record.features if f.type == "CDS" and "translation" in f.qualifiers}
+    proteins = {
+        f.qualifiers["locus_tag"][0]: f.qualifiers["translation"][0]
+        for f in record.features
+        if f.type == "CDS" and "translation" in f.qualifiers
+    }
     gecco = sources.fetch_wheel("gecco", smoke_profile.raw_dir)
-    hmms = hmm.read_hmms(sources.extract_wheel_member(gecco, "gecco/hmmer/Pfam.h3m",
-                                                      smoke_profile.raw_dir / "extracted"))
+    hmms = hmm.read_hmms(
+        sources.extract_wheel_member(
+            gecco, "gecco/hmmer/Pfam.h3m", smoke_profile.raw_dir / "extracted"
+        )
+    )
     raw = hmm.search_domains(hmms, proteins, cpus=1)
     return record, raw, hmm.resolve_overlaps(raw)
 
@@ -26,8 +32,11 @@ def test_core_nrps_pks_domains_match_the_genbank_annotation(bgc0001090) -> None:
     record, _, resolved = bgc0001090
     names = resolved.groupby("seq_id")["pfam_name"].apply(set)
     # antiSMASH's sec_met_domain qualifiers in the GenBank file list, per synthetase gene:
-    annotated = {f.qualifiers["locus_tag"][0]: {d.split(" (")[0] for d in f.qualifiers["sec_met_domain"]}
-                 for f in record.features if "sec_met_domain" in f.qualifiers}
+    annotated = {
+        f.qualifiers["locus_tag"][0]: {d.split(" (")[0] for d in f.qualifiers["sec_met_domain"]}
+        for f in record.features
+        if "sec_met_domain" in f.qualifiers
+    }
     for gene in ("RBAM_018160", "RBAM_018170", "RBAM_018180"):  # bacillomycin D synthetases C, B, A
         assert {"Condensation", "AMP-binding", "PP-binding"} <= annotated[gene]
         assert {"Condensation", "AMP-binding", "PP-binding"} <= names[gene]
@@ -62,7 +71,10 @@ def test_digitize_names_the_bad_record() -> None:
 
 def test_consensus_is_upper_case_amino_acids(smoke_profile) -> None:
     gecco = sources.fetch_wheel("gecco", smoke_profile.raw_dir)
-    first = hmm.read_hmms(sources.extract_wheel_member(gecco, "gecco/hmmer/Pfam.h3m",
-                                                       smoke_profile.raw_dir / "extracted"))[0]
+    first = hmm.read_hmms(
+        sources.extract_wheel_member(
+            gecco, "gecco/hmmer/Pfam.h3m", smoke_profile.raw_dir / "extracted"
+        )
+    )[0]
     consensus = hmm.consensus_sequence(first)
     assert len(consensus) == first.M and consensus.isupper()

@@ -61,10 +61,15 @@ def facts(smoke_profile) -> dict[str, object]:
     """Classes (GECCO types.tsv) and SMILES (PARAS smiles.tsv) the fixture release is made of."""
     gecco = sources.fetch_wheel("gecco", smoke_profile.raw_dir)
     paras = sources.fetch_wheel("paras", smoke_profile.raw_dir)
-    types = read_tsv_member(gecco, "gecco/types/types.tsv", header=None, names=["bgc_id", "classes"])
+    types = read_tsv_member(
+        gecco, "gecco/types/types.tsv", header=None, names=["bgc_id", "classes"]
+    )
     smiles = read_tsv_member(paras, f"{PARAS_DIR}/smiles.tsv").set_index("substrate")["smiles"]
-    return {"classes": types.set_index("bgc_id")["classes"].loc[list(FIXTURE_BGCS)].to_dict(),
-            "smiles": {name: smiles[name] for name in (HALOGENATED, PLAIN)}, "gecco": gecco}
+    return {
+        "classes": types.set_index("bgc_id")["classes"].loc[list(FIXTURE_BGCS)].to_dict(),
+        "smiles": {name: smiles[name] for name in (HALOGENATED, PLAIN)},
+        "gecco": gecco,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -73,11 +78,19 @@ def served(tmp_path_factory: pytest.TempPathFactory, facts) -> Path:
     folder = tmp_path_factory.mktemp("served")
     smiles = facts["smiles"]
     records = {
-        "BGC0000001.json": json_record("BGC0000001", facts["classes"]["BGC0000001"].split(";"),
-                                       [{"compound": PLAIN, "chem_struct": smiles[PLAIN]},
-                                        {"compound": "no structure recorded"}]),
-        "BGC0001090.json": json_record("BGC0001090", facts["classes"]["BGC0001090"].split(";"),
-                                       [{"compound": HALOGENATED, "chem_struct": smiles[HALOGENATED]}]),
+        "BGC0000001.json": json_record(
+            "BGC0000001",
+            facts["classes"]["BGC0000001"].split(";"),
+            [
+                {"compound": PLAIN, "chem_struct": smiles[PLAIN]},
+                {"compound": "no structure recorded"},
+            ],
+        ),
+        "BGC0001090.json": json_record(
+            "BGC0001090",
+            facts["classes"]["BGC0001090"].split(";"),
+            [{"compound": HALOGENATED, "chem_struct": smiles[HALOGENATED]}],
+        ),
     }
     tarball(folder / JSON.filename, "mibig_json_3.1", records)
     gbk = sources.pyhmmer_file("BGC0001090.gbk").read_bytes()
@@ -95,8 +108,11 @@ def truncating(served: Path, tmp_path: Path) -> Iterator[Server]:
     script = tmp_path / "truncating_server.py"
     script.write_text(TRUNCATING_SERVER)
     port = free_port()
-    yield from serve([sys.executable, "-u", str(script), str(port), str(served)], port,
-                     tmp_path / "truncating.log")
+    yield from serve(
+        [sys.executable, "-u", str(script), str(port), str(served)],
+        port,
+        tmp_path / "truncating.log",
+    )
 
 
 @pytest.fixture()
@@ -117,11 +133,16 @@ def test_registry_holds_the_papers_inputs() -> None:
     mibig_host = "https://dl.secondarymetabolites.org/mibig"
     pfam = "https://ftp.ebi.ac.uk/pub/databases/Pfam/releases/Pfam35.0"
     fair_esm = "https://dl.fbaipublicfiles.com/fair-esm"
-    assert {f"{mibig_host}/mibig_json_3.1.tar.gz", f"{mibig_host}/mibig_gbk_3.1.tar.gz",
-            f"{pfam}/Pfam-A.hmm.gz", f"{pfam}/Pfam-A.clans.tsv.gz",
-            f"{fair_esm}/models/esm1b_t33_650M_UR50S.pt", f"{fair_esm}/models/esm2_t33_650M_UR50D.pt",
-            f"{fair_esm}/regression/esm1b_t33_650M_UR50S-contact-regression.pt",
-            f"{fair_esm}/regression/esm2_t33_650M_UR50D-contact-regression.pt"} <= urls
+    assert {
+        f"{mibig_host}/mibig_json_3.1.tar.gz",
+        f"{mibig_host}/mibig_gbk_3.1.tar.gz",
+        f"{pfam}/Pfam-A.hmm.gz",
+        f"{pfam}/Pfam-A.clans.tsv.gz",
+        f"{fair_esm}/models/esm1b_t33_650M_UR50S.pt",
+        f"{fair_esm}/models/esm2_t33_650M_UR50D.pt",
+        f"{fair_esm}/regression/esm1b_t33_650M_UR50S-contact-regression.pt",
+        f"{fair_esm}/regression/esm2_t33_650M_UR50D-contact-regression.pt",
+    } <= urls
     # BiGCARP: the installed sequence_models builds BIG_URL + "<name>.pt?download=1" (read as
     # text: importing it would import torch).
     source = Path(find_spec("sequence_models.pretrained").origin).read_text()
@@ -133,8 +154,9 @@ def test_registry_holds_the_papers_inputs() -> None:
 # ---------------------------------------------------------------- downloads
 
 
-def test_download_records_lock_and_second_call_makes_no_request(server: Server, served: Path,
-                                                                   raw: Path) -> None:
+def test_download_records_lock_and_second_call_makes_no_request(
+    server: Server, served: Path, raw: Path
+) -> None:
     before = server.gets(JSON.filename)
     path = remote.fetch_remote("mibig_json", raw, base_url=server.url)
     assert path == raw / JSON.filename
@@ -142,7 +164,9 @@ def test_download_records_lock_and_second_call_makes_no_request(server: Server, 
     assert [p.name for p in raw.iterdir()] == [JSON.filename]  # no temporary file left behind
     assert path.stat().st_mode & 0o777 == 0o644
     entry = _lock(raw)["mibig_json"]
-    assert entry["sha256"] == sha256_file(path) and entry["source"] == f"{server.url}/{JSON.filename}"
+    assert (
+        entry["sha256"] == sha256_file(path) and entry["source"] == f"{server.url}/{JSON.filename}"
+    )
     assert server.gets(JSON.filename) == before + 1
     assert remote.fetch_remote("mibig_json", raw, base_url=server.url) == path
     assert server.gets(JSON.filename) == before + 1  # reused: no second request
@@ -181,8 +205,9 @@ def test_wrong_locked_hash_keeps_no_download(server: Server, served: Path, raw: 
     assert _lock(raw) == {"mibig_json": {"sha256": "0" * 64}}  # the lock is not overwritten
 
 
-def test_wrong_pinned_hash_keeps_no_download(server: Server, raw: Path,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_wrong_pinned_hash_keeps_no_download(
+    server: Server, raw: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setitem(remote.REMOTE_FILES, "mibig_gbk", replace(GBK, sha256="f" * 64))
     with pytest.raises(sources.SourceError, match="report it instead of changing the pinned hash"):
         remote.fetch_remote("mibig_gbk", raw, base_url=server.url)
@@ -190,8 +215,9 @@ def test_wrong_pinned_hash_keeps_no_download(server: Server, raw: Path,
     assert not (raw.parent / remote.LOCK_NAME).exists()
 
 
-def test_truncated_transfer_leaves_nothing_and_next_call_downloads(truncating: Server, server: Server,
-                                                                   served: Path, raw: Path) -> None:
+def test_truncated_transfer_leaves_nothing_and_next_call_downloads(
+    truncating: Server, server: Server, served: Path, raw: Path
+) -> None:
     with pytest.raises(sources.SourceError) as error:
         remote.fetch_remote("mibig_gbk", raw, base_url=truncating.url)
     assert f"{truncating.url}/{GBK.filename}" in str(error.value)
@@ -199,7 +225,9 @@ def test_truncated_transfer_leaves_nothing_and_next_call_downloads(truncating: S
     assert list(raw.iterdir()) == []  # neither the target nor pooch's temporary file
     assert not (raw.parent / remote.LOCK_NAME).exists()
     path = remote.fetch_remote("mibig_gbk", raw, base_url=server.url)
-    assert sha256_file(path) == sha256_file(served / GBK.filename) == _lock(raw)["mibig_gbk"]["sha256"]
+    assert (
+        sha256_file(path) == sha256_file(served / GBK.filename) == _lock(raw)["mibig_gbk"]["sha256"]
+    )
 
 
 def test_server_gone_names_url_and_fix(raw: Path) -> None:
@@ -223,12 +251,15 @@ def test_check_full_inputs_lists_everything_missing_quickly(tmp_path: Path) -> N
     assert time.monotonic() - started < remote.PROBE_TIMEOUT_S + 1
     message = str(error.value)
     for entry in remote.REMOTE_FILES.values():
-        assert f"{entry.name}: place {entry.filename} at {profile.raw_dir / entry.filename}" in message
+        assert (
+            f"{entry.name}: place {entry.filename} at {profile.raw_dir / entry.filename}" in message
+        )
     assert remote.MIRROR_ENV in message and "unreachable" in message
 
 
-def test_check_full_inputs_never_hangs_on_a_stuck_probe(tmp_path: Path,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_check_full_inputs_never_hangs_on_a_stuck_probe(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A probe that blocks (as name resolution can, ignoring socket timeouts) is abandoned."""
     monkeypatch.setattr(remote, "PROBE_TIMEOUT_S", 0.5)
 
@@ -263,8 +294,9 @@ def test_check_inputs_probes_only_for_downloading_profiles(tmp_path: Path) -> No
 # ---------------------------------------------------------------- parsing the release
 
 
-def test_downloaded_release_parses_into_offline_shapes(server: Server, raw: Path, facts,
-                                                       smoke_profile) -> None:
+def test_downloaded_release_parses_into_offline_shapes(
+    server: Server, raw: Path, facts, smoke_profile
+) -> None:
     json_tarball = remote.fetch_remote("mibig_json", raw, base_url=server.url)
     classes, compounds = mibig_release.read_json_release(json_tarball)
     assert list(classes["bgc_id"]) == list(FIXTURE_BGCS)
@@ -282,11 +314,16 @@ def test_downloaded_release_parses_into_offline_shapes(server: Server, raw: Path
     cds = [f for f in record.features if f.type == "CDS"]
     assert list(proteins) == ["BGC0001090"]
     assert list(proteins["BGC0001090"].values()) == [f.qualifiers["translation"][0] for f in cds]
-    assert [key.split(":")[2] for key in proteins["BGC0001090"]] == [f"ABS{n}.1" for n in range(74177, 74187)]
+    assert [key.split(":")[2] for key in proteins["BGC0001090"]] == [
+        f"ABS{n}.1" for n in range(74177, 74187)
+    ]
 
-    hmm_file = sources.extract_wheel_member(facts["gecco"], "gecco/hmmer/Pfam.h3m",
-                                            smoke_profile.raw_dir / "extracted")
-    models = [m for m in hmm.read_hmms(hmm_file) if hmm.pfam_accession(hmm.text(m.accession)) in SEARCHED]
+    hmm_file = sources.extract_wheel_member(
+        facts["gecco"], "gecco/hmmer/Pfam.h3m", smoke_profile.raw_dir / "extracted"
+    )
+    models = [
+        m for m in hmm.read_hmms(hmm_file) if hmm.pfam_accession(hmm.text(m.accession)) in SEARCHED
+    ]
     hits = hmm.resolve_overlaps(hmm.search_domains(models, proteins["BGC0001090"], cpus=1))
     tokens = mibig_release.ordered_domains(hits, proteins)["BGC0001090"]
     by_protein = hits.groupby("seq_id")["pfam"].apply(list)
@@ -300,33 +337,59 @@ def test_downloaded_release_parses_into_offline_shapes(server: Server, raw: Path
 def test_class_mapping_and_bad_records(tmp_path: Path, facts) -> None:
     smiles = facts["smiles"][HALOGENATED]
     row, rows = mibig_release.parse_json_record(
-        {"cluster": {"mibig_accession": "BGC0000002", "biosyn_class": ["Other"],
-                     "compounds": [{"compound": "bad", "chem_struct": "C1CC(("}]}}, "memory")
+        {
+            "cluster": {
+                "mibig_accession": "BGC0000002",
+                "biosyn_class": ["Other"],
+                "compounds": [{"compound": "bad", "chem_struct": "C1CC(("}],
+            }
+        },
+        "memory",
+    )
     assert row["classes"] == "" and row["Other"] and not row["labelled"]
     assert rows[0]["has_halogen"] is None  # unparsable SMILES: missing, not guessed
     bad = {
         "no accession": ({"cluster": {"biosyn_class": ["NRP"]}}, "mibig_accession"),
-        "unknown class": ({"cluster": {"mibig_accession": "BGC0000003", "biosyn_class": ["Lipid"]}},
-                          "MIBIG_CLASSES"),
-        "empty SMILES": ({"cluster": {"mibig_accession": "BGC0000004", "biosyn_class": ["NRP"],
-                                      "compounds": [{"compound": "x", "chem_struct": ""}]}}, "chem_struct"),
+        "unknown class": (
+            {"cluster": {"mibig_accession": "BGC0000003", "biosyn_class": ["Lipid"]}},
+            "MIBIG_CLASSES",
+        ),
+        "empty SMILES": (
+            {
+                "cluster": {
+                    "mibig_accession": "BGC0000004",
+                    "biosyn_class": ["NRP"],
+                    "compounds": [{"compound": "x", "chem_struct": ""}],
+                }
+            },
+            "chem_struct",
+        ),
     }
     for label, (record, needle) in bad.items():
         with pytest.raises(mibig_release.MibigFormatError, match=needle):
             mibig_release.parse_json_record(record, label)
-    renamed = tarball(tmp_path / "renamed.tar.gz", "mibig_json_3.1",
-                      {"BGC0000009.json": json_record("BGC0000001", ["NRP"], [{"chem_struct": smiles}])})
-    with pytest.raises(mibig_release.MibigFormatError,
-                       match=r"renamed.tar.gz:mibig_json_3.1/BGC0000009.json holds "
-                                                     r"BGC0000001.*Fix: delete"):
+    renamed = tarball(
+        tmp_path / "renamed.tar.gz",
+        "mibig_json_3.1",
+        {"BGC0000009.json": json_record("BGC0000001", ["NRP"], [{"chem_struct": smiles}])},
+    )
+    with pytest.raises(
+        mibig_release.MibigFormatError,
+        match=r"renamed.tar.gz:mibig_json_3.1/BGC0000009.json holds "
+        r"BGC0000001.*Fix: delete",
+    ):
         mibig_release.read_json_release(renamed)
     gbk = sources.pyhmmer_file("BGC0001090.gbk").read_text()
     translation = r'(/protein_id="ABS74178\.1"\n\s+/transl_table=11\n)\s+/translation="[^"]*"\n'
     untranslated, removed = re.subn(translation, r"\1", gbk)
     assert removed == 1
-    broken = tarball(tmp_path / "gbk.tar.gz", "mibig_gbk_3.1", {"BGC0001090.gbk": untranslated.encode()})
-    with pytest.raises(mibig_release.MibigFormatError,
-                       match=r"BGC0001090.gbk: CDS ABS74178.1 .* has no /translation"):
+    broken = tarball(
+        tmp_path / "gbk.tar.gz", "mibig_gbk_3.1", {"BGC0001090.gbk": untranslated.encode()}
+    )
+    with pytest.raises(
+        mibig_release.MibigFormatError,
+        match=r"BGC0001090.gbk: CDS ABS74178.1 .* has no /translation",
+    ):
         mibig_release.read_genbank_release(broken)
     (tmp_path / "not.tar.gz").write_bytes(b"not a tarball")
     with pytest.raises(mibig_release.MibigFormatError, match="not a readable tar archive"):

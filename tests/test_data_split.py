@@ -9,12 +9,15 @@ from crossgran.data.split import first_n, hash_fraction, split_of
 from crossgran.data.tables import load_table
 
 
-@pytest.mark.parametrize("key, fraction", [
-    ("nrps:AAA33023.2", 0.20596692296815267),
-    ("BGC0000001", 0.6271746765419782),
-    ("BGC0000015", 0.01409390033550884),
-    ("proteome:00000-00039", 0.6687000763296849),
-])
+@pytest.mark.parametrize(
+    "key, fraction",
+    [
+        ("nrps:AAA33023.2", 0.20596692296815267),
+        ("BGC0000001", 0.6271746765419782),
+        ("BGC0000015", 0.01409390033550884),
+        ("proteome:00000-00039", 0.6687000763296849),
+    ],
+)
 def test_hash_fraction_is_pinned(key: str, fraction: float) -> None:
     assert hash_fraction(key) == fraction
     assert split_of(key, 0.1) == ("valid" if fraction < 0.1 else "train")

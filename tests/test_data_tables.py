@@ -57,8 +57,9 @@ def test_rebuild_gives_identical_hashes(smoke_build, smoke_profile) -> None:
         assert sha256_file(smoke_profile.root / output["file"]) == output["sha256"]
 
 
-def test_tampered_wheel_is_refused_with_both_hashes_and_no_table_is_written(smoke_profile,
-                                                                            tmp_path: Path) -> None:
+def test_tampered_wheel_is_refused_with_both_hashes_and_no_table_is_written(
+    smoke_profile, tmp_path: Path
+) -> None:
     raw = tmp_path / "data" / "raw"
     raw.mkdir(parents=True)
     pristine = fetch_wheel("paras", smoke_profile.raw_dir)

@@ -34,8 +34,11 @@ def _environment_requirements() -> dict[str, Requirement]:
     ``name>=x`` spelling is the same; ``name=x`` is conda's pin and is read as ``==x``)."""
     dependencies = yaml.safe_load((ROOT / "environment.yml").read_text())["dependencies"]
     entries = [d for d in dependencies if isinstance(d, str)]
-    entries += [d for d in next(d["pip"] for d in dependencies if isinstance(d, dict))
-                if not d.startswith("-")]
+    entries += [
+        d
+        for d in next(d["pip"] for d in dependencies if isinstance(d, dict))
+        if not d.startswith("-")
+    ]
     requirements = {}
     for entry in entries:
         if entry.split("=")[0] in ("python", "pip"):

@@ -33,9 +33,17 @@ embedding = importlib.import_module("crossgran.models.esm.embed")
 pretrain = importlib.import_module("crossgran.models.esm.pretrain")
 
 TOLERANCE = 1e-5
-TINY = EsmConfig(spec="local:tiny", num_layers=2, embed_dim=32, attention_heads=4,
-                 train_steps=30, train_batch_tokens=1024, train_max_len=64, lr=3e-3,
-                 valid_fraction=0.1)
+TINY = EsmConfig(
+    spec="local:tiny",
+    num_layers=2,
+    embed_dim=32,
+    attention_heads=4,
+    train_steps=30,
+    train_batch_tokens=1024,
+    train_max_len=64,
+    lr=3e-3,
+    valid_fraction=0.1,
+)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -68,14 +76,16 @@ def proteins(proteome: dict[str, str]) -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def trained(tmp_path_factory: pytest.TempPathFactory,
-            proteome: dict[str, str]) -> tuple[cesm.LoadedEsm, Path, object]:
+def trained(
+    tmp_path_factory: pytest.TempPathFactory, proteome: dict[str, str]
+) -> tuple[cesm.LoadedEsm, Path, object]:
     """A tiny local model, trained once per session; also returns its models_dir and history."""
     models_dir = tmp_path_factory.mktemp("models")
     sequences = list(proteome.values())[:300]
     with limit(torch_threads=1):
-        history = cesm.train_local_esm(sequences, TINY,
-                                       out_dir=cesm.local_model_dir(TINY.spec, models_dir), seed=0)
+        history = cesm.train_local_esm(
+            sequences, TINY, out_dir=cesm.local_model_dir(TINY.spec, models_dir), seed=0
+        )
     return cesm.load_esm(TINY.spec, models_dir, device="cpu"), models_dir, history
 
 
@@ -85,12 +95,16 @@ def model(trained: tuple[cesm.LoadedEsm, Path, object]) -> cesm.LoadedEsm:
     return dataclasses.replace(trained[0], max_positions=1024)
 
 
-def fair_esm_residues(model: cesm.LoadedEsm, sequence: str, layers: list[int]) -> dict[int, np.ndarray]:
+def fair_esm_residues(
+    model: cesm.LoadedEsm, sequence: str, layers: list[int]
+) -> dict[int, np.ndarray]:
     """Per-residue representations from fair-esm's forward (BOS/EOS removed)."""
     _, _, tokens = model.batch_converter([("x", sequence)])
     with torch.no_grad():
         out = model.model(tokens, repr_layers=layers)["representations"]
-    return {layer: out[layer][0, 1:len(sequence) + 1].numpy().astype(np.float64) for layer in layers}
+    return {
+        layer: out[layer][0, 1 : len(sequence) + 1].numpy().astype(np.float64) for layer in layers
+    }
 
 
 def _leftovers(directory: Path) -> list[Path]:
@@ -128,8 +142,9 @@ def test_layers_and_shapes(model: cesm.LoadedEsm, records: dict[str, str]) -> No
         cesm.embed(records, model, [])
 
 
-def test_embedding_result_round_trips(model: cesm.LoadedEsm, records: dict[str, str],
-                                      tmp_path: Path) -> None:
+def test_embedding_result_round_trips(
+    model: cesm.LoadedEsm, records: dict[str, str], tmp_path: Path
+) -> None:
     subset = dict(list(records.items())[:4])
     positions = {name: [0, 3] for name in subset}
     for given in (None, positions):
@@ -137,7 +152,11 @@ def test_embedding_result_round_trips(model: cesm.LoadedEsm, records: dict[str, 
         result.save(tmp_path / "result.npz")
         loaded = cesm.EmbeddingResult.load(tmp_path / "result.npz")
         assert (loaded.ids, loaded.layers, loaded.model_id, loaded.num_layers) == (
-            result.ids, result.layers, result.model_id, result.num_layers)
+            result.ids,
+            result.layers,
+            result.model_id,
+            result.num_layers,
+        )
         for layer in result.layers:
             np.testing.assert_array_equal(loaded.mean[layer], result.mean[layer])
         assert (loaded.positions is None) == (given is None)
@@ -150,12 +169,16 @@ def test_batched_equals_one_at_a_time(model: cesm.LoadedEsm, records: dict[str, 
     positions = {name: [0, 5, len(seq.rstrip("*")) - 1] for name, seq in records.items()}
     batched = cesm.embed(records, model, [0, 1, 2], positions=positions, batch_tokens=4096)
     for row, (name, sequence) in enumerate(records.items()):
-        alone = cesm.embed({name: sequence}, model, [0, 1, 2],
-                           positions={name: positions[name]}, batch_tokens=1)
+        alone = cesm.embed(
+            {name: sequence}, model, [0, 1, 2], positions={name: positions[name]}, batch_tokens=1
+        )
         for layer in (0, 1, 2):
-            np.testing.assert_allclose(batched.mean[layer][row], alone.mean[layer][0], atol=TOLERANCE)
-            np.testing.assert_allclose(batched.positions[layer][row], alone.positions[layer][0],
-                                       atol=TOLERANCE)
+            np.testing.assert_allclose(
+                batched.mean[layer][row], alone.mean[layer][0], atol=TOLERANCE
+            )
+            np.testing.assert_allclose(
+                batched.positions[layer][row], alone.positions[layer][0], atol=TOLERANCE
+            )
 
 
 def test_padding_invariance(model: cesm.LoadedEsm, proteome: dict[str, str]) -> None:
@@ -163,8 +186,9 @@ def test_padding_invariance(model: cesm.LoadedEsm, proteome: dict[str, str]) -> 
     names = sorted(proteome, key=lambda name: len(proteome[name]))
     short, long_ = names[0], next(n for n in names if len(proteome[n]) > 400)
     alone = cesm.embed({short: proteome[short]}, model, [2])
-    together = cesm.embed({short: proteome[short], long_: proteome[long_]}, model, [2],
-                          batch_tokens=100_000)
+    together = cesm.embed(
+        {short: proteome[short], long_: proteome[long_]}, model, [2], batch_tokens=100_000
+    )
     np.testing.assert_allclose(together.mean[2][0], alone.mean[2][0], atol=TOLERANCE)
 
 
@@ -188,16 +212,17 @@ def test_long_nrps_protein_is_embedded_in_overlapping_windows(smoke_profile, tin
     summed = {layer: np.zeros((len(sequence), tiny_esm.embed_dim)) for layer in (0, 2)}
     coverage = np.zeros(len(sequence))
     for start in starts:
-        piece = fair_esm_residues(tiny_esm, sequence[start:start + window], [0, 2])
+        piece = fair_esm_residues(tiny_esm, sequence[start : start + window], [0, 2])
         for layer in (0, 2):
-            summed[layer][start:start + window] += piece[layer]
-        coverage[start:start + window] += 1
+            summed[layer][start : start + window] += piece[layer]
+        coverage[start : start + window] += 1
     assert coverage.min() >= 1  # every residue, C-terminal ones included, was embedded
     for layer in (0, 2):
         per_residue = summed[layer] / coverage[:, None]
         np.testing.assert_allclose(result.mean[layer][0], per_residue.mean(axis=0), atol=1e-5)
-        np.testing.assert_allclose(result.positions[layer][0], per_residue[picked].mean(axis=0),
-                                   atol=1e-5)
+        np.testing.assert_allclose(
+            result.positions[layer][0], per_residue[picked].mean(axis=0), atol=1e-5
+        )
 
 
 def test_esm1b_checkpoint_file(tmp_path, proteome: dict[str, str]) -> None:
@@ -209,12 +234,24 @@ def test_esm1b_checkpoint_file(tmp_path, proteome: dict[str, str]) -> None:
 
     torch.manual_seed(1)
     alphabet = esm.data.Alphabet.from_architecture("roberta_large")
-    args = Namespace(arch="roberta_large", layers=2, embed_dim=32, ffn_embed_dim=64,
-                     attention_heads=4, max_positions=64, token_dropout=True,
-                     emb_layer_norm_before=True)
+    args = Namespace(
+        arch="roberta_large",
+        layers=2,
+        embed_dim=32,
+        ffn_embed_dim=64,
+        attention_heads=4,
+        max_positions=64,
+        token_dropout=True,
+        emb_layer_norm_before=True,
+    )
     network = esm.ProteinBertModel(args, alphabet)
-    state = {(f"encoder.{key}" if key.startswith("lm_head") else f"encoder.sentence_encoder.{key}"): value
-             for key, value in network.state_dict().items() if not key.startswith("contact_head")}
+    state = {
+        (
+            f"encoder.{key}" if key.startswith("lm_head") else f"encoder.sentence_encoder.{key}"
+        ): value
+        for key, value in network.state_dict().items()
+        if not key.startswith("contact_head")
+    }
     path = tmp_path / "esm1b_t2_tiny.pt"
     torch.save({"args": args, "model": state}, path)
 
@@ -244,12 +281,14 @@ def test_embed_reads_lowercase_and_a_terminal_stop_as_the_plain_protein(proteins
 
 def test_embed_names_every_bad_record_at_once_and_caches_nothing(proteins, tiny_esm, tmp_path):
     name, sequence = next(iter(proteins.items()))
-    records = {name: sequence,
-               "gapped": sequence[:40] + "-" + sequence[40:],
-               "inner_stop": sequence[:40] + "*" + sequence[40:],
-               "digits": sequence[:10] + "12" + sequence[10:],
-               "empty": "",
-               "stop_only": "*"}
+    records = {
+        name: sequence,
+        "gapped": sequence[:40] + "-" + sequence[40:],
+        "inner_stop": sequence[:40] + "*" + sequence[40:],
+        "digits": sequence[:10] + "12" + sequence[10:],
+        "empty": "",
+        "stop_only": "*",
+    }
     cache = ArrayCache(tmp_path / "cache")
     with pytest.raises(ValueError) as caught:
         cesm.embed(records, tiny_esm, [-1], cache=cache)
@@ -279,7 +318,8 @@ def test_gapped_fasta_is_read_and_embed_names_the_record(proteins, tmp_path, tin
 
 
 def test_cache_hit_and_recomputed_truncated_and_foreign_entries(
-        proteins, tiny_esm, tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    proteins, tiny_esm, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     cache = ArrayCache(tmp_path)
     cold = cesm.embed(proteins, tiny_esm, [1, 2], cache=cache)
     assert cold.stats["n_computed"] == len(proteins)
@@ -342,8 +382,9 @@ def test_held_out_split_is_the_project_hash_split_and_holds_one_out_of_tiny_inpu
     assert cesm.split_sequences(pair, 0.0) == (pair, [])
 
 
-def test_local_training_deterministic_and_learns(trained, proteome: dict[str, str], tmp_path,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_local_training_deterministic_and_learns(
+    trained, proteome: dict[str, str], tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     loaded, models_dir, history = trained
     assert list(history.columns) == list(cesm.HISTORY_COLUMNS)
     assert history["valid_loss"].iloc[-1] < history["valid_loss"].iloc[0]

@@ -30,48 +30,66 @@ def _run(rng: np.random.Generator, epochs: int = 2) -> SimpleNamespace:
     tables = {0: rng.normal(size=(32, 6))}
     for epoch in range(1, epochs + 1):
         tables[epoch] = tables[epoch - 1] + 0.3 * rng.normal(size=(32, 6))
-    return SimpleNamespace(epoch=epochs, token_tables=tables,
-                           vocab=SimpleNamespace(family_indices=np.arange(2, 32)))
+    return SimpleNamespace(
+        epoch=epochs, token_tables=tables, vocab=SimpleNamespace(family_indices=np.arange(2, 32))
+    )
 
 
 def _export(rng: np.random.Generator, order: np.ndarray) -> SimpleNamespace:
     """Per-family layer means, rows in ``order`` (each run lists its families its own way)."""
     family = {layer: rng.normal(size=(len(FAMILIES), 5)) for layer in range(LAST + 1)}
-    return SimpleNamespace(families=[FAMILIES[i] for i in order],
-                           family={layer: array[order] for layer, array in family.items()},
-                           by_family=family)
+    return SimpleNamespace(
+        families=[FAMILIES[i] for i in order],
+        family={layer: array[order] for layer, array in family.items()},
+        by_family=family,
+    )
 
 
 @pytest.fixture(scope="module")
 def runs_and_exports() -> tuple[dict, dict]:
     rng = np.random.default_rng(3)
     runs = {init: _run(rng) for init in INITS}
-    exports = {"random": _export(rng, np.arange(len(FAMILIES))),
-               "esm": _export(rng, rng.permutation(len(FAMILIES))),
-               "esm-frozen": _export(rng, rng.permutation(len(FAMILIES)))}
+    exports = {
+        "random": _export(rng, np.arange(len(FAMILIES))),
+        "esm": _export(rng, rng.permutation(len(FAMILIES))),
+        "esm-frozen": _export(rng, rng.permutation(len(FAMILIES))),
+    }
     return runs, exports
 
 
-def test_cka_summary_pairs_families_by_id_and_carries_the_papers_values(runs_and_exports
-                                                                        ) -> None:
+def test_cka_summary_pairs_families_by_id_and_carries_the_papers_values(runs_and_exports) -> None:
     runs, exports = runs_and_exports
     summary = evolution.cka_summary(runs, exports, LAST)
-    assert list(summary.columns) == ["run_a", "run_b", "comparison", "epoch", "linear_cka",
-                                     "debiased_cka", "n_rows", "paper_linear_cka"]
+    assert list(summary.columns) == [
+        "run_a",
+        "run_b",
+        "comparison",
+        "epoch",
+        "linear_cka",
+        "debiased_cka",
+        "n_rows",
+        "paper_linear_cka",
+    ]
     assert list(zip(summary["comparison"], summary["run_a"], summary["run_b"], strict=True)) == [
         *[("token_table_vs_init", init, init) for init in INITS],
-        ("embedder_vs_last", "esm", "esm"), ("embedder_vs_last", "random", "random"),
-        ("embedder_vs_last", "esm-frozen", "esm-frozen"), ("embedder_vs_last", "esm", "random")]
+        ("embedder_vs_last", "esm", "esm"),
+        ("embedder_vs_last", "random", "random"),
+        ("embedder_vs_last", "esm-frozen", "esm-frozen"),
+        ("embedder_vs_last", "esm", "random"),
+    ]
     table = summary.set_index(["comparison", "run_a", "run_b"])
     run = runs["esm"]
     assert table.loc[("token_table_vs_init", "esm", "esm"), "linear_cka"] == linear_cka(
-        run.token_tables[2][2:], run.token_tables[0][2:])
+        run.token_tables[2][2:], run.token_tables[0][2:]
+    )
     by_family = {init: export.by_family for init, export in exports.items()}
     row = table.loc[("embedder_vs_last", "esm", "random")]
-    assert row["linear_cka"] == pytest.approx(linear_cka(by_family["esm"][0],
-                                                         by_family["random"][LAST]), abs=1e-12)
-    assert row["debiased_cka"] == pytest.approx(debiased_cka(by_family["esm"][0],
-                                                             by_family["random"][LAST]), abs=1e-12)
+    assert row["linear_cka"] == pytest.approx(
+        linear_cka(by_family["esm"][0], by_family["random"][LAST]), abs=1e-12
+    )
+    assert row["debiased_cka"] == pytest.approx(
+        debiased_cka(by_family["esm"][0], by_family["random"][LAST]), abs=1e-12
+    )
     assert row["n_rows"] == len(FAMILIES)
     papers = table["paper_linear_cka"].dropna().to_dict()
     assert papers == {key: PAPER_CKA[key] for key in papers} and len(papers) == len(PAPER_CKA)
@@ -82,8 +100,11 @@ def test_cka_evolution_compares_every_checkpoint(runs_and_exports, monkeypatch) 
     can be checked against CKA on the arrays it names."""
     runs, _ = runs_and_exports
     rng = np.random.default_rng(5)
-    layers = {(init, epoch): {0: rng.normal(size=(12, 4)), LAST: rng.normal(size=(12, 4))}
-              for init in INITS for epoch in range(3)}
+    layers = {
+        (init, epoch): {0: rng.normal(size=(12, 4)), LAST: rng.normal(size=(12, 4))}
+        for init in INITS
+        for epoch in range(3)
+    }
     families = FAMILIES[:12]
 
     def load_checkpoint(path, epoch):
@@ -93,37 +114,58 @@ def test_cka_evolution_compares_every_checkpoint(runs_and_exports, monkeypatch) 
         assert wanted == [0, LAST] and len(subset) == 7
         return {layer: (families, layers[model][layer]) for layer in wanted}
 
-    monkeypatch.setattr(evolution, "bigcarp", SimpleNamespace(
-        load_checkpoint=load_checkpoint, family_representations=family_representations))
-    settings = SimpleNamespace(models_dir=Path("/models"), seed=0,
-                               bigcarp=SimpleNamespace(n_orders=2))
-    table, n_families = evolution.cka_evolution(settings, runs, pd.DataFrame(index=range(7)),
-                                                LAST)
+    monkeypatch.setattr(
+        evolution,
+        "bigcarp",
+        SimpleNamespace(
+            load_checkpoint=load_checkpoint, family_representations=family_representations
+        ),
+    )
+    settings = SimpleNamespace(
+        models_dir=Path("/models"), seed=0, bigcarp=SimpleNamespace(n_orders=2)
+    )
+    table, n_families = evolution.cka_evolution(settings, runs, pd.DataFrame(index=range(7)), LAST)
     assert n_families == 12
     counts = table.groupby(["comparison", "run_a", "run_b"]).size()
     assert counts["token_table_vs_init"].tolist() == [3, 3, 3]  # epochs 0-2 of each run
     assert counts["embedder_vs_last", "esm", "random"] == 3
     record = table.set_index(["comparison", "run_a", "run_b", "epoch"])
     assert record.loc[("last_vs_init", "esm", "esm", 2), "linear_cka"] == linear_cka(
-        layers["esm", 2][LAST], layers["esm", 0][LAST])
+        layers["esm", 2][LAST], layers["esm", 0][LAST]
+    )
     assert record.loc[("embedder_vs_last", "esm", "random", 1), "linear_cka"] == linear_cka(
-        layers["esm", 1][0], layers["random", 1][LAST])
-    assert record.loc[("embedder_vs_init", "random", "random", 0), "linear_cka"] == \
-        pytest.approx(1.0)
+        layers["esm", 1][0], layers["random", 1][LAST]
+    )
+    assert record.loc[("embedder_vs_init", "random", "random", 0), "linear_cka"] == pytest.approx(
+        1.0
+    )
 
 
 def test_table_vs_depth_reads_the_last_epoch() -> None:
     """Pure arithmetic on the two tables: the table's CKA against the largest deeper one."""
-    summary = pd.DataFrame({
-        "comparison": ["token_table_vs_init", "embedder_vs_last", "embedder_vs_last"],
-        "run_a": ["esm", "esm", "random"], "run_b": ["esm", "esm", "random"],
-        "linear_cka": [0.9, 0.3, 0.2]})
-    evolution_table = pd.DataFrame({  # epochs out of order: the last one must be read
-        "comparison": ["last_vs_init"] * 3, "run_a": ["esm"] * 3, "epoch": [2, 0, 1],
-        "linear_cka": [0.4, 1.0, 0.6]})
+    summary = pd.DataFrame(
+        {
+            "comparison": ["token_table_vs_init", "embedder_vs_last", "embedder_vs_last"],
+            "run_a": ["esm", "esm", "random"],
+            "run_b": ["esm", "esm", "random"],
+            "linear_cka": [0.9, 0.3, 0.2],
+        }
+    )
+    evolution_table = pd.DataFrame(
+        {  # epochs out of order: the last one must be read
+            "comparison": ["last_vs_init"] * 3,
+            "run_a": ["esm"] * 3,
+            "epoch": [2, 0, 1],
+            "linear_cka": [0.4, 1.0, 0.6],
+        }
+    )
     result = evolution.table_vs_depth(summary, evolution_table)
     assert (result.table_stays, result.esm_depth, result.random_depth, result.last_moves) == (
-        0.9, 0.3, 0.2, 0.4)
+        0.9,
+        0.3,
+        0.2,
+        0.4,
+    )
     assert result.supported
     summary.loc[0, "linear_cka"] = 0.35
     assert not evolution.table_vs_depth(summary, evolution_table).supported

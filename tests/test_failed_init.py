@@ -36,8 +36,15 @@ def exports(settings) -> dict[str, Representations]:
         if planted:
             bgc[2][:, :2] += 3.0 * labels
         bgc[0][0] = np.nan  # a BGC without tokens: left out of every feature set
-        return Representations(layers=[0, 1, 2], families=[], family={}, bgc_ids=bgc_ids,
-                               bgc=bgc, adomain_ids=[], adomain={})
+        return Representations(
+            layers=[0, 1, 2],
+            families=[],
+            family={},
+            bgc_ids=bgc_ids,
+            bgc=bgc,
+            adomain_ids=[],
+            adomain={},
+        )
 
     return {"random": run(False), "esm": run(True), "esm-frozen": run(False)}
 
@@ -47,11 +54,11 @@ def probed(settings, exports):
     return failed_init.product_class_probes(settings, exports)
 
 
-def test_every_run_and_layer_is_probed_on_the_same_labelled_rows(settings, exports,
-                                                                  probed) -> None:
+def test_every_run_and_layer_is_probed_on_the_same_labelled_rows(settings, exports, probed) -> None:
     results, class_names = probed
-    assert list(results) == [f"{init}/{layer}" for init in exports
-                             for layer in ("embedder", "last")]
+    assert list(results) == [
+        f"{init}/{layer}" for init in exports for layer in ("embedder", "last")
+    ]
     truth = results["random/last"].y_true
     assert all(np.array_equal(result.y_true, truth) for result in results.values())
     classes = load_table(settings, "mibig_classes").set_index("bgc_id")
@@ -60,19 +67,35 @@ def test_every_run_and_layer_is_probed_on_the_same_labelled_rows(settings, expor
     assert np.array_equal(truth, labelled[class_names].to_numpy(dtype=np.int64))
 
 
-def test_probe_table_tests_each_init_against_random_on_the_same_layer(settings,
-                                                                      probed) -> None:
+def test_probe_table_tests_each_init_against_random_on_the_same_layer(settings, probed) -> None:
     results, _ = probed
     table = failed_init.probe_table(settings, results)
-    assert list(table.columns[:10]) == ["feature_set", "task", "model", "metric", "mean", "std",
-                                        "ci_low", "ci_high", "n_rows", "n_seeds"]
-    assert list(table.columns[10:]) == ["init", "layer", "delta_vs_random", "delta_low",
-                                        "delta_high", "p_value"]
+    assert list(table.columns[:10]) == [
+        "feature_set",
+        "task",
+        "model",
+        "metric",
+        "mean",
+        "std",
+        "ci_low",
+        "ci_high",
+        "n_rows",
+        "n_seeds",
+    ]
+    assert list(table.columns[10:]) == [
+        "init",
+        "layer",
+        "delta_vs_random",
+        "delta_low",
+        "delta_high",
+        "p_value",
+    ]
     assert table.loc[table["init"] == "random", "delta_vs_random"].isna().all()
     means = table.set_index(["feature_set", "metric"])["mean"]
     row = table.set_index(["feature_set", "metric"]).loc[("esm/last", "auc")]
-    assert row["delta_vs_random"] == pytest.approx(means["esm/last", "auc"]
-                                                   - means["random/last", "auc"], abs=1e-12)
+    assert row["delta_vs_random"] == pytest.approx(
+        means["esm/last", "auc"] - means["random/last", "auc"], abs=1e-12
+    )
     tests, gains = failed_init.esm_gains(table)
     assert set(tests["metric"]) == {"f1", "auc"} and (tests["init"] == "esm").all()
     # The planted gain is found, on the last layer only: "claim 1" would be refuted here.

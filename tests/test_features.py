@@ -35,19 +35,22 @@ def test_product_class_targets_on_real_mibig(smoke_profile, smoke_build) -> None
     assert all(by_id.loc[by_id["labelled"], name].sum() < 3 for name in dropped)
 
 
-def test_complete_labelled_rows_drop_a_bgc_missing_from_any_block(smoke_profile,
-                                                                   smoke_build) -> None:
+def test_complete_labelled_rows_drop_a_bgc_missing_from_any_block(
+    smoke_profile, smoke_build
+) -> None:
     classes = load_table(smoke_profile, "mibig_classes")
     counts = load_table(smoke_profile, "mibig_domain_counts")
     bgc_ids = np.array(sorted(counts["bgc_id"].unique()))
     dense, _ = count_matrix(counts, bgc_ids)
     holed = dense.copy()
     holed[:3] = np.nan  # three BGCs without a vector in the second block
-    rows, targets, kept = complete_labelled_rows(classes, bgc_ids, [dense, holed],
-                                                 PRODUCT_CLASSES, min_positives=2)
+    rows, targets, kept = complete_labelled_rows(
+        classes, bgc_ids, [dense, holed], PRODUCT_CLASSES, min_positives=2
+    )
     assert not set(rows) & {0, 1, 2}
-    mask, expected, expected_kept = product_class_targets(classes, bgc_ids[3:], PRODUCT_CLASSES,
-                                                          min_positives=2)
+    mask, expected, expected_kept = product_class_targets(
+        classes, bgc_ids[3:], PRODUCT_CLASSES, min_positives=2
+    )
     assert rows.tolist() == (np.flatnonzero(mask) + 3).tolist()
     assert kept == expected_kept and np.array_equal(targets, expected)
 
@@ -59,8 +62,9 @@ def test_domain_count_features_on_real_mibig(smoke_profile, smoke_build) -> None
     totals = counts.groupby("bgc_id")["count"].sum()
     assert matrix.sum(axis=1).tolist() == totals.loc[bgc_ids].tolist()
     # One-hot family vectors turn the weighted mean into each BGC's domain frequencies.
-    frequencies = count_weighted_mean(counts, [*bgc_ids, "BGC_without_domains"], families,
-                                      np.eye(len(families)))
+    frequencies = count_weighted_mean(
+        counts, [*bgc_ids, "BGC_without_domains"], families, np.eye(len(families))
+    )
     np.testing.assert_allclose(frequencies[:-1], matrix / matrix.sum(axis=1, keepdims=True))
     assert np.isnan(frequencies[-1]).all()
 
@@ -101,10 +105,28 @@ def test_one_hot_signatures_and_random_features() -> None:
 def test_frequent_label_matrix_on_pfam_go_terms() -> None:
     # GO molecular-function terms of the first Pfam 35.0 families (InterPro, as in pfam_families).
     go = pd.Series(
-        ["GO:0005524;GO:0016887", "GO:0005524", "GO:0005524", "GO:0003924;GO:0005525",
-         "GO:0046983", None, "GO:0005524;GO:0140662", "GO:0003723", ""],
-        index=["PF00004", "PF00005", "PF00006", "PF00009", "PF00010", "PF00011", "PF00012",
-               "PF00013", "PF00015"],
+        [
+            "GO:0005524;GO:0016887",
+            "GO:0005524",
+            "GO:0005524",
+            "GO:0003924;GO:0005525",
+            "GO:0046983",
+            None,
+            "GO:0005524;GO:0140662",
+            "GO:0003723",
+            "",
+        ],
+        index=[
+            "PF00004",
+            "PF00005",
+            "PF00006",
+            "PF00009",
+            "PF00010",
+            "PF00011",
+            "PF00012",
+            "PF00013",
+            "PF00015",
+        ],
     )
     everything = frequent_label_matrix(go, min_count=1)
     assert everything.columns[0] == "GO:0005524"  # most frequent first

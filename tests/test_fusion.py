@@ -34,31 +34,55 @@ def stand_ins(settings) -> tuple[EmbeddingResult, EmbeddingResult, Representatio
     families = sorted(counts["pfam"].unique())
     bgc_ids = sorted(counts["bgc_id"].unique())
     domain_ids = load_table(settings, "adomains")["domain_id"].tolist()
-    esm_pfam = EmbeddingResult(ids=families, layers=(0, 1), model_id="stand-in", num_layers=1,
-                               mean={1: rng.normal(size=(len(families), 6))})
+    esm_pfam = EmbeddingResult(
+        ids=families,
+        layers=(0, 1),
+        model_id="stand-in",
+        num_layers=1,
+        mean={1: rng.normal(size=(len(families), 6))},
+    )
     shuffled = rng.permutation(len(domain_ids))
     position = np.arange(len(domain_ids), dtype=float)[shuffled, None]  # row -> domain number
     esm_adomains = EmbeddingResult(
-        ids=[domain_ids[i] for i in shuffled], layers=(0, 1), model_id="stand-in", num_layers=1,
+        ids=[domain_ids[i] for i in shuffled],
+        layers=(0, 1),
+        model_id="stand-in",
+        num_layers=1,
         mean={1: np.hstack([position, rng.normal(size=(len(domain_ids), 5))])},
-        positions={1: np.hstack([position, rng.normal(size=(len(domain_ids), 5))])})
+        positions={1: np.hstack([position, rng.normal(size=(len(domain_ids), 5))])},
+    )
     run = Representations(
-        layers=[0, 1], families=[], family={}, bgc_ids=bgc_ids,
+        layers=[0, 1],
+        families=[],
+        family={},
+        bgc_ids=bgc_ids,
         bgc={layer: rng.normal(size=(len(bgc_ids), 4)) for layer in (0, 1)},
-        adomain_ids=domain_ids, adomain={1: rng.normal(size=(len(domain_ids), 4))})
+        adomain_ids=domain_ids,
+        adomain={1: rng.normal(size=(len(domain_ids), 4))},
+    )
     return esm_pfam, esm_adomains, run
 
 
 def test_product_class_feature_sets_share_rows_and_the_count_probe_follows_the_profile(
-        settings, stand_ins) -> None:
+    settings, stand_ins
+) -> None:
     esm_pfam, _, run = stand_ins
     forest = replace(settings, count_probe_model="rf")
-    results, class_names = fusion.product_class_probes(forest, esm_pfam, run, esm_layer=1,
-                                                       bigcarp_layer=1)
-    assert list(results) == ["esm", "bigcarp_embedder", "bigcarp_last", fusion.CLASS_FUSION,
-                             "pfam_counts", "random"]
+    results, class_names = fusion.product_class_probes(
+        forest, esm_pfam, run, esm_layer=1, bigcarp_layer=1
+    )
+    assert list(results) == [
+        "esm",
+        "bigcarp_embedder",
+        "bigcarp_last",
+        fusion.CLASS_FUSION,
+        "pfam_counts",
+        "random",
+    ]
     assert {name: result.model for name, result in results.items()} == {
-        **dict.fromkeys(results, "logreg"), "pfam_counts": "rf"}
+        **dict.fromkeys(results, "logreg"),
+        "pfam_counts": "rf",
+    }
     truth = results["esm"].y_true
     assert truth.shape[1] == len(class_names)
     assert all(np.array_equal(result.y_true, truth) for result in results.values())
@@ -71,11 +95,19 @@ def test_product_class_feature_sets_share_rows_and_the_count_probe_follows_the_p
 
 def test_adomain_features_follow_the_runs_domain_order(settings, stand_ins) -> None:
     _, esm_adomains, run = stand_ins
-    domains, features = fusion.adomain_features(settings, esm_adomains, run, esm_layer=1,
-                                                bigcarp_layer=1)
+    domains, features = fusion.adomain_features(
+        settings, esm_adomains, run, esm_layer=1, bigcarp_layer=1
+    )
     assert list(domains.index) == run.adomain_ids
-    assert list(features) == ["esm_mean", "stachel", "bigcarp", "bigcarp+esm_mean",
-                              "bigcarp+stachel", "random", "stachelhaus_onehot"]
+    assert list(features) == [
+        "esm_mean",
+        "stachel",
+        "bigcarp",
+        "bigcarp+esm_mean",
+        "bigcarp+stachel",
+        "random",
+        "stachelhaus_onehot",
+    ]
     order = np.arange(len(run.adomain_ids), dtype=float)
     assert np.array_equal(features["esm_mean"][:, 0], order)  # realigned from the shuffle
     assert np.array_equal(features["stachel"][:, 0], order)
@@ -86,8 +118,9 @@ def test_adomain_features_follow_the_runs_domain_order(settings, stand_ins) -> N
 
 def test_adomain_probes_group_by_parent_and_skip_thin_properties(settings, stand_ins) -> None:
     _, esm_adomains, run = stand_ins
-    domains, features = fusion.adomain_features(settings, esm_adomains, run, esm_layer=1,
-                                                bigcarp_layer=1)
+    domains, features = fusion.adomain_features(
+        settings, esm_adomains, run, esm_layer=1, bigcarp_layer=1
+    )
     table, tests, skipped = fusion.adomain_probes(settings, domains, features)
     probed = list(dict.fromkeys(table["property"]))
     assert table.columns[0] == "property"
@@ -100,8 +133,7 @@ def test_adomain_probes_group_by_parent_and_skip_thin_properties(settings, stand
     assert set(tests["candidate"]) == set(fusion.FUSIONS)
 
 
-def test_halogenation_probes_use_the_papers_probe_grouped_by_bgc(settings,
-                                                                 monkeypatch) -> None:
+def test_halogenation_probes_use_the_papers_probe_grouped_by_bgc(settings, monkeypatch) -> None:
     """The task's features are a stand-in here (the table needs the full build)."""
     rng = np.random.default_rng(1)
     groups = np.repeat([f"BGC{i:07d}" for i in range(30)], 2)
@@ -118,29 +150,44 @@ def test_halogenation_probes_use_the_papers_probe_grouped_by_bgc(settings,
     assert set(probe.tests["rival"]) <= set(halogenation.PARTS)
 
 
-def _test_rows(task: str, prop: str, candidate: str, auc: list[tuple[float, float]]
-               ) -> pd.DataFrame:
+def _test_rows(
+    task: str, prop: str, candidate: str, auc: list[tuple[float, float]]
+) -> pd.DataFrame:
     """compare_to_best-shaped rows: AUC (delta, p) per comparison, plus an F1 row each."""
     records = []
     for delta, p_value in auc:
         for metric in ("auc", "f1"):
-            records.append({"task": task, "property": prop, "candidate": candidate,
-                            "rival": "r", "metric": metric, "candidate_mean": 0.7,
-                            "rival_mean": 0.7 - delta, "delta": delta, "low": delta - 0.1,
-                            "high": delta + 0.1, "p_value": p_value})
+            records.append(
+                {
+                    "task": task,
+                    "property": prop,
+                    "candidate": candidate,
+                    "rival": "r",
+                    "metric": metric,
+                    "candidate_mean": 0.7,
+                    "rival_mean": 0.7 - delta,
+                    "delta": delta,
+                    "low": delta - 0.1,
+                    "high": delta + 0.1,
+                    "p_value": p_value,
+                }
+            )
     return pd.DataFrame.from_records(records)
 
 
 def test_fusion_tests_and_claim4_verdicts() -> None:
     """Pure table logic: a fusion is SUPPORTED when every AUC comparison is a significant
     gain, partly when some are, NOT when none is (a positive delta with p = 0.2 is none)."""
-    class_tests = _test_rows("product_class", "", "esm+bigcarp_last", [(0.05, 0.01)]
-                             ).drop(columns="property")
-    domain_tests = pd.concat([
-        _test_rows("", "is_aromatic", "bigcarp+esm_mean", [(0.04, 0.02)]),
-        _test_rows("", "is_Val", "bigcarp+esm_mean", [(0.01, 0.2)]),
-        _test_rows("", "is_aromatic", "bigcarp+stachel", [(-0.02, 0.8)]),
-    ]).drop(columns="task")
+    class_tests = _test_rows("product_class", "", "esm+bigcarp_last", [(0.05, 0.01)]).drop(
+        columns="property"
+    )
+    domain_tests = pd.concat(
+        [
+            _test_rows("", "is_aromatic", "bigcarp+esm_mean", [(0.04, 0.02)]),
+            _test_rows("", "is_Val", "bigcarp+esm_mean", [(0.01, 0.2)]),
+            _test_rows("", "is_aromatic", "bigcarp+stachel", [(-0.02, 0.8)]),
+        ]
+    ).drop(columns="task")
     table = fusion.fusion_tests(class_tests, domain_tests)
     assert list(table.columns) == fusion.FUSION_TEST_COLUMNS
     assert table["task"].tolist()[:2] == ["product_class"] * 2
@@ -149,7 +196,10 @@ def test_fusion_tests_and_claim4_verdicts() -> None:
     assert verdicts["verdict"].to_dict() == {
         ("product_class", "esm+bigcarp_last"): "SUPPORTED",
         ("adomain", "bigcarp+esm_mean"): "partly supported",
-        ("adomain", "bigcarp+stachel"): "NOT supported"}
+        ("adomain", "bigcarp+stachel"): "NOT supported",
+    }
     assert verdicts.loc[("adomain", "bigcarp+esm_mean"), ["n_wins", "n_tests"]].tolist() == [1, 2]
-    assert verdicts.loc[("product_class", "esm+bigcarp_last"), "deltas"] == \
-        "product class +0.050 (p=0.010)"
+    assert (
+        verdicts.loc[("product_class", "esm+bigcarp_last"), "deltas"]
+        == "product class +0.050 (p=0.010)"
+    )

@@ -34,22 +34,34 @@ def _space(seed: int = 0) -> tuple[layers.FamilyLayers, np.ndarray]:
         bigcarp[init] = reps
     bigcarp["esm"][0] = esm[1][:, :6] + 0.1 * rng.normal(size=(N_FAMILIES, 6))
     families = [f"PF{i:05d}" for i in range(N_FAMILIES)]
-    return layers.FamilyLayers(families=families, esm=esm, bigcarp=bigcarp,
-                               esm_model="stand-in", esm_init_layer=1), label
+    return layers.FamilyLayers(
+        families=families, esm=esm, bigcarp=bigcarp, esm_model="stand-in", esm_init_layer=1
+    ), label
 
 
 def test_family_layers_pairs_families_by_accession() -> None:
     space, _ = _space()
     rng = np.random.default_rng(1)
     esm_order, random_order = rng.permutation(N_FAMILIES), rng.permutation(N_FAMILIES)[:100]
-    esm_pfam = EmbeddingResult(ids=[space.families[i] for i in esm_order], layers=(0, 1, 2),
-                               model_id="esm2_stand-in@abc123", num_layers=2,
-                               mean={k: v[esm_order] for k, v in space.esm.items()})
-    exported = {init: Representations(
-        layers=[0, 1, 2, 3], families=[space.families[i] for i in order],
-        family={k: v[order] for k, v in space.bigcarp[init].items()},
-        bgc_ids=[], bgc={}, adomain_ids=[], adomain={})
-        for init, order in (("random", random_order), ("esm", np.arange(N_FAMILIES)))}
+    esm_pfam = EmbeddingResult(
+        ids=[space.families[i] for i in esm_order],
+        layers=(0, 1, 2),
+        model_id="esm2_stand-in@abc123",
+        num_layers=2,
+        mean={k: v[esm_order] for k, v in space.esm.items()},
+    )
+    exported = {
+        init: Representations(
+            layers=[0, 1, 2, 3],
+            families=[space.families[i] for i in order],
+            family={k: v[order] for k, v in space.bigcarp[init].items()},
+            bgc_ids=[],
+            bgc={},
+            adomain_ids=[],
+            adomain={},
+        )
+        for init, order in (("random", random_order), ("esm", np.arange(N_FAMILIES)))
+    }
     aligned = layers.family_layers(esm_pfam, exported, esm_layer=-2)
     assert aligned.families == sorted(space.families[i] for i in random_order)
     rows = [space.families.index(name) for name in aligned.families]
@@ -57,15 +69,20 @@ def test_family_layers_pairs_families_by_accession() -> None:
     assert np.array_equal(aligned.bigcarp["random"][3], space.bigcarp["random"][3][rows])
     assert np.array_equal(aligned.bigcarp["esm"][0], space.bigcarp["esm"][0][rows])
     assert (aligned.esm_model, aligned.esm_init_layer, aligned.esm_last, aligned.last) == (
-        "esm2_stand-in", 1, 2, 3)
+        "esm2_stand-in",
+        1,
+        2,
+        3,
+    )
 
 
 def test_cka_tables_and_the_closest_esm_layer() -> None:
     space, _ = _space()
     within = layers.within_bigcarp(space)
     assert list(within) == ["random-init", "ESM-init"]
-    expected = cka_matrix([space.bigcarp["esm"][k] for k in range(4)],
-                          [space.bigcarp["esm"][k] for k in range(4)])
+    expected = cka_matrix(
+        [space.bigcarp["esm"][k] for k in range(4)], [space.bigcarp["esm"][k] for k in range(4)]
+    )
     assert np.array_equal(within["ESM-init"].to_numpy(), expected)
     assert within["ESM-init"].index.name == layers.DEPTH
     cross, table = layers.esm_vs_bigcarp(space)
@@ -80,19 +97,22 @@ def test_cka_tables_and_the_closest_esm_layer() -> None:
 def test_headline_and_claim2_on_planted_layers() -> None:
     space, _ = _space()
     headline = layers.headline_cka(space, n_bootstrap=30, seed=0)
-    assert list(headline.columns) == ["pair", "linear_cka", "ci_low", "ci_high",
-                                      "paper_linear_cka"]
+    assert list(headline.columns) == ["pair", "linear_cka", "ci_low", "ci_high", "paper_linear_cka"]
     rows = headline.set_index("pair")
-    assert rows.loc["ESM-init embedder vs its last layer", "paper_linear_cka"] == PAPER_CKA[
-        "embedder_vs_last", "esm", "esm"]
+    assert (
+        rows.loc["ESM-init embedder vs its last layer", "paper_linear_cka"]
+        == PAPER_CKA["embedder_vs_last", "esm", "esm"]
+    )
     assert rows["paper_linear_cka"].isna().sum() == 3
     assert rows.loc["ESM-init last layer vs ESM", "linear_cka"] == pytest.approx(
-        linear_cka(space.bigcarp["esm"][3], space.esm[1]))
+        linear_cka(space.bigcarp["esm"][3], space.esm[1])
+    )
     claim = layers.initialisation_kept(headline, max_similarity=0.5)
     assert list(claim.checks) == [
         "(a) ESM-init embedder closer to ESM than random-init embedder",
         "(b) ESM-init embedder closer to ESM than its last layer",
-        "(c) embedder vs last layer CKA < 0.5 in both runs"]
+        "(c) embedder vs last layer CKA < 0.5 in both runs",
+    ]
     assert claim.supported and claim.kept > 0.7 > claim.control
     # The same layers cannot pass a threshold below the embedder-vs-last similarity.
     strict = layers.initialisation_kept(headline, max_similarity=0.01)
@@ -106,8 +126,10 @@ def test_layer_probes_find_the_planted_deeper_layer(smoke_profile) -> None:
     space, label = _space()
     settings = replace(smoke_profile, probe_jobs=1, n_bootstrap=100)
     rows = np.arange(N_FAMILIES)
-    tasks = {"planted": ("binary", rows, label),
-             "planted twice": ("multilabel", rows, np.column_stack([label, 1 - label]))}
+    tasks = {
+        "planted": ("binary", rows, label),
+        "planted twice": ("multilabel", rows, np.column_stack([label, 1 - label])),
+    }
     table, fits = layers.layer_probes(settings, space, tasks)
     assert len(table) == len(fits) == 2 * (3 + 4 + 4)
     assert next(iter(fits)) == ("planted", "ESM (stand-in)", 0)
@@ -116,7 +138,8 @@ def test_layer_probes_find_the_planted_deeper_layer(smoke_profile) -> None:
     assert len(peaks) == 2 * 3
     deeper = layers.deeper_vs_embedder(settings, fits, space, peaks)
     assert deeper[["task", "run"]].to_numpy().tolist() == [
-        [task, run] for task in tasks for run in layers.INITS.values()]
+        [task, run] for task in tasks for run in layers.INITS.values()
+    ]
     assert deeper["wins"].all() and (deeper["peak_layer"] == 3).all()
     assert layers.wins_by_task(deeper) == {"planted": 2, "planted twice": 2}
 
@@ -125,8 +148,7 @@ def test_probe_tasks_on_real_smoke_tables(smoke_profile, smoke_build) -> None:
     from crossgran.data.tables import load_table
 
     families = sorted(load_table(smoke_profile, "pfam_families")["pfam"])
-    tasks = layers.probe_tasks(smoke_profile, families, min_class_families=2,
-                               min_term_families=3)
+    tasks = layers.probe_tasks(smoke_profile, families, min_class_families=2, min_term_families=3)
     kind, class_rows, class_labels = tasks.tasks["product-class association"]
     assert kind == "multiclass" and np.array_equal(class_rows, tasks.class_rows)
     assert "mixed" not in set(class_labels)
@@ -145,13 +167,18 @@ def test_probe_tasks_on_real_smoke_tables(smoke_profile, smoke_build) -> None:
 
 def _space_for(families: list[str]) -> layers.FamilyLayers:
     zeros = {k: np.zeros((len(families), 2)) for k in range(3)}
-    return layers.FamilyLayers(families=families, esm=zeros,
-                               bigcarp={init: zeros for init in layers.INITS},
-                               esm_model="stand-in", esm_init_layer=1)
+    return layers.FamilyLayers(
+        families=families,
+        esm=zeros,
+        bigcarp={init: zeros for init in layers.INITS},
+        esm_model="stand-in",
+        esm_init_layer=1,
+    )
 
 
 def test_family_layers_refuses_duplicate_accessions() -> None:
-    esm_pfam = EmbeddingResult(ids=["PF1", "PF1"], layers=(0,), model_id="m", num_layers=0,
-                               mean={0: np.zeros((2, 2))})
+    esm_pfam = EmbeddingResult(
+        ids=["PF1", "PF1"], layers=(0,), model_id="m", num_layers=0, mean={0: np.zeros((2, 2))}
+    )
     with pytest.raises(ValueError, match="duplicate"):
         layers.family_layers(esm_pfam, {}, esm_layer=0)

@@ -19,6 +19,9 @@ def test_negative_layers_count_from_the_end_and_order_is_kept():
 
 @pytest.mark.parametrize("layer", [5, -6])
 def test_out_of_range_names_the_layer_and_the_range(layer):
-    with pytest.raises(ValueError, match=rf"layer {layer} out of range for a 4-layer model "
-                                         r"\(0\.\.4, or -5\.\.-1 counting from the end\)"):
+    with pytest.raises(
+        ValueError,
+        match=rf"layer {layer} out of range for a 4-layer model "
+        r"\(0\.\.4, or -5\.\.-1 counting from the end\)",
+    ):
         resolve_layers([0, layer], 4)

@@ -21,8 +21,9 @@ TOKENS = range(10, 30)  # real tokens; disjoint from the replacements, so every 
 REPLACEMENTS = torch.arange(100, 120)
 
 
-def _batch(rows: int, width: int, min_length: int, seed: int,
-           specials: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def _batch(
+    rows: int, width: int, min_length: int, seed: int, specials: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Right-padded random rows (optionally BOS ... EOS around the tokens) and their maskable
     positions (the tokens only)."""
     generator = torch.Generator().manual_seed(seed)
@@ -42,15 +43,23 @@ def _within(count: int, n: int, p: float, sigmas: float = 5.0) -> bool:
     return abs(count - n * p) <= sigmas * math.sqrt(n * p * (1 - p))
 
 
-@pytest.mark.parametrize(("at_least_one", "rate", "specials"),
-                         [("row", 0.15, False), ("row", 0.3, False), ("batch", 0.15, True)])
+@pytest.mark.parametrize(
+    ("at_least_one", "rate", "specials"),
+    [("row", 0.15, False), ("row", 0.3, False), ("batch", 0.15, True)],
+)
 def test_target_rate_and_80_10_10_split_over_many_tokens(at_least_one, rate, specials):
     tokens, maskable = _batch(1200, 300, 150, seed=1, specials=specials)
     n = int(maskable.sum())
     assert n >= 200_000
-    inputs, labels = mask_tokens(tokens, maskable=maskable, rate=rate, mask_index=MASK_ID,
-                                 replacements=REPLACEMENTS, generator=torch.Generator().manual_seed(2),
-                                 at_least_one=at_least_one)
+    inputs, labels = mask_tokens(
+        tokens,
+        maskable=maskable,
+        rate=rate,
+        mask_index=MASK_ID,
+        replacements=REPLACEMENTS,
+        generator=torch.Generator().manual_seed(2),
+        at_least_one=at_least_one,
+    )
     targets = labels != IGNORE_INDEX
     assert not (targets & ~maskable).any()  # padding, BOS and EOS are never targets
     assert torch.equal(labels[targets], tokens[targets])
@@ -67,8 +76,9 @@ def test_target_rate_and_80_10_10_split_over_many_tokens(at_least_one, rate, spe
     assert _within(random, n_targets, RANDOM_SHARE)
     assert _within(unchanged, n_targets, UNCHANGED_SHARE)
     # Random replacements are uniform over the replacement ids.
-    counts = torch.bincount(shown[torch.isin(shown, REPLACEMENTS)] - REPLACEMENTS[0],
-                            minlength=len(REPLACEMENTS))
+    counts = torch.bincount(
+        shown[torch.isin(shown, REPLACEMENTS)] - REPLACEMENTS[0], minlength=len(REPLACEMENTS)
+    )
     assert all(_within(int(c), random, 1 / len(REPLACEMENTS)) for c in counts)
 
 
@@ -84,8 +94,15 @@ def test_row_repair_gives_each_row_one_uniform_target_among_its_maskable_positio
     generator = torch.Generator().manual_seed(0)
     draws = 4000
     for _ in range(draws):
-        _, labels = mask_tokens(tokens, maskable=maskable, rate=0.0, mask_index=MASK_ID,
-                                replacements=REPLACEMENTS, generator=generator, at_least_one="row")
+        _, labels = mask_tokens(
+            tokens,
+            maskable=maskable,
+            rate=0.0,
+            mask_index=MASK_ID,
+            replacements=REPLACEMENTS,
+            generator=generator,
+            at_least_one="row",
+        )
         targets = labels != IGNORE_INDEX
         assert targets.sum(dim=1).tolist() == [1, 1, 0]
         assert not (targets & ~maskable).any()
@@ -97,33 +114,58 @@ def test_batch_repair_gives_the_batch_one_target_and_refuses_nothing_to_mask():
     tokens, maskable = _batch(4, 12, 2, seed=3, specials=True)
     generator = torch.Generator().manual_seed(0)
     for _ in range(200):
-        _, labels = mask_tokens(tokens, maskable=maskable, rate=0.0, mask_index=MASK_ID,
-                                replacements=REPLACEMENTS, generator=generator,
-                                at_least_one="batch")
+        _, labels = mask_tokens(
+            tokens,
+            maskable=maskable,
+            rate=0.0,
+            mask_index=MASK_ID,
+            replacements=REPLACEMENTS,
+            generator=generator,
+            at_least_one="batch",
+        )
         targets = labels != IGNORE_INDEX
         assert int(targets.sum()) == 1 and bool(targets[maskable].any())
     with pytest.raises(ValueError, match="nothing to mask"):
-        mask_tokens(tokens, maskable=torch.zeros_like(maskable), rate=0.15, mask_index=MASK_ID,
-                    replacements=REPLACEMENTS, generator=generator, at_least_one="batch")
+        mask_tokens(
+            tokens,
+            maskable=torch.zeros_like(maskable),
+            rate=0.15,
+            mask_index=MASK_ID,
+            replacements=REPLACEMENTS,
+            generator=generator,
+            at_least_one="batch",
+        )
     # Row mode leaves rows without maskable positions alone instead.
-    _, labels = mask_tokens(tokens, maskable=torch.zeros_like(maskable), rate=0.15,
-                            mask_index=MASK_ID, replacements=REPLACEMENTS, generator=generator,
-                            at_least_one="row")
+    _, labels = mask_tokens(
+        tokens,
+        maskable=torch.zeros_like(maskable),
+        rate=0.15,
+        mask_index=MASK_ID,
+        replacements=REPLACEMENTS,
+        generator=generator,
+        at_least_one="row",
+    )
     assert (labels == IGNORE_INDEX).all()
 
 
-@pytest.mark.parametrize(("at_least_one", "rate"),
-                         [("row", 0.05), ("row", 0.5), ("batch", 0.05), ("batch", 0.5)])
+@pytest.mark.parametrize(
+    ("at_least_one", "rate"), [("row", 0.05), ("row", 0.5), ("batch", 0.05), ("batch", 0.5)]
+)
 def test_draw_order_is_targets_repair_action_replacements(at_least_one, rate):
     """Stored models depend on the order of draws from the generator; replay it by hand. At
     rate 0.05 some rows (and, with these seeds, the whole batch) draw no target, so the
     repair runs; at 0.5 there are many targets to tell the later draws apart."""
     rows, width = (6, 10) if rate < 0.1 else (16, 20)
     tokens, maskable = _batch(rows, width, 1, seed=4, specials=at_least_one == "batch")
-    inputs, labels = mask_tokens(tokens, maskable=maskable, rate=rate, mask_index=MASK_ID,
-                                 replacements=REPLACEMENTS,
-                                 generator=torch.Generator().manual_seed(11),
-                                 at_least_one=at_least_one)
+    inputs, labels = mask_tokens(
+        tokens,
+        maskable=maskable,
+        rate=rate,
+        mask_index=MASK_ID,
+        replacements=REPLACEMENTS,
+        generator=torch.Generator().manual_seed(11),
+        at_least_one=at_least_one,
+    )
 
     replay = torch.Generator().manual_seed(11)
     targets = (torch.rand(tokens.shape, generator=replay) < rate) & maskable
@@ -155,8 +197,22 @@ def test_bad_arguments_are_named():
     tokens, maskable = _batch(2, 6, 1, seed=5, specials=False)
     generator = torch.Generator().manual_seed(0)
     with pytest.raises(ValueError, match="differ in shape"):
-        mask_tokens(tokens, maskable=maskable[:, :3], rate=0.15, mask_index=MASK_ID,
-                    replacements=REPLACEMENTS, generator=generator, at_least_one="row")
+        mask_tokens(
+            tokens,
+            maskable=maskable[:, :3],
+            rate=0.15,
+            mask_index=MASK_ID,
+            replacements=REPLACEMENTS,
+            generator=generator,
+            at_least_one="row",
+        )
     with pytest.raises(ValueError, match="at_least_one"):
-        mask_tokens(tokens, maskable=maskable, rate=0.15, mask_index=MASK_ID,
-                    replacements=REPLACEMENTS, generator=generator, at_least_one="sequence")
+        mask_tokens(
+            tokens,
+            maskable=maskable,
+            rate=0.15,
+            mask_index=MASK_ID,
+            replacements=REPLACEMENTS,
+            generator=generator,
+            at_least_one="sequence",
+        )

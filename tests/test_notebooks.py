@@ -26,8 +26,11 @@ NOTEBOOKS = sorted((Path(__file__).parents[1] / "notebooks").glob("[0-9][0-9]_*.
 
 def _cells(notebook: nbformat.NotebookNode) -> list[tuple[str, str]]:
     """Cell types and sources, without the cell papermill injects when it executes."""
-    return [(cell.cell_type, cell.source.strip()) for cell in notebook.cells
-            if "injected-parameters" not in cell.metadata.get("tags", [])]
+    return [
+        (cell.cell_type, cell.source.strip())
+        for cell in notebook.cells
+        if "injected-parameters" not in cell.metadata.get("tags", [])
+    ]
 
 
 def test_all_five_notebooks_are_present() -> None:
@@ -39,7 +42,8 @@ def test_pair_is_in_sync(path: Path) -> None:
     script = path.with_suffix(".py")
     assert script.exists(), f"{script.name} missing: run `jupytext --sync {path.name}`"
     assert _cells(jupytext.read(script)) == _cells(nbformat.read(path, as_version=4)), (
-        f"{path.name} and {script.name} differ: edit one, then `jupytext --sync {path.name}`")
+        f"{path.name} and {script.name} differ: edit one, then `jupytext --sync {path.name}`"
+    )
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -73,10 +77,15 @@ def test_checked_cells_print_nothing_a_cpu_can_change(path: Path) -> None:
     their checked cells may print counts, labels and spread checks, and no decimal but the
     constants the notebook's code spells out (a threshold such as 0.5)."""
     notebook = nbformat.read(path, as_version=4)
-    checked = [c for c in notebook.cells
-               if c.cell_type == "code" and c.source.startswith("# NBVAL_CHECK_OUTPUT")]
+    checked = [
+        c
+        for c in notebook.cells
+        if c.cell_type == "code" and c.source.startswith("# NBVAL_CHECK_OUTPUT")
+    ]
     assert checked, f"{path.name} checks nothing"
-    constants = {d for c in notebook.cells if c.cell_type == "code" for d in DECIMAL.findall(c.source)}
+    constants = {
+        d for c in notebook.cells if c.cell_type == "code" for d in DECIMAL.findall(c.source)
+    }
     for cell in checked:
         text = "".join(o.get("text", "") for o in cell.outputs)
         computed = set(DECIMAL.findall(text)) - constants
@@ -89,11 +98,13 @@ def test_notebook_code_is_narrative(path: Path) -> None:
     claim they state is computed by a function a test can reach."""
     source = path.with_suffix(".py").read_text()
     for node in ast.walk(ast.parse(source)):
-        assert not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef,
-                                     ast.Lambda)), f"{path.stem}: defines something (line {node.lineno})"
+        assert not isinstance(
+            node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
+        ), f"{path.stem}: defines something (line {node.lineno})"
         if isinstance(node, (ast.For, ast.While)):
             assert len(node.body) == 1 and isinstance(node.body[0], ast.Expr), (
-                f"{path.stem}: a loop around more than one call (line {node.lineno})")
+                f"{path.stem}: a loop around more than one call (line {node.lineno})"
+            )
 
 
 @pytest.mark.slow
@@ -109,13 +120,18 @@ def test_notebook_killed_mid_run_resumes_to_the_uninterrupted_outputs(tmp_path: 
 
     processed = killed / "data" / "processed" / "smoke"
     first_init, last_init = INIT_MODES[0], INIT_MODES[-1]
-    first_checkpoint = killed / "data" / "models" / "smoke" / f"bigcarp_{first_init}" / "model_e000.pt"
+    first_checkpoint = (
+        killed / "data" / "models" / "smoke" / f"bigcarp_{first_init}" / "model_e000.pt"
+    )
     assert _run_notebook(killed, "02_embeddings.ipynb", kill_when=first_checkpoint) is None
     assert not (processed / f"bigcarp_{last_init}.npz").exists(), "killed too late"
     # Whatever the kill left under a final name is complete (atomic writes): equal to the
     # uninterrupted run's file.
-    _assert_same_arrays(processed, straight / "data" / "processed" / "smoke",
-                        sorted(p.name for p in processed.glob("*.npz")))
+    _assert_same_arrays(
+        processed,
+        straight / "data" / "processed" / "smoke",
+        sorted(p.name for p in processed.glob("*.npz")),
+    )
 
     assert _run_notebook(killed, "02_embeddings.ipynb") == 0
     written = sorted(p.name for p in (straight / "data" / "processed" / "smoke").glob("*.npz"))
@@ -129,8 +145,14 @@ def _run_notebook(root: Path, notebook: str, kill_when: Path | None = None) -> i
     exit code, or None when the run was killed."""
     command = [sys.executable, "-m", "crossgran.cli", "run", "--profile", "smoke", notebook]
     env = {**os.environ, "CROSSGRAN_ROOT": str(root)}
-    with subprocess.Popen(command, env=env, cwd=root, start_new_session=True,
-                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as process:
+    with subprocess.Popen(
+        command,
+        env=env,
+        cwd=root,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    ) as process:
         deadline = time.monotonic() + 600
         while process.poll() is None and time.monotonic() < deadline:
             if kill_when is not None and kill_when.exists():

@@ -30,19 +30,26 @@ def measured(smoke_profile: Profile, smoke_build) -> Profile:
     classes = load_table(settings, "mibig_classes")
     counts = load_table(settings, "mibig_domain_counts")
     bgc_ids = np.array(sorted(counts["bgc_id"].unique()))
-    mask, targets, _ = features.product_class_targets(classes, bgc_ids, PRODUCT_CLASSES,
-                                                    min_positives=settings.probe_folds)
+    mask, targets, _ = features.product_class_targets(
+        classes, bgc_ids, PRODUCT_CLASSES, min_positives=settings.probe_folds
+    )
     counted, _ = features.count_matrix(counts, bgc_ids[mask])
     results = {
-        "pfam_counts": probes.cross_validated_scores(counted, targets, task="multilabel",
-                                                     folds=settings.probe_folds, seeds=(0,)),
+        "pfam_counts": probes.cross_validated_scores(
+            counted, targets, task="multilabel", folds=settings.probe_folds, seeds=(0,)
+        ),
         "random": probes.cross_validated_scores(
-            features.random_features(len(targets), 64, settings.seed), targets,
-            task="multilabel", folds=settings.probe_folds, seeds=(0,)),
+            features.random_features(len(targets), 64, settings.seed),
+            targets,
+            task="multilabel",
+            folds=settings.probe_folds,
+            seeds=(0,),
+        ),
     }
     settings.results_dir.mkdir(parents=True, exist_ok=True)
     probes.summarise(results, N_BOOTSTRAP).to_csv(
-        settings.results_dir / "product_class_probe.csv", index=False)
+        settings.results_dir / "product_class_probe.csv", index=False
+    )
     return settings
 
 
@@ -96,8 +103,9 @@ def test_written_report(measured: Profile) -> None:
     path = report.write_report(measured)
     assert path == measured.results_dir / "paper_vs_reproduced.md"
     text = path.read_text()
-    table_lines = [line for line in text.splitlines()
-                   if line.startswith("| ") and "---" not in line]
+    table_lines = [
+        line for line in text.splitlines() if line.startswith("| ") and "---" not in line
+    ]
     assert len(table_lines) == 1 + len(paper.ANCHORS)  # header + one row per anchor
     assert "not run" in text and "0.954" in text
     assert report.write_report(measured).read_text() == text  # deterministic bytes
@@ -137,17 +145,24 @@ def test_halogenation_anchors_read_its_csv(measured: Profile, tmp_path) -> None:
     shutil.copy(measured.results_dir / "product_class_probe.csv", copy.results_dir)
     without = report.write_report(copy).read_text()
     assert "Halogenation (" not in without
-    assert (report.report_rows(copy).set_index("key").loc[["halo_fused", "halo_esm", "halo_bigcarp"],
-                                                         "holds"] == "not run").all()
+    assert (
+        report.report_rows(copy)
+        .set_index("key")
+        .loc[["halo_fused", "halo_esm", "halo_bigcarp"], "holds"]
+        == "not run"
+    ).all()
 
     counts = load_table(measured, "mibig_domain_counts")
     bgc_ids = sorted(counts["bgc_id"].unique())
-    labels = load_table(measured, "mibig_classes").set_index("bgc_id").loc[bgc_ids, "NRP"].astype(int)
+    labels = (
+        load_table(measured, "mibig_classes").set_index("bgc_id").loc[bgc_ids, "NRP"].astype(int)
+    )
     matrix, _ = features.count_matrix(counts, bgc_ids)
     cv = {"task": "binary", "folds": measured.probe_folds, "seeds": (0,)}
     counted = probes.cross_validated_scores(matrix, labels.to_numpy(), **cv)
-    chance = probes.cross_validated_scores(features.random_features(len(bgc_ids), 64, 0),
-                                           labels.to_numpy(), **cv)
+    chance = probes.cross_validated_scores(
+        features.random_features(len(bgc_ids), 64, 0), labels.to_numpy(), **cv
+    )
     results = {halogenation.FUSED: counted, "esm": counted, "bigcarp_domain": chance}
     table = probes.summarise(results, N_BOOTSTRAP)
     table.to_csv(copy.results_dir / "halogenation_probe.csv", index=False)

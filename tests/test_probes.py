@@ -85,7 +85,9 @@ def test_binary_probe_on_breast_cancer(cancer_probe: ProbeResult) -> None:
     _assert_metrics_match_sklearn(cancer_probe)
 
 
-def test_multilabel_probe(cancer: tuple[np.ndarray, np.ndarray], cancer_multilabel: np.ndarray) -> None:
+def test_multilabel_probe(
+    cancer: tuple[np.ndarray, np.ndarray], cancer_multilabel: np.ndarray
+) -> None:
     features, _ = cancer
     result = cross_validated_scores(features, cancer_multilabel, task="multilabel", seeds=(0, 1))
     assert result.oof_scores[0].shape == (569, 3)
@@ -124,7 +126,9 @@ def test_nonlinear_probes_run(cancer: tuple[np.ndarray, np.ndarray], model: str)
 
 def test_perfect_feature_gives_auc_one(cancer: tuple[np.ndarray, np.ndarray]) -> None:
     features, target = cancer
-    result = cross_validated_scores(np.column_stack([target, features[:, :5]]), target, task="binary")
+    result = cross_validated_scores(
+        np.column_stack([target, features[:, :5]]), target, task="binary"
+    )
     np.testing.assert_array_equal(result.per_seed["auc"], 1.0)
 
 
@@ -215,7 +219,9 @@ def test_bootstrap_over_seeds_uses_the_seed_mean(cancer_probe: ProbeResult) -> N
         assert low <= high
 
 
-def test_summarise_is_a_tidy_table(cancer: tuple[np.ndarray, np.ndarray], cancer_probe: ProbeResult) -> None:
+def test_summarise_is_a_tidy_table(
+    cancer: tuple[np.ndarray, np.ndarray], cancer_probe: ProbeResult
+) -> None:
     features, target = cancer
     first_two = cross_validated_scores(features[:, :2], target, task="binary", seeds=(0,))
     table = summarise({"all": cancer_probe, "first_two": first_two}, n_bootstrap=100, seed=0)
@@ -236,7 +242,9 @@ def test_metric_value_matches_sklearn_with_ties_and_missing_predictions() -> Non
     scores = np.round(rng.random((80, 4)), 1)  # many ties
     scores[:, 3] = 0.1  # the rare label is never predicted: its F1 is 0
     predicted = (scores >= 0.5).astype(int)
-    assert metric_value("auc", truth, scores) == pytest.approx(roc_auc_score(truth, scores), abs=1e-12)
+    assert metric_value("auc", truth, scores) == pytest.approx(
+        roc_auc_score(truth, scores), abs=1e-12
+    )
     assert metric_value("f1", truth, scores) == pytest.approx(
         f1_score(truth, predicted, average="macro", zero_division=0), abs=1e-12
     )
@@ -276,17 +284,20 @@ def test_vectorised_bootstrap_equals_the_loop(
 
     A callable metric takes the per-replicate loop; the metric's name takes the vectorised path.
     """
+
     def looped(truth: np.ndarray, scores: np.ndarray) -> float:
         return metric_value(metric, truth, scores)
 
     features, target = cancer
     binary = cross_validated_scores(features[:, :3], target, task="binary", seeds=(0, 1))
     tied = [np.round(scores, 1) for scores in binary.oof_scores]
-    multilabel = cross_validated_scores(features[:, :4], cancer_multilabel, task="multilabel",
-                                        seeds=(0,))
+    multilabel = cross_validated_scores(
+        features[:, :4], cancer_multilabel, task="multilabel", seeds=(0,)
+    )
     for truth, scores in ((binary.y_true, tied), (multilabel.y_true, multilabel.oof_scores)):
         assert bootstrap_ci(truth, scores, metric, 150, 3) == pytest.approx(
-            bootstrap_ci(truth, scores, looped, 150, 3), abs=1e-12)
+            bootstrap_ci(truth, scores, looped, 150, 3), abs=1e-12
+        )
     vectorised = paired_bootstrap(binary.y_true, binary.oof_scores, tied, metric, 150, 4)
     loop = paired_bootstrap(binary.y_true, binary.oof_scores, tied, looped, 150, 4)
     assert vectorised == pytest.approx(loop, abs=1e-12)
@@ -298,8 +309,11 @@ def test_compare_to_best_picks_the_best_rival(cancer: tuple[np.ndarray, np.ndarr
     def probe(columns: slice | list[int]) -> ProbeResult:
         return cross_validated_scores(features[:, columns], target, task="binary", seeds=(0,))
 
-    results = {"all": probe(slice(None)), "strong": probe([WORST_CONCAVE_POINTS]),
-               "weak": probe([9])}
+    results = {
+        "all": probe(slice(None)),
+        "strong": probe([WORST_CONCAVE_POINTS]),
+        "weak": probe([9]),
+    }
     table = compare_to_best(results, "all", ["strong", "weak"], n_bootstrap=100)
     assert list(table["metric"]) == list(METRICS)
     assert (table["rival"] == "strong").all()
@@ -310,18 +324,21 @@ def test_compare_to_best_picks_the_best_rival(cancer: tuple[np.ndarray, np.ndarr
         compare_to_best({**results, "short": other_rows}, "all", ["short"])
 
 
-def test_parallel_folds_give_identical_scores(cancer: tuple[np.ndarray, np.ndarray],
-                                              cancer_probe: ProbeResult) -> None:
+def test_parallel_folds_give_identical_scores(
+    cancer: tuple[np.ndarray, np.ndarray], cancer_probe: ProbeResult
+) -> None:
     features, target = cancer
     parallel = cross_validated_scores(features, target, task="binary", n_jobs=2)
-    for serial_scores, parallel_scores in zip(cancer_probe.oof_scores, parallel.oof_scores,
-                                                  strict=True):
+    for serial_scores, parallel_scores in zip(
+        cancer_probe.oof_scores, parallel.oof_scores, strict=True
+    ):
         np.testing.assert_array_equal(serial_scores, parallel_scores)
 
 
 @pytest.mark.parametrize("path", ["vectorised", "loop"])
-def test_p_value_counts_the_observed_sample(cancer: tuple[np.ndarray, np.ndarray],
-                                            path: str) -> None:
+def test_p_value_counts_the_observed_sample(
+    cancer: tuple[np.ndarray, np.ndarray], path: str
+) -> None:
     """p = (1 + #{replicate delta <= 0}) / (1 + B): a candidate that wins every replicate gets
     exactly 1/(B + 1), never an impossible 0, and one that loses every replicate exactly 1.
 
@@ -331,8 +348,11 @@ def test_p_value_counts_the_observed_sample(cancer: tuple[np.ndarray, np.ndarray
     """
     _, target = cancer
     perfect, constant = target.astype(np.float64), np.full(target.shape, 0.5)
-    metric = "auc" if path == "vectorised" else (
-        lambda truth, scores: metric_value("auc", truth, scores))
+    metric = (
+        "auc"
+        if path == "vectorised"
+        else (lambda truth, scores: metric_value("auc", truth, scores))
+    )
     n_bootstrap = 199
     wins = paired_bootstrap(target, perfect, constant, metric, n_bootstrap, seed=0)
     assert wins["delta"] == pytest.approx(0.5)
@@ -349,7 +369,8 @@ def _rare_labels(target: np.ndarray, above_median: np.ndarray) -> np.ndarray:
 
 
 def test_rare_label_strata_are_pooled_until_every_stratum_fills_the_folds(
-        cancer: tuple[np.ndarray, np.ndarray]) -> None:
+    cancer: tuple[np.ndarray, np.ndarray],
+) -> None:
     features, target = cancer
     labels = _rare_labels(target, features[:, 0] > np.median(features[:, 0]))
     strata = _multilabel_strata(labels, folds=5)
@@ -365,8 +386,9 @@ def test_rare_label_strata_are_pooled_until_every_stratum_fills_the_folds(
     assert strata[10] == np.argmax(np.bincount(strata))
 
 
-def test_probe_on_rare_labels_splits_without_warnings(cancer: tuple[np.ndarray, np.ndarray]
-                                                      ) -> None:
+def test_probe_on_rare_labels_splits_without_warnings(
+    cancer: tuple[np.ndarray, np.ndarray],
+) -> None:
     """Unpooled, the 3- and 4-row strata make sklearn warn that a class has fewer members
     than folds, and a fold could then hold every positive of a rare label, leaving its
     training folds without one; pooled, each rare label keeps a positive in every training fold."""

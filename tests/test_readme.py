@@ -26,7 +26,7 @@ README = (CHECKOUT / "README.md").read_text()
 
 
 def _example(language: str) -> str:
-    section = README[README.index("## Your own sequences"):]
+    section = README[README.index("## Your own sequences") :]
     return re.search(rf"```{language}\n(.*?)```", section, re.DOTALL).group(1)
 
 
@@ -43,18 +43,34 @@ def user_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     proteome = read_proteome()
     chosen = [name for name in proteome if 60 <= len(proteome[name]) <= 200][:12]
     (root / "my_proteins.faa").write_text(
-        "".join(f">{name}\n{proteome[name].removesuffix('*')}\n" for name in chosen))
-    config = EsmConfig(spec="local:esm2_mini", num_layers=2, embed_dim=32, attention_heads=2,
-                       train_steps=2, train_batch_tokens=512, train_max_len=64)
-    train_local_esm([proteome[name] for name in chosen], config,
-                    out_dir=local_model_dir(config.spec, root / "data" / "models" / "mini"), seed=0)
+        "".join(f">{name}\n{proteome[name].removesuffix('*')}\n" for name in chosen)
+    )
+    config = EsmConfig(
+        spec="local:esm2_mini",
+        num_layers=2,
+        embed_dim=32,
+        attention_heads=2,
+        train_steps=2,
+        train_batch_tokens=512,
+        train_max_len=64,
+    )
+    train_local_esm(
+        [proteome[name] for name in chosen],
+        config,
+        out_dir=local_model_dir(config.spec, root / "data" / "models" / "mini"),
+        seed=0,
+    )
     return root
 
 
 def test_the_examples_are_there() -> None:
-    assert [c[:2] for c in _commands()] == [["crossgran", "run"], ["crossgran", "run"],
-                                            ["crossgran", "data"], ["crossgran", "train-bigcarp"],
-                                            ["crossgran", "embed"]]
+    assert [c[:2] for c in _commands()] == [
+        ["crossgran", "run"],
+        ["crossgran", "run"],
+        ["crossgran", "data"],
+        ["crossgran", "train-bigcarp"],
+        ["crossgran", "embed"],
+    ]
     assert "crossgran.esm.embed(" in _example("python")
 
 
@@ -62,17 +78,27 @@ def test_the_examples_are_there() -> None:
 def test_readme_commands_run(user_root: Path) -> None:
     env = {**os.environ, "CROSSGRAN_ROOT": str(user_root)}
     for command in _commands():
-        result = subprocess.run([sys.executable, "-m", "crossgran.cli", *command[1:]], env=env,
-                                cwd=user_root, capture_output=True, text=True, timeout=600)
+        result = subprocess.run(
+            [sys.executable, "-m", "crossgran.cli", *command[1:]],
+            env=env,
+            cwd=user_root,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         assert result.returncode == 0, f"{shlex.join(command)}:\n{result.stderr[-2000:]}"
     assert (user_root / "my_embeddings.npz").is_file()
     assert (user_root / "data" / "models" / "smoke" / "bigcarp_random_seed0").is_dir()
 
 
 def test_readme_python_example_runs(user_root: Path) -> None:
-    result = subprocess.run([sys.executable, "-c", _example("python")], cwd=user_root,
-                            env={**os.environ, "CROSSGRAN_ROOT": str(user_root)},
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", _example("python")],
+        cwd=user_root,
+        env={**os.environ, "CROSSGRAN_ROOT": str(user_root)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
-    assert re.fullmatch(r"12 proteins; CKA between ESM layers 0 and 2: [01]\.\d\d\n",
-                        result.stdout)
+    assert re.fullmatch(r"12 proteins; CKA between ESM layers 0 and 2: [01]\.\d\d\n", result.stdout)

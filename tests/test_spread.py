@@ -54,8 +54,10 @@ def test_untouched_tables_are_exact_and_moved_ones_are_samples(measured: pd.Data
     assert (moved["tolerance"] >= spread.MIN_TOLERANCE).all()
     pooled = np.sqrt(np.mean(moved["sd"] ** 2))
     assert np.allclose(moved["column_sd"], pooled)
-    assert np.allclose(moved["tolerance"], np.maximum(
-        spread.SPREAD_SIGMAS * np.maximum(moved["sd"], pooled), spread.MIN_TOLERANCE))
+    assert np.allclose(
+        moved["tolerance"],
+        np.maximum(spread.SPREAD_SIGMAS * np.maximum(moved["sd"], pooled), spread.MIN_TOLERANCE),
+    )
 
 
 def test_a_new_sample_from_the_same_distribution_passes(measured: pd.DataFrame) -> None:
@@ -96,7 +98,8 @@ def test_a_text_column_that_changed_anywhere_is_not_checked() -> None:
     fresh["product_class_probe"].loc[0, "model"] = "mlp"  # text no sample changed: must match
     failed = spread.check(fresh, measured).query("not ok")
     assert list(zip(failed["table"], failed["column"], strict=True)) == [
-        ("product_class_probe", "model")]
+        ("product_class_probe", "model")
+    ]
 
 
 def test_a_column_with_one_moved_value_is_all_samples() -> None:
@@ -108,8 +111,9 @@ def test_a_column_with_one_moved_value_is_all_samples() -> None:
 
 
 def test_timings_are_not_results() -> None:
-    history = pd.DataFrame({"epoch": [1], "valid_loss": [4.0], "wall_s": [3.1],
-                            "tokens_per_s": [5e4]})
+    history = pd.DataFrame(
+        {"epoch": [1], "valid_loss": [4.0], "wall_s": [3.1], "tokens_per_s": [5e4]}
+    )
     assert list(spread.without_timings(history).columns) == ["epoch", "valid_loss"]
 
 

@@ -22,10 +22,26 @@ from types import ModuleType
 
 __version__ = "0.1.0"
 
-_SUBMODULES = {name: f"crossgran.{name}" for name in (
-    "analysis", "cache", "cli", "data", "models", "plots", "profiles", "session", "threads")}
-_SHORTCUTS = {"esm": "crossgran.models.esm", "bigcarp": "crossgran.models.bigcarp",
-              "cka": "crossgran.analysis.cka", "probes": "crossgran.analysis.probes"}
+_SUBMODULES = {
+    name: f"crossgran.{name}"
+    for name in (
+        "analysis",
+        "cache",
+        "cli",
+        "data",
+        "models",
+        "plots",
+        "profiles",
+        "session",
+        "threads",
+    )
+}
+_SHORTCUTS = {
+    "esm": "crossgran.models.esm",
+    "bigcarp": "crossgran.models.bigcarp",
+    "cka": "crossgran.analysis.cka",
+    "probes": "crossgran.analysis.probes",
+}
 
 __all__ = ["__version__", *sorted(_SUBMODULES), *sorted(_SHORTCUTS)]
 

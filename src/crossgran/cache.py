@@ -25,8 +25,18 @@ from crossgran import __version__
 CHUNK = 1 << 20
 _LAYER_KEY = re.compile(r"(?P<name>.+)_L(?P<layer>\d+)")
 
-__all__ = ["ArrayCache", "atomic_path", "cache_key", "layer_key", "load_layers", "load_npz",
-           "save_layers", "save_npz", "sha256_file", "write_text_atomic"]
+__all__ = [
+    "ArrayCache",
+    "atomic_path",
+    "cache_key",
+    "layer_key",
+    "load_layers",
+    "load_npz",
+    "save_layers",
+    "save_npz",
+    "sha256_file",
+    "write_text_atomic",
+]
 
 
 def sha256_file(path: Path | str) -> str:
@@ -81,8 +91,11 @@ def layer_key(name: str, layer: int) -> str:
     return f"{name}_L{int(layer)}"
 
 
-def save_layers(path: Path | str, header: Mapping[str, np.ndarray],
-                per_layer: Mapping[str, Mapping[int, np.ndarray]]) -> None:
+def save_layers(
+    path: Path | str,
+    header: Mapping[str, np.ndarray],
+    per_layer: Mapping[str, Mapping[int, np.ndarray]],
+) -> None:
     """Write per-layer results as one ``.npz``, atomically: the ``header`` arrays first (in
     their order; ``header["layers"]`` lists the layers), then for each layer, for each name of
     ``per_layer``, the array ``<name>_L<layer>``.
@@ -100,8 +113,7 @@ def save_layers(path: Path | str, header: Mapping[str, np.ndarray],
     save_npz(path, arrays)
 
 
-def load_layers(path: Path | str
-                ) -> tuple[dict[str, np.ndarray], dict[str, dict[int, np.ndarray]]]:
+def load_layers(path: Path | str) -> tuple[dict[str, np.ndarray], dict[str, dict[int, np.ndarray]]]:
     """Read what :func:`save_layers` wrote: ``(header, per_layer)``, where ``header`` holds
     every array not named ``<name>_L<layer>`` (``layers`` included) and ``per_layer[name]``
     maps each stored layer to its array."""
@@ -141,8 +153,9 @@ class ArrayCache:
     def store(self, namespace: str, key: str, arrays: Mapping[str, np.ndarray]) -> None:
         save_npz(self.path(namespace, key), arrays)
 
-    def get_or_compute(self, namespace: str, key: str,
-                       compute: Callable[[], Mapping[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    def get_or_compute(
+        self, namespace: str, key: str, compute: Callable[[], Mapping[str, np.ndarray]]
+    ) -> dict[str, np.ndarray]:
         cached = self.load(namespace, key)
         if cached is not None:
             return cached

@@ -32,8 +32,12 @@ def class_balance(classes: pd.DataFrame, class_names: tuple[str, ...]) -> plt.Fi
     left.set(title="MIBiG BGCs per product class", ylabel="BGCs", xlabel="")
     left.tick_params(axis="x", rotation=30)
     n_labels = classes[list(class_names)].sum(axis=1).value_counts().sort_index()
-    sns.barplot(x=[str(i) if i else "none" for i in n_labels.index], y=n_labels.to_numpy(), ax=right,
-                color="#DD8452")
+    sns.barplot(
+        x=[str(i) if i else "none" for i in n_labels.index],
+        y=n_labels.to_numpy(),
+        ax=right,
+        color="#DD8452",
+    )
     right.set(title="classes per BGC", ylabel="BGCs", xlabel="number of classes")
     fig.tight_layout()
     return fig
@@ -44,8 +48,15 @@ def domain_lengths(families: pd.DataFrame, corpus: pd.DataFrame) -> plt.Figure:
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
     sns.histplot(families["length"], bins=50, ax=left, color="#4C72B0")
     left.set(title="Pfam family HMM length", xlabel="match states (residues)", ylabel="families")
-    sns.histplot(data=corpus, x="n_tokens", hue="source", bins=40, log_scale=(True, False),
-                 element="step", ax=right)
+    sns.histplot(
+        data=corpus,
+        x="n_tokens",
+        hue="source",
+        bins=40,
+        log_scale=(True, False),
+        element="step",
+        ax=right,
+    )
     right.set(title="domain tokens per corpus sequence", xlabel="tokens", ylabel="sequences")
     fig.tight_layout()
     return fig
@@ -58,8 +69,12 @@ def training_curve(history: pd.DataFrame, x: str, title: str) -> plt.Figure:
         if column in history:
             ax.plot(history[x], history[column], marker="o", markersize=3, label=label)
     if "unigram_perplexity" in history:
-        ax.axhline(np.log(history["unigram_perplexity"].iloc[-1]), color="grey", linestyle="--",
-                   label="unigram baseline")
+        ax.axhline(
+            np.log(history["unigram_perplexity"].iloc[-1]),
+            color="grey",
+            linestyle="--",
+            label="unigram baseline",
+        )
     ax.set(title=title, xlabel=x, ylabel="masked-LM loss (nats)")
     ax.legend()
     fig.tight_layout()
@@ -72,22 +87,37 @@ def pca_scatter(vectors: np.ndarray, ids: list[str], labels: pd.Series, title: s
     from sklearn.decomposition import PCA
 
     coords = PCA(n_components=2, random_state=0).fit_transform(vectors)
-    frame = pd.DataFrame({"PC1": coords[:, 0], "PC2": coords[:, 1],
-                          "label": pd.Series(ids).map(labels).to_numpy()})
+    frame = pd.DataFrame(
+        {"PC1": coords[:, 0], "PC2": coords[:, 1], "label": pd.Series(ids).map(labels).to_numpy()}
+    )
     fig, ax = plt.subplots(figsize=(6.5, 5))
     unlabelled = frame["label"].isna()
-    ax.scatter(frame.loc[unlabelled, "PC1"], frame.loc[unlabelled, "PC2"], s=4, color="#dddddd",
-               label="no class (rare)")
-    sns.scatterplot(data=frame[~unlabelled], x="PC1", y="PC2", hue="label", s=10, ax=ax,
-                    hue_order=sorted(frame.loc[~unlabelled, "label"].unique()))
+    ax.scatter(
+        frame.loc[unlabelled, "PC1"],
+        frame.loc[unlabelled, "PC2"],
+        s=4,
+        color="#dddddd",
+        label="no class (rare)",
+    )
+    sns.scatterplot(
+        data=frame[~unlabelled],
+        x="PC1",
+        y="PC2",
+        hue="label",
+        s=10,
+        ax=ax,
+        hue_order=sorted(frame.loc[~unlabelled, "label"].unique()),
+    )
     ax.set(title=title)
     ax.legend(fontsize=8, markerscale=1.5, loc="best")
     fig.tight_layout()
     return fig
 
 
-def cka_heatmaps(matrices: dict[str, pd.DataFrame], difference: tuple[str, str] | None = None,
-                 ) -> plt.Figure:
+def cka_heatmaps(
+    matrices: dict[str, pd.DataFrame],
+    difference: tuple[str, str] | None = None,
+) -> plt.Figure:
     """One annotated heat map per CKA matrix (index = rows, columns = columns, their ``name`` as
     axis labels) on one fixed 0–1 scale, so equal colours mean equal similarity in every panel;
     with ``difference=(a, b)`` a last panel shows a − b on a diverging scale centred at 0."""
@@ -99,28 +129,46 @@ def cka_heatmaps(matrices: dict[str, pd.DataFrame], difference: tuple[str, str] 
         delta.columns.name = matrices[first].columns.name
         panels.append((f"{first} − {second}", delta))
     fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 4.0), squeeze=False)
-    for number, (ax, (title, matrix)) in enumerate(zip(axes[0], panels)):
+    for number, (ax, (title, matrix)) in enumerate(zip(axes[0], panels, strict=True)):
         is_delta = difference is not None and number == len(panels) - 1
         limit = float(np.abs(matrix.to_numpy()).max()) or 1.0
-        style = ({"cmap": "RdBu_r", "vmin": -limit, "vmax": limit} if is_delta
-                 else {"cmap": "viridis", "vmin": 0.0, "vmax": 1.0})
-        sns.heatmap(matrix, ax=ax, annot=max(matrix.shape) <= 12, fmt=".2f", square=True,
-                    annot_kws={"fontsize": 6}, cbar_kws={"shrink": 0.7}, **style)
+        style = (
+            {"cmap": "RdBu_r", "vmin": -limit, "vmax": limit}
+            if is_delta
+            else {"cmap": "viridis", "vmin": 0.0, "vmax": 1.0}
+        )
+        sns.heatmap(
+            matrix,
+            ax=ax,
+            annot=max(matrix.shape) <= 12,
+            fmt=".2f",
+            square=True,
+            annot_kws={"fontsize": 6},
+            cbar_kws={"shrink": 0.7},
+            **style,
+        )
         ax.invert_yaxis()  # layer 0 at the bottom-left, depth growing up and right
         ax.set(title=title, xlabel=matrix.columns.name or "", ylabel=matrix.index.name or "")
     fig.tight_layout()
     return fig
 
 
-def layer_curves(table: pd.DataFrame, panel: str = "task", line: str = "model",
-                 x: str = "relative_depth", y: str = "mean", low: str = "ci_low",
-                 high: str = "ci_high", ylabel: str = "score") -> plt.Figure:
+def layer_curves(
+    table: pd.DataFrame,
+    panel: str = "task",
+    line: str = "model",
+    x: str = "relative_depth",
+    y: str = "mean",
+    low: str = "ci_low",
+    high: str = "ci_high",
+    ylabel: str = "score",
+) -> plt.Figure:
     """Score against depth, one panel per ``panel`` value and one line per ``line`` value, with
     the ``low``–``high`` interval as a band; relative depth puts models of different depth on
     one axis (0 = embedder / first layer, 1 = last layer)."""
     names = list(dict.fromkeys(table[panel]))
     fig, axes = plt.subplots(1, len(names), figsize=(5.2 * len(names), 3.8), squeeze=False)
-    for ax, name in zip(axes[0], names):
+    for ax, name in zip(axes[0], names, strict=True):
         for label, rows in table[table[panel] == name].groupby(line, sort=False):
             rows = rows.sort_values(x)
             ax.plot(rows[x], rows[y], marker="o", markersize=4, label=label)
@@ -131,8 +179,9 @@ def layer_curves(table: pd.DataFrame, panel: str = "task", line: str = "model",
     return fig
 
 
-def umap_panels(panels: dict[str, np.ndarray], labels: np.ndarray, seed: int,
-                background: str = "mixed") -> plt.Figure:
+def umap_panels(
+    panels: dict[str, np.ndarray], labels: np.ndarray, seed: int, background: str = "mixed"
+) -> plt.Figure:
     """A UMAP of each representation of the same rows, side by side, coloured by ``labels``.
 
     umap-learn runs with ``random_state=seed`` and ``n_jobs=1`` (its seeded mode is only
@@ -146,10 +195,10 @@ def umap_panels(panels: dict[str, np.ndarray], labels: np.ndarray, seed: int,
         import umap
 
     classes = sorted(set(labels) - {background})
-    colours = dict(zip(classes, sns.color_palette("tab10", len(classes))))
+    colours = dict(zip(classes, sns.color_palette("tab10", len(classes)), strict=True))
     fig, axes = plt.subplots(1, len(panels), figsize=(3.4 * len(panels), 3.6), squeeze=False)
     grey = labels == background
-    for ax, (title, vectors) in zip(axes[0], panels.items()):
+    for ax, (title, vectors) in zip(axes[0], panels.items(), strict=True):
         coords = umap.UMAP(random_state=seed, n_jobs=1).fit_transform(vectors)
         ax.scatter(coords[grey, 0], coords[grey, 1], s=3, color="#d9d9d9", label=background)
         for name in classes:
@@ -166,13 +215,33 @@ def mlm_curves(histories: dict[str, pd.DataFrame]) -> plt.Figure:
     """Masked-LM loss (train solid, held out dashed) and held-out masked-token accuracy per
     epoch, one colour per run, so runs that differ only in initialisation share one axis."""
     fig, (loss_ax, accuracy_ax) = plt.subplots(1, 2, figsize=(10, 3.6))
-    for colour, (name, history) in zip(sns.color_palette(), histories.items()):
-        loss_ax.plot(history["epoch"], history["train_loss"], marker="o", markersize=3,
-                     color=colour, label=f"{name} train")
-        loss_ax.plot(history["epoch"], history["valid_loss"], marker="o", markersize=3,
-                     color=colour, linestyle="--", label=f"{name} held out")
-        accuracy_ax.plot(history["epoch"], history["valid_masked_accuracy"], marker="o",
-                         markersize=3, color=colour, label=name)
+    # the default palette has 10 colours, more than there are runs
+    for colour, (name, history) in zip(sns.color_palette(), histories.items(), strict=False):
+        loss_ax.plot(
+            history["epoch"],
+            history["train_loss"],
+            marker="o",
+            markersize=3,
+            color=colour,
+            label=f"{name} train",
+        )
+        loss_ax.plot(
+            history["epoch"],
+            history["valid_loss"],
+            marker="o",
+            markersize=3,
+            color=colour,
+            linestyle="--",
+            label=f"{name} held out",
+        )
+        accuracy_ax.plot(
+            history["epoch"],
+            history["valid_masked_accuracy"],
+            marker="o",
+            markersize=3,
+            color=colour,
+            label=name,
+        )
     loss_ax.set(title="masked-LM loss", xlabel="epoch", ylabel="cross-entropy (nats)")
     accuracy_ax.set(title="held-out masked-token accuracy", xlabel="epoch", ylabel="accuracy")
     loss_ax.legend(fontsize="small")
@@ -185,9 +254,10 @@ def cka_evolution(evolution: pd.DataFrame, value: str = "linear_cka") -> plt.Fig
     """CKA per epoch, one panel per ``comparison`` and one line per ``run``: how far each
     layer has moved from where it started, and from the others, as training proceeds."""
     comparisons = list(dict.fromkeys(evolution["comparison"]))
-    fig, axes = plt.subplots(1, len(comparisons), figsize=(4.5 * len(comparisons), 3.6),
-                             sharey=True, squeeze=False)
-    for ax, comparison in zip(axes[0], comparisons):
+    fig, axes = plt.subplots(
+        1, len(comparisons), figsize=(4.5 * len(comparisons), 3.6), sharey=True, squeeze=False
+    )
+    for ax, comparison in zip(axes[0], comparisons, strict=True):
         part = evolution[evolution["comparison"] == comparison]
         sns.lineplot(data=part, x="epoch", y=value, hue="run", marker="o", ax=ax)
         ax.set(title=comparison.replace("_", " "), ylim=(0, 1.05), ylabel=value.replace("_", " "))
@@ -195,20 +265,31 @@ def cka_evolution(evolution: pd.DataFrame, value: str = "linear_cka") -> plt.Fig
     return fig
 
 
-def metric_bars(summary: pd.DataFrame, group: str, hue: str, title: str,
-                value: str = "mean") -> plt.Figure:
+def metric_bars(
+    summary: pd.DataFrame, group: str, hue: str, title: str, value: str = "mean"
+) -> plt.Figure:
     """Grouped bars of ``value`` with 95% CI whiskers (``ci_low``/``ci_high``): one group per
     ``group`` level, one bar per ``hue`` level, in the order they first appear."""
     groups = list(dict.fromkeys(summary[group]))
     hues = list(dict.fromkeys(summary[hue]))
     width = 0.8 / len(hues)
     fig, ax = plt.subplots(figsize=(min(12.0, 2.5 + 0.28 * len(groups) * len(hues)), 3.8))
-    for k, (colour, level) in enumerate(zip(sns.color_palette(n_colors=len(hues)), hues)):
+    for k, (colour, level) in enumerate(
+        zip(sns.color_palette(n_colors=len(hues)), hues, strict=True)
+    ):
         part = summary[summary[hue] == level].set_index(group).reindex(groups)
         x = np.arange(len(groups)) + (k - (len(hues) - 1) / 2) * width
         errors = np.vstack([part[value] - part["ci_low"], part["ci_high"] - part[value]])
-        ax.bar(x, part[value], width=width, color=colour, label=str(level),
-               yerr=errors, capsize=2, error_kw={"elinewidth": 0.8})
+        ax.bar(
+            x,
+            part[value],
+            width=width,
+            color=colour,
+            label=str(level),
+            yerr=errors,
+            capsize=2,
+            error_kw={"elinewidth": 0.8},
+        )
     ax.set_xticks(np.arange(len(groups)), groups, rotation=25, ha="right")
     ax.set(title=title, ylabel=value, ylim=(0, 1.0))
     ax.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.0, 0.5))
@@ -220,11 +301,21 @@ def property_heatmap(summary: pd.DataFrame, metric: str, title: str) -> plt.Figu
     """Heat map of ``metric`` (rows: ``property``, columns: ``feature_set``), annotated."""
     part = summary[summary["metric"] == metric]
     table = part.pivot(index="property", columns="feature_set", values="mean")
-    table = table.reindex(index=list(dict.fromkeys(part["property"])),
-                          columns=list(dict.fromkeys(part["feature_set"])))
+    table = table.reindex(
+        index=list(dict.fromkeys(part["property"])),
+        columns=list(dict.fromkeys(part["feature_set"])),
+    )
     fig, ax = plt.subplots(figsize=(1.1 * table.shape[1] + 2.5, 0.55 * table.shape[0] + 1.8))
-    sns.heatmap(table, annot=True, fmt=".2f", cmap="viridis", vmin=0.5 if metric == "auc" else 0,
-                vmax=1, ax=ax, cbar_kws={"label": metric})
+    sns.heatmap(
+        table,
+        annot=True,
+        fmt=".2f",
+        cmap="viridis",
+        vmin=0.5 if metric == "auc" else 0,
+        vmax=1,
+        ax=ax,
+        cbar_kws={"label": metric},
+    )
     ax.set(title=title, xlabel="", ylabel="")
     ax.tick_params(axis="x", rotation=30)
     fig.tight_layout()

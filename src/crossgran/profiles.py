@@ -128,8 +128,14 @@ class Profile:
         return self.processed_dir / "MANIFEST.json"
 
     def make_dirs(self) -> None:
-        for path in (self.raw_dir, self.processed_dir, self.cache_dir, self.models_dir,
-                     self.results_dir, self.figures_dir):
+        for path in (
+            self.raw_dir,
+            self.processed_dir,
+            self.cache_dir,
+            self.models_dir,
+            self.results_dir,
+            self.figures_dir,
+        ):
             path.mkdir(parents=True, exist_ok=True)
 
 
@@ -147,12 +153,24 @@ def find_root(start: Path | None = None) -> Path:
 
 def _smoke(root: Path) -> Profile:
     return Profile(
-        name="smoke", root=root,
-        max_nrps_proteins=120, max_proteome_proteins=200, max_bgcs=300, max_adomains=300,
-        esm=EsmConfig(spec="local:esm2_smoke", num_layers=2, embed_dim=64, attention_heads=4,
-                      train_steps=30, train_batch_tokens=2048),
+        name="smoke",
+        root=root,
+        max_nrps_proteins=120,
+        max_proteome_proteins=200,
+        max_bgcs=300,
+        max_adomains=300,
+        esm=EsmConfig(
+            spec="local:esm2_smoke",
+            num_layers=2,
+            embed_dim=64,
+            attention_heads=4,
+            train_steps=30,
+            train_batch_tokens=2048,
+        ),
         bigcarp=BigcarpConfig(d_model=32, n_layers=4, r=4, epochs=1, n_orders=2),
-        probe_folds=3, probe_seeds=1, n_bootstrap=200,
+        probe_folds=3,
+        probe_seeds=1,
+        n_bootstrap=200,
     )
 
 
@@ -162,24 +180,48 @@ def _mini(root: Path) -> Profile:
 
 def _full(root: Path) -> Profile:
     return Profile(
-        name="full", root=root, torch_threads=None, downloads=True, count_probe_model="rf",
+        name="full",
+        root=root,
+        torch_threads=None,
+        downloads=True,
+        count_probe_model="rf",
         hmmer_cpus=0,  # pyhmmer: 0 = every core (all of MIBiG x ~19,600 Pfam-A HMMs)
-        esm=EsmConfig(spec="esm1b_t33_650M_UR50S", num_layers=33, embed_dim=1280,
-                      attention_heads=20, train_steps=0),
-        bigcarp=BigcarpConfig(d_model=256, n_layers=32, kernel_size=3, r=128, d_embedding=1280,
-                              epochs=50, batch_size=64, max_len=512, lr=1e-4, n_orders=8),
-        probe_folds=5, probe_seeds=10, n_bootstrap=10_000,
+        esm=EsmConfig(
+            spec="esm1b_t33_650M_UR50S",
+            num_layers=33,
+            embed_dim=1280,
+            attention_heads=20,
+            train_steps=0,
+        ),
+        bigcarp=BigcarpConfig(
+            d_model=256,
+            n_layers=32,
+            kernel_size=3,
+            r=128,
+            d_embedding=1280,
+            epochs=50,
+            batch_size=64,
+            max_len=512,
+            lr=1e-4,
+            n_orders=8,
+        ),
+        probe_folds=5,
+        probe_seeds=10,
+        n_bootstrap=10_000,
     )
 
 
 _BUILDERS = {"smoke": _smoke, "mini": _mini, "full": _full}
 
 
-def get_profile(name: str = DEFAULT_PROFILE, root: Path | str | None = None, **overrides) -> Profile:
+def get_profile(
+    name: str = DEFAULT_PROFILE, root: Path | str | None = None, **overrides
+) -> Profile:
     """The named profile rooted at ``root`` (default: :func:`find_root`), with field overrides.
     (``"auto"`` is resolved by :func:`crossgran.session.prepare`, which may probe the network.)"""
     if name not in _BUILDERS:
-        raise ValueError(f"unknown profile {name!r}; choose one of {', '.join(PROFILE_NAMES)} "
-                         f"or {AUTO!r}")
+        raise ValueError(
+            f"unknown profile {name!r}; choose one of {', '.join(PROFILE_NAMES)} or {AUTO!r}"
+        )
     profile = _BUILDERS[name](Path(root).resolve() if root else find_root())
     return replace(profile, **overrides) if overrides else profile

@@ -13,8 +13,20 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-__all__ = ["cka", "evolution", "failed_init", "features", "fusion", "halogenation", "layers",
-           "paper", "probes", "report", "rows", "spread"]
+__all__ = [
+    "cka",
+    "evolution",
+    "failed_init",
+    "features",
+    "fusion",
+    "halogenation",
+    "layers",
+    "paper",
+    "probes",
+    "report",
+    "rows",
+    "spread",
+]
 
 
 def __getattr__(name: str) -> ModuleType:

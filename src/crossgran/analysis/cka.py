@@ -187,8 +187,10 @@ def cka_matrix(
     mats_a = [_as_matrix(layer, f"layers_a[{i}]") for i, layer in enumerate(layers_a)]
     mats_b = [_as_matrix(layer, f"layers_b[{i}]") for i, layer in enumerate(layers_b)]
     n = mats_a[0].shape[0]
-    for name, mat in [*((f"layers_a[{i}]", m) for i, m in enumerate(mats_a)),
-                      *((f"layers_b[{i}]", m) for i, m in enumerate(mats_b))]:
+    for name, mat in [
+        *((f"layers_a[{i}]", m) for i, m in enumerate(mats_a)),
+        *((f"layers_b[{i}]", m) for i, m in enumerate(mats_b)),
+    ]:
         if mat.shape[0] != n:
             raise ValueError(
                 f"all layers must have the same number of rows; layers_a[0] has {n}, "
@@ -305,16 +307,37 @@ class MinibatchLinearCKA:
     def _debiased(self) -> float:
         n = self._n
         cross = _hsic_u_from_sums(
-            n, self._xty, self._sum_x, self._sum_y, self._sum_nx, self._sum_ny,
-            self._sum_nxny, self._ny_x, self._nx_y,
+            n,
+            self._xty,
+            self._sum_x,
+            self._sum_y,
+            self._sum_nx,
+            self._sum_ny,
+            self._sum_nxny,
+            self._ny_x,
+            self._nx_y,
         )
         self_x = _hsic_u_from_sums(
-            n, self._xtx, self._sum_x, self._sum_x, self._sum_nx, self._sum_nx,
-            self._sum_nx2, self._nx_x, self._nx_x,
+            n,
+            self._xtx,
+            self._sum_x,
+            self._sum_x,
+            self._sum_nx,
+            self._sum_nx,
+            self._sum_nx2,
+            self._nx_x,
+            self._nx_x,
         )
         self_y = _hsic_u_from_sums(
-            n, self._yty, self._sum_y, self._sum_y, self._sum_ny, self._sum_ny,
-            self._sum_ny2, self._ny_y, self._ny_y,
+            n,
+            self._yty,
+            self._sum_y,
+            self._sum_y,
+            self._sum_ny,
+            self._sum_ny,
+            self._sum_ny2,
+            self._ny_y,
+            self._ny_y,
         )
         return _ratio(cross, self_x, self_y)
 
@@ -374,8 +397,10 @@ def bootstrap_cka(
     n = x_mat.shape[0]
     rng = np.random.default_rng(seed)
     with limit(blas_threads=1):
-        replicates = [cka(x_mat[rows], y_mat[rows])
-                      for rows in (rng.integers(0, n, size=n) for _ in range(n_bootstrap))]
+        replicates = [
+            cka(x_mat[rows], y_mat[rows])
+            for rows in (rng.integers(0, n, size=n) for _ in range(n_bootstrap))
+        ]
         point = cka(x_mat, y_mat)
     half_width = 1.96 * float(np.std(replicates, ddof=1))
     return point, max(point - half_width, 0.0), min(point + half_width, 1.0)

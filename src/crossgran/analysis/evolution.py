@@ -25,16 +25,27 @@ from crossgran.profiles import Profile
 
 __all__ = ["TableVsDepth", "checkpoint_subset", "cka_evolution", "cka_summary", "table_vs_depth"]
 
-_SUMMARY_PAIRS = (("esm", "esm"), ("random", "random"), ("esm-frozen", "esm-frozen"),
-                  ("esm", "random"))
+_SUMMARY_PAIRS = (
+    ("esm", "esm"),
+    ("random", "random"),
+    ("esm-frozen", "esm-frozen"),
+    ("esm", "random"),
+)
 
 
-def _similarity(run_a: str, run_b: str, comparison: str, epoch: int, x: np.ndarray,
-                y: np.ndarray) -> dict:
+def _similarity(
+    run_a: str, run_b: str, comparison: str, epoch: int, x: np.ndarray, y: np.ndarray
+) -> dict:
     """One CKA record: plain linear (the paper's) and debiased."""
-    return {"run_a": run_a, "run_b": run_b, "comparison": comparison, "epoch": epoch,
-            "linear_cka": linear_cka(x, y), "debiased_cka": debiased_cka(x, y),
-            "n_rows": x.shape[0]}
+    return {
+        "run_a": run_a,
+        "run_b": run_b,
+        "comparison": comparison,
+        "epoch": epoch,
+        "linear_cka": linear_cka(x, y),
+        "debiased_cka": debiased_cka(x, y),
+        "n_rows": x.shape[0],
+    }
 
 
 def checkpoint_subset(settings: Profile, n_rows: int) -> pd.DataFrame:
@@ -44,9 +55,13 @@ def checkpoint_subset(settings: Profile, n_rows: int) -> pd.DataFrame:
     return corpus.iloc[np.unique(np.linspace(0, len(corpus) - 1, n_rows).astype(int))]
 
 
-def _checkpoint_layers(settings: Profile, runs: Mapping[str, bigcarp.TrainedRun],
-                       subset: pd.DataFrame, last: int, records: list[dict]
-                       ) -> tuple[dict[tuple[str, int], dict[int, np.ndarray]], list[str]]:
+def _checkpoint_layers(
+    settings: Profile,
+    runs: Mapping[str, bigcarp.TrainedRun],
+    subset: pd.DataFrame,
+    last: int,
+    records: list[dict],
+) -> tuple[dict[tuple[str, int], dict[int, np.ndarray]], list[str]]:
     """Per (init, epoch), the per-family representations at layers 0 and ``last`` of that
     checkpoint on ``subset``, and the families they cover; appends each epoch's token-table
     record to ``records`` on the way (one pass over the checkpoints)."""
@@ -55,12 +70,25 @@ def _checkpoint_layers(settings: Profile, runs: Mapping[str, bigcarp.TrainedRun]
     for init, run in runs.items():
         family_rows = run.vocab.family_indices
         for epoch, table in sorted(run.token_tables.items()):
-            records.append(_similarity(init, init, "token_table_vs_init", epoch,
-                                       table[family_rows], run.token_tables[0][family_rows]))
+            records.append(
+                _similarity(
+                    init,
+                    init,
+                    "token_table_vs_init",
+                    epoch,
+                    table[family_rows],
+                    run.token_tables[0][family_rows],
+                )
+            )
             model = bigcarp.load_checkpoint(settings.models_dir / f"bigcarp_{init}", epoch=epoch)
-            reps = bigcarp.family_representations(model.model, model.vocab, subset, [0, last],
-                                                  n_orders=settings.bigcarp.n_orders,
-                                                  seed=settings.seed)
+            reps = bigcarp.family_representations(
+                model.model,
+                model.vocab,
+                subset,
+                [0, last],
+                n_orders=settings.bigcarp.n_orders,
+                seed=settings.seed,
+            )
             if reps[0][0] != reps[last][0]:
                 raise ValueError("layers 0 and last cover different families")
             per_epoch[init, epoch] = {layer: array for layer, (_, array) in reps.items()}
@@ -68,8 +96,9 @@ def _checkpoint_layers(settings: Profile, runs: Mapping[str, bigcarp.TrainedRun]
     return per_epoch, families_seen
 
 
-def cka_evolution(settings: Profile, runs: Mapping[str, bigcarp.TrainedRun],
-                  subset: pd.DataFrame, last: int) -> tuple[pd.DataFrame, int]:
+def cka_evolution(
+    settings: Profile, runs: Mapping[str, bigcarp.TrainedRun], subset: pd.DataFrame, last: int
+) -> tuple[pd.DataFrame, int]:
     """(``cka_evolution.csv``, number of families compared): for every run and epoch, the
     token table vs its epoch-0 table, and on ``subset``'s per-family representations the
     embedder vs the last layer, each vs its epoch-0 state, and the ESM-init embedder vs the
@@ -79,17 +108,30 @@ def cka_evolution(settings: Profile, runs: Mapping[str, bigcarp.TrainedRun],
     per_epoch, families_seen = _checkpoint_layers(settings, runs, subset, last, records)
     for (init, epoch), layers in per_epoch.items():
         start = per_epoch[init, 0]
-        records += [_similarity(init, init, "embedder_vs_last", epoch, layers[0], layers[last]),
-                    _similarity(init, init, "embedder_vs_init", epoch, layers[0], start[0]),
-                    _similarity(init, init, "last_vs_init", epoch, layers[last], start[last])]
+        records += [
+            _similarity(init, init, "embedder_vs_last", epoch, layers[0], layers[last]),
+            _similarity(init, init, "embedder_vs_init", epoch, layers[0], start[0]),
+            _similarity(init, init, "last_vs_init", epoch, layers[last], start[last]),
+        ]
         if init == "esm":
-            records.append(_similarity("esm", "random", "embedder_vs_last", epoch, layers[0],
-                                       per_epoch["random", epoch][last]))
+            records.append(
+                _similarity(
+                    "esm",
+                    "random",
+                    "embedder_vs_last",
+                    epoch,
+                    layers[0],
+                    per_epoch["random", epoch][last],
+                )
+            )
     return pd.DataFrame.from_records(records), len(families_seen)
 
 
-def cka_summary(runs: Mapping[str, bigcarp.TrainedRun],
-                exports: Mapping[str, bigcarp.Representations], last: int) -> pd.DataFrame:
+def cka_summary(
+    runs: Mapping[str, bigcarp.TrainedRun],
+    exports: Mapping[str, bigcarp.Representations],
+    last: int,
+) -> pd.DataFrame:
     """``cka_summary.csv``: the final models' CKA beside the paper's (``paper_linear_cka``).
 
     Each run's final token table vs its initialisation, and the embedder vs the last layer
@@ -103,15 +145,25 @@ def cka_summary(runs: Mapping[str, bigcarp.TrainedRun],
         return exports[init].family[layer][rows_of(exports[init].families, families)]
 
     final = {init: run.epoch for init, run in runs.items()}
-    records = [_similarity(init, init, "token_table_vs_init", final[init],
-                           run.token_tables[final[init]][run.vocab.family_indices],
-                           run.token_tables[0][run.vocab.family_indices])
-               for init, run in runs.items()]
-    records += [_similarity(a, b, "embedder_vs_last", final[a], family_layer(a, 0),
-                            family_layer(b, last)) for a, b in _SUMMARY_PAIRS]
+    records = [
+        _similarity(
+            init,
+            init,
+            "token_table_vs_init",
+            final[init],
+            run.token_tables[final[init]][run.vocab.family_indices],
+            run.token_tables[0][run.vocab.family_indices],
+        )
+        for init, run in runs.items()
+    ]
+    records += [
+        _similarity(a, b, "embedder_vs_last", final[a], family_layer(a, 0), family_layer(b, last))
+        for a, b in _SUMMARY_PAIRS
+    ]
     summary = pd.DataFrame.from_records(records)
-    summary["paper_linear_cka"] = [PAPER_CKA.get((r.comparison, r.run_a, r.run_b))
-                                   for r in summary.itertuples()]
+    summary["paper_linear_cka"] = [
+        PAPER_CKA.get((r.comparison, r.run_a, r.run_b)) for r in summary.itertuples()
+    ]
     return summary
 
 

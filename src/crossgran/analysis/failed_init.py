@@ -34,8 +34,9 @@ __all__ = ["BASELINE", "esm_gains", "probe_table", "product_class_probes"]
 BASELINE = "random"  # the initialisation every other one is tested against
 
 
-def product_class_probes(settings: Profile, exports: Mapping[str, Representations]
-                         ) -> tuple[dict[str, ProbeResult], list[str]]:
+def product_class_probes(
+    settings: Profile, exports: Mapping[str, Representations]
+) -> tuple[dict[str, ProbeResult], list[str]]:
     """(probe results keyed ``"<init>/<layer>"``, the probed classes): the multilabel product-
     class probe on the ``embedder`` (layer 0) and ``last`` layer of every run in ``exports``
     (init mode -> its exported representations, ``exports[BASELINE]`` included), in that order.
@@ -46,17 +47,27 @@ def product_class_probes(settings: Profile, exports: Mapping[str, Representation
     layer_index = {"embedder": 0, "last": exports[BASELINE].layers[-1]}
     classes = load_table(settings, "mibig_classes")
     bgc_ids = np.asarray(exports[BASELINE].bgc_ids)
-    blocks = {f"{init}/{layer}": exports[init].bgc[k]
-              for init in exports for layer, k in layer_index.items()}
+    blocks = {
+        f"{init}/{layer}": exports[init].bgc[k]
+        for init in exports
+        for layer, k in layer_index.items()
+    }
     if not all(exports[init].bgc_ids == exports[BASELINE].bgc_ids for init in exports):
         raise ValueError("the runs' exports list different BGCs: rerun notebook 02")
     rows, targets, class_names = complete_labelled_rows(
-        classes, bgc_ids, list(blocks.values()), PRODUCT_CLASSES, settings.probe_folds)
-    results = {name: cross_validated_scores(block[rows], targets, task="multilabel",
-                                            folds=settings.probe_folds,
-                                            seeds=range(settings.probe_seeds),
-                                            n_jobs=settings.probe_jobs)
-               for name, block in blocks.items()}
+        classes, bgc_ids, list(blocks.values()), PRODUCT_CLASSES, settings.probe_folds
+    )
+    results = {
+        name: cross_validated_scores(
+            block[rows],
+            targets,
+            task="multilabel",
+            folds=settings.probe_folds,
+            seeds=range(settings.probe_seeds),
+            n_jobs=settings.probe_jobs,
+        )
+        for name, block in blocks.items()
+    }
     return results, class_names
 
 
@@ -69,14 +80,33 @@ def probe_table(settings: Profile, results: Mapping[str, ProbeResult]) -> pd.Dat
     names = [name.split("/") for name in results]
     inits = list(dict.fromkeys(init for init, _ in names))
     layers = list(dict.fromkeys(layer for _, layer in names))
-    tests = pd.concat([compare_to_best(results, f"{init}/{layer}", [f"{BASELINE}/{layer}"],
-                                       settings.n_bootstrap, seed=settings.seed)
-                       for init in inits if init != BASELINE for layer in layers])
-    tests = tests.rename(columns={"candidate": "feature_set", "delta": "delta_vs_random",
-                                  "low": "delta_low", "high": "delta_high"})
-    return summary.merge(tests[["feature_set", "metric", "delta_vs_random", "delta_low",
-                                "delta_high", "p_value"]], on=["feature_set", "metric"],
-                         how="left")
+    tests = pd.concat(
+        [
+            compare_to_best(
+                results,
+                f"{init}/{layer}",
+                [f"{BASELINE}/{layer}"],
+                settings.n_bootstrap,
+                seed=settings.seed,
+            )
+            for init in inits
+            if init != BASELINE
+            for layer in layers
+        ]
+    )
+    tests = tests.rename(
+        columns={
+            "candidate": "feature_set",
+            "delta": "delta_vs_random",
+            "low": "delta_low",
+            "high": "delta_high",
+        }
+    )
+    return summary.merge(
+        tests[["feature_set", "metric", "delta_vs_random", "delta_low", "delta_high", "p_value"]],
+        on=["feature_set", "metric"],
+        how="left",
+    )
 
 
 def esm_gains(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -13,14 +13,24 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-__all__ = ["complete_labelled_rows", "count_matrix", "count_weighted_mean",
-           "family_class_association", "frequent_label_matrix", "one_hot_signatures",
-           "product_class_targets", "random_features"]
+__all__ = [
+    "complete_labelled_rows",
+    "count_matrix",
+    "count_weighted_mean",
+    "family_class_association",
+    "frequent_label_matrix",
+    "one_hot_signatures",
+    "product_class_targets",
+    "random_features",
+]
 
 
-def product_class_targets(classes: pd.DataFrame, bgc_ids: Sequence[str],
-                          class_names: Sequence[str], min_positives: int = 1,
-                          ) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def product_class_targets(
+    classes: pd.DataFrame,
+    bgc_ids: Sequence[str],
+    class_names: Sequence[str],
+    min_positives: int = 1,
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """(mask over ``bgc_ids`` of labelled BGCs, (n_labelled, C) 0/1 indicator, its C classes).
 
     Unlabelled BGCs (empty MIBiG class) and ids absent from ``classes`` are masked
@@ -39,9 +49,13 @@ def product_class_targets(classes: pd.DataFrame, bgc_ids: Sequence[str],
     return mask, chosen[kept].to_numpy(), kept
 
 
-def complete_labelled_rows(classes: pd.DataFrame, bgc_ids: np.ndarray,
-                           blocks: Sequence[np.ndarray], class_names: Sequence[str],
-                           min_positives: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def complete_labelled_rows(
+    classes: pd.DataFrame,
+    bgc_ids: np.ndarray,
+    blocks: Sequence[np.ndarray],
+    class_names: Sequence[str],
+    min_positives: int,
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """(rows of ``bgc_ids``, their 0/1 product-class indicator, its classes) for the BGCs that
     are labelled and have a finite row in every one of ``blocks``.
 
@@ -50,13 +64,15 @@ def complete_labelled_rows(classes: pd.DataFrame, bgc_ids: np.ndarray,
     labels then follow :func:`product_class_targets`.
     """
     complete = np.all([np.isfinite(block).all(axis=1) for block in blocks], axis=0)
-    labelled, targets, kept = product_class_targets(classes, bgc_ids[complete], class_names,
-                                                    min_positives=min_positives)
+    labelled, targets, kept = product_class_targets(
+        classes, bgc_ids[complete], class_names, min_positives=min_positives
+    )
     return np.flatnonzero(complete)[labelled], targets, kept
 
 
-def count_weighted_mean(counts: pd.DataFrame, bgc_ids: Sequence[str],
-                        families: Sequence[str], vectors: np.ndarray) -> np.ndarray:
+def count_weighted_mean(
+    counts: pd.DataFrame, bgc_ids: Sequence[str], families: Sequence[str], vectors: np.ndarray
+) -> np.ndarray:
     """(n, d) per-BGC mean of family ``vectors`` weighted by domain counts.
 
     This is how an amino-acid-level model describes a whole cluster without a
@@ -69,8 +85,11 @@ def count_weighted_mean(counts: pd.DataFrame, bgc_ids: Sequence[str],
     row = {name: i for i, name in enumerate(bgc_ids)}
     known = known[known["bgc_id"].isin(row)]
     weights = np.zeros((len(bgc_ids), len(families)))
-    np.add.at(weights, (known["bgc_id"].map(row).to_numpy(), known["pfam"].map(column).to_numpy()),
-              known["count"].to_numpy(dtype=np.float64))
+    np.add.at(
+        weights,
+        (known["bgc_id"].map(row).to_numpy(), known["pfam"].map(column).to_numpy()),
+        known["count"].to_numpy(dtype=np.float64),
+    )
     totals = weights.sum(axis=1, keepdims=True)
     with np.errstate(invalid="ignore", divide="ignore"):
         return (weights @ np.asarray(vectors, dtype=np.float64)) / totals
@@ -84,8 +103,9 @@ def count_matrix(counts: pd.DataFrame, bgc_ids: Sequence[str]) -> tuple[np.ndarr
     """
     rows = counts[counts["bgc_id"].isin(set(bgc_ids))]
     families = sorted(rows["pfam"].unique())
-    table = rows.pivot_table(index="bgc_id", columns="pfam", values="count", aggfunc="sum",
-                             fill_value=0)
+    table = rows.pivot_table(
+        index="bgc_id", columns="pfam", values="count", aggfunc="sum", fill_value=0
+    )
     table = table.reindex(index=list(bgc_ids), columns=families, fill_value=0)
     return table.to_numpy(dtype=np.float64), families
 
@@ -127,18 +147,23 @@ def frequent_label_matrix(annotations: pd.Series, min_count: int, sep: str = ";"
     """
     if min_count < 1:
         raise ValueError(f"min_count must be >= 1; got {min_count}")
-    labels = annotations.fillna("").astype(str).map(
-        lambda text: {label.strip() for label in text.split(sep) if label.strip()}
+    labels = (
+        annotations.fillna("")
+        .astype(str)
+        .map(lambda text: {label.strip() for label in text.split(sep) if label.strip()})
     )
     counts = labels.explode().dropna().value_counts()
     counts = counts[counts >= min_count]
     kept = sorted(counts.index, key=lambda label: (-counts[label], label))
     matrix = np.array([[label in row for label in kept] for row in labels], dtype=np.int64)
-    return pd.DataFrame(matrix.reshape(len(labels), len(kept)), index=annotations.index,
-                        columns=kept)
+    return pd.DataFrame(
+        matrix.reshape(len(labels), len(kept)), index=annotations.index, columns=kept
+    )
 
 
-def family_class_association(counts: pd.DataFrame, classes: pd.DataFrame, min_bgcs: int = 3) -> pd.Series:
+def family_class_association(
+    counts: pd.DataFrame, classes: pd.DataFrame, min_bgcs: int = 3
+) -> pd.Series:
     """The product class each Pfam family is most associated with, from MIBiG co-occurrence.
 
     Over single-class labelled BGCs: a family's class is the one holding the largest share of

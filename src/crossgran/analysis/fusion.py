@@ -49,26 +49,56 @@ if TYPE_CHECKING:
     from crossgran.models.bigcarp import Representations
     from crossgran.models.esm import EmbeddingResult, LoadedEsm
 
-__all__ = ["CLASS_FUSION", "CLASS_SINGLES", "FUSIONS", "FUSION_TEST_COLUMNS",
-           "HalogenationProbe", "adomain_features", "adomain_probes", "claim4", "fusion_tests",
-           "halogenation_probes", "product_class_probes", "product_class_tables"]
+__all__ = [
+    "CLASS_FUSION",
+    "CLASS_SINGLES",
+    "FUSIONS",
+    "FUSION_TEST_COLUMNS",
+    "HalogenationProbe",
+    "adomain_features",
+    "adomain_probes",
+    "claim4",
+    "fusion_tests",
+    "halogenation_probes",
+    "product_class_probes",
+    "product_class_tables",
+]
 
 CLASS_FUSION = "esm+bigcarp_last"
 CLASS_SINGLES = ["esm", "bigcarp_embedder", "bigcarp_last"]
 FUSIONS = {"bigcarp+esm_mean": ["bigcarp", "esm_mean"], "bigcarp+stachel": ["bigcarp", "stachel"]}
-FUSION_TEST_COLUMNS = ["task", "property", "candidate", "rival", "metric", "candidate_mean",
-                       "rival_mean", "delta", "low", "high", "p_value"]
+FUSION_TEST_COLUMNS = [
+    "task",
+    "property",
+    "candidate",
+    "rival",
+    "metric",
+    "candidate_mean",
+    "rival_mean",
+    "delta",
+    "low",
+    "high",
+    "p_value",
+]
 
 
 def _cv(settings: Profile) -> dict:
     """The profile's cross-validation settings, shared by every probe of the notebook."""
-    return {"folds": settings.probe_folds, "seeds": range(settings.probe_seeds),
-            "n_jobs": settings.probe_jobs}
+    return {
+        "folds": settings.probe_folds,
+        "seeds": range(settings.probe_seeds),
+        "n_jobs": settings.probe_jobs,
+    }
 
 
-def product_class_probes(settings: Profile, esm_pfam: EmbeddingResult,
-                         bigcarp_run: Representations, *, esm_layer: int, bigcarp_layer: int
-                         ) -> tuple[dict[str, ProbeResult], list[str]]:
+def product_class_probes(
+    settings: Profile,
+    esm_pfam: EmbeddingResult,
+    bigcarp_run: Representations,
+    *,
+    esm_layer: int,
+    bigcarp_layer: int,
+) -> tuple[dict[str, ProbeResult], list[str]]:
     """(probe results by feature set, the probed classes) of the MIBiG product-class task.
 
     Feature sets: ``esm`` (the BGC's family vectors at ``esm_layer``, weighted by domain
@@ -85,36 +115,46 @@ def product_class_probes(settings: Profile, esm_pfam: EmbeddingResult,
         "bigcarp_last": bigcarp_run.bgc[bigcarp_layer],
     }
     rows, targets, class_names = complete_labelled_rows(
-        classes, bgc_ids, list(bgc_blocks.values()), PRODUCT_CLASSES, settings.probe_folds)
+        classes, bgc_ids, list(bgc_blocks.values()), PRODUCT_CLASSES, settings.probe_folds
+    )
     features = {name: block[rows] for name, block in bgc_blocks.items()}
     features[CLASS_FUSION] = np.hstack([features["esm"], features["bigcarp_last"]])
     features["pfam_counts"], _ = count_matrix(counts, bgc_ids[rows])
-    features["random"] = random_features(len(rows), features[CLASS_FUSION].shape[1],
-                                         settings.seed)
+    features["random"] = random_features(len(rows), features[CLASS_FUSION].shape[1], settings.seed)
     results = {
         name: cross_validated_scores(
-            x, targets, task="multilabel",
+            x,
+            targets,
+            task="multilabel",
             model=settings.count_probe_model if name == "pfam_counts" else "logreg",
-            **_cv(settings))
+            **_cv(settings),
+        )
         for name, x in features.items()
     }
     return results, class_names
 
 
-def product_class_tables(settings: Profile, results: Mapping[str, ProbeResult]
-                         ) -> tuple[pd.DataFrame, pd.DataFrame]:
+def product_class_tables(
+    settings: Profile, results: Mapping[str, ProbeResult]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(``product_class_probe.csv``, the fusion's paired tests against the best single
     representation, with a ``task`` column)."""
     table = summarise(results, settings.n_bootstrap, seed=settings.seed)
-    tests = compare_to_best(results, CLASS_FUSION, CLASS_SINGLES, settings.n_bootstrap,
-                            seed=settings.seed)
+    tests = compare_to_best(
+        results, CLASS_FUSION, CLASS_SINGLES, settings.n_bootstrap, seed=settings.seed
+    )
     tests.insert(0, "task", "product_class")
     return table, tests
 
 
-def adomain_features(settings: Profile, esm_adomains: EmbeddingResult,
-                     bigcarp_run: Representations, *, esm_layer: int, bigcarp_layer: int
-                     ) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+def adomain_features(
+    settings: Profile,
+    esm_adomains: EmbeddingResult,
+    bigcarp_run: Representations,
+    *,
+    esm_layer: int,
+    bigcarp_layer: int,
+) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
     """(the ``adomains`` rows of the run's A-domains, feature sets on those rows).
 
     Rows: the A-domains located in their parent protein's sentence (so BiGCARP has a
@@ -133,15 +173,16 @@ def adomain_features(settings: Profile, esm_adomains: EmbeddingResult,
     }
     features["bigcarp+esm_mean"] = np.hstack([features["bigcarp"], features["esm_mean"]])
     features["bigcarp+stachel"] = np.hstack([features["bigcarp"], features["stachel"]])
-    features["random"] = random_features(len(domain_ids), features["bigcarp+esm_mean"].shape[1],
-                                         settings.seed)
+    features["random"] = random_features(
+        len(domain_ids), features["bigcarp+esm_mean"].shape[1], settings.seed
+    )
     features["stachelhaus_onehot"] = one_hot_signatures(domains["stachelhaus"])
     return domains, features
 
 
-def adomain_probes(settings: Profile, domains: pd.DataFrame,
-                   features: Mapping[str, np.ndarray]
-                   ) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+def adomain_probes(
+    settings: Profile, domains: pd.DataFrame, features: Mapping[str, np.ndarray]
+) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
     """(``adomain_probe.csv``, the fusions' paired tests, the properties skipped and why).
 
     For each substrate property, the domains whose label leaves it undefined are dropped and
@@ -157,14 +198,21 @@ def adomain_probes(settings: Profile, domains: pd.DataFrame,
         if minority < settings.probe_folds:
             skipped.append(f"{prop} (only {minority} parent proteins in its rarer class)")
             continue
-        results = {name: cross_validated_scores(x[defined], labels, task="binary",
-                                                groups=parents, **_cv(settings))
-                   for name, x in features.items()}
-        tables.append(summarise(results, settings.n_bootstrap, seed=settings.seed)
-                      .assign(property=prop))
-        tests += [compare_to_best(results, fused, singles, settings.n_bootstrap,
-                                  seed=settings.seed).assign(property=prop)
-                  for fused, singles in FUSIONS.items()]
+        results = {
+            name: cross_validated_scores(
+                x[defined], labels, task="binary", groups=parents, **_cv(settings)
+            )
+            for name, x in features.items()
+        }
+        tables.append(
+            summarise(results, settings.n_bootstrap, seed=settings.seed).assign(property=prop)
+        )
+        tests += [
+            compare_to_best(
+                results, fused, singles, settings.n_bootstrap, seed=settings.seed
+            ).assign(property=prop)
+            for fused, singles in FUSIONS.items()
+        ]
     table = pd.concat(tables, ignore_index=True)
     table = table[["property", *table.columns.drop("property")]]
     return table, pd.concat(tests), skipped
@@ -181,28 +229,51 @@ class HalogenationProbe:
     n_halogenated: int
 
 
-def halogenation_probes(settings: Profile, esm_model: LoadedEsm, run_dir: Path | str
-                        ) -> HalogenationProbe:
+def halogenation_probes(
+    settings: Profile, esm_model: LoadedEsm, run_dir: Path | str
+) -> HalogenationProbe:
     """The halogenation task (``crossgran.analysis.halogenation``) with the paper's MLP probe,
     folds grouped by BGC; ``run_dir`` is the BiGCARP run whose representations are probed."""
     features, labels, groups = halogenation.task_features(settings, esm_model, run_dir)
     results = {
-        name: cross_validated_scores(x, labels, task="binary", groups=groups, model="mlp",
-                                     mlp_hidden=halogenation.MLP_HIDDEN, **_cv(settings))
-        for name, x in features.items()}
+        name: cross_validated_scores(
+            x,
+            labels,
+            task="binary",
+            groups=groups,
+            model="mlp",
+            mlp_hidden=halogenation.MLP_HIDDEN,
+            **_cv(settings),
+        )
+        for name, x in features.items()
+    }
     table = summarise(results, settings.n_bootstrap, seed=settings.seed)
-    tests = compare_to_best(results, halogenation.FUSED, list(halogenation.PARTS),
-                            settings.n_bootstrap, seed=settings.seed
-                            ).assign(task="halogenation", property="")
-    return HalogenationProbe(table=table, tests=tests, n_domains=len(labels),
-                             n_bgcs=len(set(groups)), n_halogenated=int(labels.sum()))
+    tests = compare_to_best(
+        results,
+        halogenation.FUSED,
+        list(halogenation.PARTS),
+        settings.n_bootstrap,
+        seed=settings.seed,
+    ).assign(task="halogenation", property="")
+    return HalogenationProbe(
+        table=table,
+        tests=tests,
+        n_domains=len(labels),
+        n_bgcs=len(set(groups)),
+        n_halogenated=int(labels.sum()),
+    )
 
 
-def fusion_tests(class_tests: pd.DataFrame, domain_tests: pd.DataFrame,
-                 halogen_tests: Sequence[pd.DataFrame] = ()) -> pd.DataFrame:
+def fusion_tests(
+    class_tests: pd.DataFrame,
+    domain_tests: pd.DataFrame,
+    halogen_tests: Sequence[pd.DataFrame] = (),
+) -> pd.DataFrame:
     """``fusion_tests.csv``: every task's fusion-vs-best-single tests in one table."""
-    tests = pd.concat([class_tests.assign(property=""), domain_tests.assign(task="adomain"),
-                       *halogen_tests], ignore_index=True)
+    tests = pd.concat(
+        [class_tests.assign(property=""), domain_tests.assign(task="adomain"), *halogen_tests],
+        ignore_index=True,
+    )
     return tests[FUSION_TEST_COLUMNS]
 
 
@@ -215,10 +286,22 @@ def claim4(tests: pd.DataFrame) -> pd.DataFrame:
     for (task, candidate), group in tests.groupby(["task", "candidate"], sort=False):
         auc = group[group["metric"] == "auc"]
         wins = auc[(auc["delta"] > 0) & (auc["p_value"] < SIGNIFICANCE)]
-        deltas = ", ".join(f"{r.property or 'product class'} {r.delta:+.3f} (p={r.p_value:.3f})"
-                          for r in auc.itertuples())
-        records.append({"task": task, "candidate": candidate, "deltas": deltas,
-                        "n_wins": len(wins), "n_tests": len(auc),
-                        "verdict": "SUPPORTED" if len(wins) == len(auc) else
-                                   "partly supported" if len(wins) else "NOT supported"})
+        deltas = ", ".join(
+            f"{r.property or 'product class'} {r.delta:+.3f} (p={r.p_value:.3f})"
+            for r in auc.itertuples()
+        )
+        records.append(
+            {
+                "task": task,
+                "candidate": candidate,
+                "deltas": deltas,
+                "n_wins": len(wins),
+                "n_tests": len(auc),
+                "verdict": "SUPPORTED"
+                if len(wins) == len(auc)
+                else "partly supported"
+                if len(wins)
+                else "NOT supported",
+            }
+        )
     return pd.DataFrame.from_records(records)

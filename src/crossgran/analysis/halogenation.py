@@ -37,8 +37,18 @@ from crossgran.models import bigcarp
 from crossgran.models.esm import LoadedEsm, embed
 from crossgran.profiles import Profile
 
-__all__ = ["FEATURE_SETS", "FUSED", "MLP_HIDDEN", "PARTS", "TABLE", "bgc_sentences",
-           "bigcarp_features", "esm_features", "labelled_rows", "task_features"]
+__all__ = [
+    "FEATURE_SETS",
+    "FUSED",
+    "MLP_HIDDEN",
+    "PARTS",
+    "TABLE",
+    "bgc_sentences",
+    "bigcarp_features",
+    "esm_features",
+    "labelled_rows",
+    "task_features",
+]
 
 TABLE = "halogenase_domains"
 PARTS = ("esm", "bigcarp_domain", "bigcarp_mean")
@@ -58,25 +68,31 @@ def labelled_rows(profile: Profile) -> pd.DataFrame:
         raise FileNotFoundError(
             f"{path} does not exist: the halogenation task needs MIBiG compound structures, "
             f"which only the full profile's build reads (profile {profile.name!r}). Fix: build "
-            "the full tables first (notebook 01_data or `crossgran data --profile full`).")
+            "the full tables first (notebook 01_data or `crossgran data --profile full`)."
+        )
     table = load_table(profile, TABLE)
     if table.empty:
         raise ValueError(
             f"{path} holds no {TRP_HALOGENASE} (Trp_halogenase) hit, so the halogenation task has "
             f"no rows. Fix: check that Pfam-A.hmm.gz contains {TRP_HALOGENASE} and that "
             f"max_bgcs={profile.max_bgcs} keeps the MIBiG BGCs that have one, then rebuild the "
-            "tables.")
+            "tables."
+        )
     rows = table[table["has_halogen"].notna()].reset_index(drop=True)
     if rows.empty:
         raise ValueError(
             f"none of the {len(table)} rows of {path} has a label: no BGC with a halogenase has a "
             "parsable compound structure (see compounds.tsv). Fix: use a MIBiG release (or a "
-            "larger max_bgcs) in which halogenase BGCs record their chem_struct.")
+            "larger max_bgcs) in which halogenase BGCs record their chem_struct."
+        )
     return rows
 
 
-def task_features(profile: Profile, esm_model: LoadedEsm, bigcarp_run_dir: Path | str,
-                  ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+def task_features(
+    profile: Profile,
+    esm_model: LoadedEsm,
+    bigcarp_run_dir: Path | str,
+) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
     """(features by :data:`FEATURE_SETS` name, 0/1 labels, bgc_id groups) for the probe.
 
     Rows follow :func:`labelled_rows`. ESM vectors go through ``crossgran.esm.embed``'s
@@ -84,9 +100,10 @@ def task_features(profile: Profile, esm_model: LoadedEsm, bigcarp_run_dir: Path 
     run trained on this profile's ``domain_corpus`` (notebook 02: ``models_dir/bigcarp_<init>``).
     """
     rows = labelled_rows(profile)
-    features = {"esm": esm_features(rows, esm_model, profile),
-                **bigcarp_features(rows, load_table(profile, "domain_corpus"), bigcarp_run_dir,
-                                   profile)}
+    features = {
+        "esm": esm_features(rows, esm_model, profile),
+        **bigcarp_features(rows, load_table(profile, "domain_corpus"), bigcarp_run_dir, profile),
+    }
     features[FUSED] = np.hstack([features[name] for name in PARTS])
     features["random"] = random_features(len(rows), features[FUSED].shape[1], profile.seed)
     labels = rows["has_halogen"].astype(bool).astype(np.int64).to_numpy()
@@ -95,13 +112,19 @@ def task_features(profile: Profile, esm_model: LoadedEsm, bigcarp_run_dir: Path 
 
 def esm_features(rows: pd.DataFrame, model: LoadedEsm, profile: Profile) -> np.ndarray:
     """(n, d) ESM last-layer mean over each halogenase domain's residues."""
-    result = embed(dict(zip(rows["domain_id"], rows["sequence"], strict=True)), model, [-1],
-                   cache=ArrayCache(profile.cache_dir), batch_tokens=profile.esm.embed_batch_tokens)
+    result = embed(
+        dict(zip(rows["domain_id"], rows["sequence"], strict=True)),
+        model,
+        [-1],
+        cache=ArrayCache(profile.cache_dir),
+        batch_tokens=profile.esm.embed_batch_tokens,
+    )
     return result.mean[result.layer_index(-1)]
 
 
-def bgc_sentences(rows: pd.DataFrame, corpus: pd.DataFrame
-                  ) -> tuple[pd.DataFrame, dict[str, list[str]]]:
+def bgc_sentences(
+    rows: pd.DataFrame, corpus: pd.DataFrame
+) -> tuple[pd.DataFrame, dict[str, list[str]]]:
     """The ``domain_corpus`` rows of the BGCs of ``rows`` and their tokens by bgc_id, checked
     against the halogenase sites.
 
@@ -114,33 +137,47 @@ def bgc_sentences(rows: pd.DataFrame, corpus: pd.DataFrame
     missing = sorted(wanted - set(sentences["seq_id"]))
     fix = "Fix: rebuild the tables (notebook 01_data), then retrain and rerun notebook 02."
     if missing:
-        raise ValueError(f"domain_corpus has no sentence for {len(missing)} halogenase BGC(s), "
-                         f"e.g. {missing[0]}. {fix}")
+        raise ValueError(
+            f"domain_corpus has no sentence for {len(missing)} halogenase BGC(s), "
+            f"e.g. {missing[0]}. {fix}"
+        )
     if not sentences["ordered"].astype(bool).all():
-        raise ValueError("domain_corpus's MIBiG sentences are unordered bags, so a halogenase's "
-                         f"token index means nothing in them. {fix}")
+        raise ValueError(
+            "domain_corpus's MIBiG sentences are unordered bags, so a halogenase's "
+            f"token index means nothing in them. {fix}"
+        )
     tokens = dict(zip(sentences["seq_id"], sentences["tokens"].str.split(), strict=True))
-    wrong = [f"{bgc_id}[{index}]" for bgc_id, index in zip(rows["bgc_id"], rows["token_index"],
-                                                                strict=True)
-             if index >= len(tokens[bgc_id]) or tokens[bgc_id][index] != TRP_HALOGENASE]
+    wrong = [
+        f"{bgc_id}[{index}]"
+        for bgc_id, index in zip(rows["bgc_id"], rows["token_index"], strict=True)
+        if index >= len(tokens[bgc_id]) or tokens[bgc_id][index] != TRP_HALOGENASE
+    ]
     if wrong:
-        raise ValueError(f"{len(wrong)} halogenase site(s) are not {TRP_HALOGENASE} tokens of "
-                         f"domain_corpus, e.g. {wrong[0]}: the tables come from different builds. {fix}")
+        raise ValueError(
+            f"{len(wrong)} halogenase site(s) are not {TRP_HALOGENASE} tokens of "
+            f"domain_corpus, e.g. {wrong[0]}: the tables come from different builds. {fix}"
+        )
     return sentences, tokens
 
 
-def bigcarp_features(rows: pd.DataFrame, corpus: pd.DataFrame, run_dir: Path | str,
-                     profile: Profile) -> dict[str, np.ndarray]:
+def bigcarp_features(
+    rows: pd.DataFrame, corpus: pd.DataFrame, run_dir: Path | str, profile: Profile
+) -> dict[str, np.ndarray]:
     """``bigcarp_domain`` and ``bigcarp_mean`` (last layer) of each row, from one trained run."""
     run = bigcarp.load_checkpoint(run_dir)
     if TRP_HALOGENASE not in run.vocab.index:
-        raise ValueError(f"the BiGCARP run in {run_dir} has no {TRP_HALOGENASE} token. Fix: train "
-                         "it on this profile's domain_corpus (notebook 02).")
+        raise ValueError(
+            f"the BiGCARP run in {run_dir} has no {TRP_HALOGENASE} token. Fix: train "
+            "it on this profile's domain_corpus (notebook 02)."
+        )
     sentences, tokens = bgc_sentences(rows, corpus)
     sites = list(zip(rows["bgc_id"], rows["token_index"], strict=True))
     domain = bigcarp.token_representations(run.model, run.vocab, tokens, sites, [-1])
-    means = bigcarp.sequence_representations(run.model, run.vocab, sentences, [-1],
-                                             n_orders=profile.bigcarp.n_orders, seed=profile.seed)
+    means = bigcarp.sequence_representations(
+        run.model, run.vocab, sentences, [-1], n_orders=profile.bigcarp.n_orders, seed=profile.seed
+    )
     order = rows_of(list(sentences["seq_id"]), list(rows["bgc_id"]))
-    return {"bigcarp_domain": next(iter(domain.values())),
-            "bigcarp_mean": next(iter(means.values()))[order]}
+    return {
+        "bigcarp_domain": next(iter(domain.values())),
+        "bigcarp_mean": next(iter(means.values()))[order],
+    }

@@ -45,10 +45,26 @@ if TYPE_CHECKING:
     from crossgran.models.bigcarp import Representations
     from crossgran.models.esm import EmbeddingResult
 
-__all__ = ["DEPTH", "INITS", "FamilyLayers", "InitialisationKept", "LayerTasks",
-           "closest_esm_layers", "debiased_embedder_last", "deeper_vs_embedder", "esm_vs_bigcarp", "family_layers",
-           "headline_cka", "initialisation_kept", "layer_probes", "peaks", "probe_tasks",
-           "umap_inputs", "wins_by_task", "within_bigcarp"]
+__all__ = [
+    "DEPTH",
+    "INITS",
+    "FamilyLayers",
+    "InitialisationKept",
+    "LayerTasks",
+    "closest_esm_layers",
+    "debiased_embedder_last",
+    "deeper_vs_embedder",
+    "esm_vs_bigcarp",
+    "family_layers",
+    "headline_cka",
+    "initialisation_kept",
+    "layer_probes",
+    "peaks",
+    "probe_tasks",
+    "umap_inputs",
+    "wins_by_task",
+    "within_bigcarp",
+]
 
 INITS = {"random": "random-init", "esm": "ESM-init"}  # the BiGCARP runs compared, and their labels
 DEPTH = "BiGCARP layer (0 = embedder)"
@@ -76,21 +92,29 @@ class FamilyLayers:
         return max(self.bigcarp["random"])
 
 
-def family_layers(esm_pfam: EmbeddingResult, exported: Mapping[str, Representations], *,
-                  esm_layer: int) -> FamilyLayers:
+def family_layers(
+    esm_pfam: EmbeddingResult, exported: Mapping[str, Representations], *, esm_layer: int
+) -> FamilyLayers:
     """The families ESM and every run in ``exported`` (init -> notebook 02's export) share.
 
     ESM has every Pfam family, BiGCARP only those in its corpus, each in its own order, so
     rows are paired by accession. ``esm_layer`` is the profile's ``bigcarp.esm_layer``.
     """
     families, (esm_rows, *bigcarp_rows) = shared_rows(
-        esm_pfam.ids, *(exported[init].families for init in exported))
+        esm_pfam.ids, *(exported[init].families for init in exported)
+    )
     esm_reps = {k: v[esm_rows] for k, v in esm_pfam.mean.items()}
-    reps = {init: {k: v[rows] for k, v in exported[init].family.items()}
-            for init, rows in zip(exported, bigcarp_rows, strict=True)}
-    return FamilyLayers(families=families, esm=esm_reps, bigcarp=reps,
-                        esm_model=esm_pfam.model_id.split("@")[0],
-                        esm_init_layer=sorted(esm_reps)[esm_layer])
+    reps = {
+        init: {k: v[rows] for k, v in exported[init].family.items()}
+        for init, rows in zip(exported, bigcarp_rows, strict=True)
+    }
+    return FamilyLayers(
+        families=families,
+        esm=esm_reps,
+        bigcarp=reps,
+        esm_model=esm_pfam.model_id.split("@")[0],
+        esm_init_layer=sorted(esm_reps)[esm_layer],
+    )
 
 
 def within_bigcarp(space: FamilyLayers) -> dict[str, pd.DataFrame]:
@@ -99,10 +123,12 @@ def within_bigcarp(space: FamilyLayers) -> dict[str, pd.DataFrame]:
     with limit(blas_threads=1):
         for init, label in INITS.items():
             layers = sorted(space.bigcarp[init])
-            matrix = cka_matrix([space.bigcarp[init][k] for k in layers],
-                                [space.bigcarp[init][k] for k in layers])
-            within[label] = pd.DataFrame(matrix, index=pd.Index(layers, name=DEPTH),
-                                         columns=pd.Index(layers, name=DEPTH))
+            matrix = cka_matrix(
+                [space.bigcarp[init][k] for k in layers], [space.bigcarp[init][k] for k in layers]
+            )
+            within[label] = pd.DataFrame(
+                matrix, index=pd.Index(layers, name=DEPTH), columns=pd.Index(layers, name=DEPTH)
+            )
     return within
 
 
@@ -113,17 +139,23 @@ def esm_vs_bigcarp(space: FamilyLayers) -> tuple[dict[str, pd.DataFrame], pd.Dat
     records = []
     with limit(blas_threads=1):
         for init, label in INITS.items():
-            matrix = cka_matrix([space.esm[k] for k in sorted(space.esm)],
-                                [space.bigcarp[init][k] for k in sorted(space.bigcarp[init])])
+            matrix = cka_matrix(
+                [space.esm[k] for k in sorted(space.esm)],
+                [space.bigcarp[init][k] for k in sorted(space.bigcarp[init])],
+            )
             cross[label] = pd.DataFrame(
-                matrix, index=pd.Index(sorted(space.esm), name="ESM layer"),
-                columns=pd.Index(sorted(space.bigcarp[init]), name=DEPTH))
-            records += [{"init": init, "esm_layer": esm_layer, "bigcarp_layer": bigcarp_layer,
-                         "cka": value}
-                        for (esm_layer, bigcarp_layer), value in cross[label].stack().items()]
+                matrix,
+                index=pd.Index(sorted(space.esm), name="ESM layer"),
+                columns=pd.Index(sorted(space.bigcarp[init]), name=DEPTH),
+            )
+            records += [
+                {"init": init, "esm_layer": esm_layer, "bigcarp_layer": bigcarp_layer, "cka": value}
+                for (esm_layer, bigcarp_layer), value in cross[label].stack().items()
+            ]
     table = pd.DataFrame.from_records(records)
-    table["closest"] = table["cka"] == table.groupby(
-        ["init", "bigcarp_layer"])["cka"].transform("max")
+    table["closest"] = table["cka"] == table.groupby(["init", "bigcarp_layer"])["cka"].transform(
+        "max"
+    )
     return cross, table
 
 
@@ -136,17 +168,25 @@ def closest_esm_layers(table: pd.DataFrame) -> pd.DataFrame:
     return closest.assign(cell=cells).pivot(index="row", columns="bigcarp_layer", values="cell")
 
 
-def _headline_pairs(space: FamilyLayers
-                    ) -> dict[str, tuple[np.ndarray, np.ndarray, float | None]]:
+def _headline_pairs(space: FamilyLayers) -> dict[str, tuple[np.ndarray, np.ndarray, float | None]]:
     """The headline CKA pairs: (x, y, the paper's linear CKA or None) by name."""
     reps, last, esm = space.bigcarp, space.last, space.esm[space.esm_init_layer]
     return {
-        "random-init embedder vs its last layer":
-            (reps["random"][0], reps["random"][last], PAPER_CKA["embedder_vs_last", "random", "random"]),
-        "ESM-init embedder vs its last layer":
-            (reps["esm"][0], reps["esm"][last], PAPER_CKA["embedder_vs_last", "esm", "esm"]),
-        "ESM-init embedder vs random-init last layer":
-            (reps["esm"][0], reps["random"][last], PAPER_CKA["embedder_vs_last", "esm", "random"]),
+        "random-init embedder vs its last layer": (
+            reps["random"][0],
+            reps["random"][last],
+            PAPER_CKA["embedder_vs_last", "random", "random"],
+        ),
+        "ESM-init embedder vs its last layer": (
+            reps["esm"][0],
+            reps["esm"][last],
+            PAPER_CKA["embedder_vs_last", "esm", "esm"],
+        ),
+        "ESM-init embedder vs random-init last layer": (
+            reps["esm"][0],
+            reps["random"][last],
+            PAPER_CKA["embedder_vs_last", "esm", "random"],
+        ),
         "ESM-init embedder vs ESM (its initialisation)": (reps["esm"][0], esm, None),
         "random-init embedder vs ESM": (reps["random"][0], esm, None),
         "ESM-init last layer vs ESM": (reps["esm"][last], esm, None),
@@ -161,8 +201,15 @@ def headline_cka(space: FamilyLayers, *, n_bootstrap: int, seed: int) -> pd.Data
     with limit(blas_threads=1):
         for name, (x, y, paper) in _headline_pairs(space).items():
             point, low, high = bootstrap_cka(x, y, n_bootstrap, seed)
-            records.append({"pair": name, "linear_cka": point, "ci_low": low, "ci_high": high,
-                            "paper_linear_cka": paper})
+            records.append(
+                {
+                    "pair": name,
+                    "linear_cka": point,
+                    "ci_low": low,
+                    "ci_high": high,
+                    "paper_linear_cka": paper,
+                }
+            )
     return pd.DataFrame(records)
 
 
@@ -170,8 +217,10 @@ def debiased_embedder_last(space: FamilyLayers) -> dict[str, float]:
     """Per run label, debiased CKA of the embedder with the last layer: a check that the
     plain values are not a small-sample artefact (debiased CKA does not drift with width)."""
     with limit(blas_threads=1):
-        return {label: debiased_cka(space.bigcarp[init][0], space.bigcarp[init][space.last])
-                for init, label in INITS.items()}
+        return {
+            label: debiased_cka(space.bigcarp[init][0], space.bigcarp[init][space.last])
+            for init, label in INITS.items()
+        }
 
 
 @dataclass(frozen=True)
@@ -197,20 +246,27 @@ def initialisation_kept(headline: pd.DataFrame, *, max_similarity: float) -> Ini
     kept = rows.loc["ESM-init embedder vs ESM (its initialisation)"]
     control = rows.loc["random-init embedder vs ESM"]
     deep = rows.loc["ESM-init last layer vs ESM"]
-    embedder_last = {label: rows.loc[f"{label} embedder vs its last layer"]
-                     for label in INITS.values()}
+    embedder_last = {
+        label: rows.loc[f"{label} embedder vs its last layer"] for label in INITS.values()
+    }
     checks = {
-        "(a) ESM-init embedder closer to ESM than random-init embedder":
-            bool(kept["ci_low"] > control["ci_high"]),
-        "(b) ESM-init embedder closer to ESM than its last layer":
-            bool(kept["ci_low"] > deep["ci_high"]),
-        f"(c) embedder vs last layer CKA < {max_similarity} in both runs":
-            all(row["ci_high"] < max_similarity for row in embedder_last.values()),
+        "(a) ESM-init embedder closer to ESM than random-init embedder": bool(
+            kept["ci_low"] > control["ci_high"]
+        ),
+        "(b) ESM-init embedder closer to ESM than its last layer": bool(
+            kept["ci_low"] > deep["ci_high"]
+        ),
+        f"(c) embedder vs last layer CKA < {max_similarity} in both runs": all(
+            row["ci_high"] < max_similarity for row in embedder_last.values()
+        ),
     }
     return InitialisationKept(
-        kept=kept["linear_cka"], control=control["linear_cka"], deep=deep["linear_cka"],
+        kept=kept["linear_cka"],
+        control=control["linear_cka"],
+        deep=deep["linear_cka"],
         embedder_last={label: row["linear_cka"] for label, row in embedder_last.items()},
-        checks=checks)
+        checks=checks,
+    )
 
 
 @dataclass(frozen=True)
@@ -226,14 +282,16 @@ class LayerTasks:
     tasks: dict[str, ProbeTask]  # task name -> (kind, family rows, labels); primary first
 
 
-def probe_tasks(settings: Profile, families: list[str], *, min_class_families: int,
-                min_term_families: int) -> LayerTasks:
+def probe_tasks(
+    settings: Profile, families: list[str], *, min_class_families: int, min_term_families: int
+) -> LayerTasks:
     """Product-class association (multiclass; ``mixed`` and classes with fewer than
     ``min_class_families`` families excluded) and GO molecular function (multilabel over the
     terms held by at least ``min_term_families`` probed families; unannotated families left
     out, since they are unknown rather than known to lack every function)."""
-    association = family_class_association(load_table(settings, "mibig_domain_counts"),
-                                           load_table(settings, "mibig_classes"))
+    association = family_class_association(
+        load_table(settings, "mibig_domain_counts"), load_table(settings, "mibig_classes")
+    )
     family_class = association.reindex(families)
     class_sizes = family_class[family_class != "mixed"].value_counts()
     kept_classes = class_sizes[class_sizes >= min_class_families].index
@@ -246,22 +304,34 @@ def probe_tasks(settings: Profile, families: list[str], *, min_class_families: i
     go_matrix = frequent_label_matrix(go.iloc[go_rows], min_term_families)
     tasks: dict[str, ProbeTask] = {
         "product-class association": ("multiclass", class_rows, class_labels),
-        f"GO molecular function (≥{min_term_families} families)": ("multilabel", go_rows,
-                                                                    go_matrix.to_numpy()),
+        f"GO molecular function (≥{min_term_families} families)": (
+            "multilabel",
+            go_rows,
+            go_matrix.to_numpy(),
+        ),
     }
-    return LayerTasks(family_class=family_class, class_sizes=class_sizes,
-                      kept_classes=kept_classes, class_rows=class_rows, go_rows=go_rows,
-                      go_matrix=go_matrix, tasks=tasks)
+    return LayerTasks(
+        family_class=family_class,
+        class_sizes=class_sizes,
+        kept_classes=kept_classes,
+        class_rows=class_rows,
+        go_rows=go_rows,
+        go_matrix=go_matrix,
+        tasks=tasks,
+    )
 
 
 def _probed_models(space: FamilyLayers) -> dict[str, dict[int, np.ndarray]]:
     """Model name (as in ``layer_probes.csv``) -> layer -> representations."""
-    return {f"ESM ({space.esm_model})": space.esm,
-            **{f"BiGCARP {label}": space.bigcarp[init] for init, label in INITS.items()}}
+    return {
+        f"ESM ({space.esm_model})": space.esm,
+        **{f"BiGCARP {label}": space.bigcarp[init] for init, label in INITS.items()},
+    }
 
 
-def layer_probes(settings: Profile, space: FamilyLayers, tasks: Mapping[str, ProbeTask]
-                 ) -> tuple[pd.DataFrame, dict[tuple[str, str, int], ProbeResult]]:
+def layer_probes(
+    settings: Profile, space: FamilyLayers, tasks: Mapping[str, ProbeTask]
+) -> tuple[pd.DataFrame, dict[tuple[str, str, int], ProbeResult]]:
     """(``layer_probes.csv``, the fits by (task, model, layer)): a probe on every layer of ESM
     and of both runs for every task, on the same families and folds, with the macro-F1 and its
     bootstrap interval over families. The probes are independent: one process each."""
@@ -269,18 +339,41 @@ def layer_probes(settings: Profile, space: FamilyLayers, tasks: Mapping[str, Pro
     seeds = tuple(range(settings.seed, settings.seed + settings.probe_seeds))
     jobs = [(task, model, layer) for task in tasks for model in models for layer in models[model]]
     with limit(blas_threads=1), Parallel(n_jobs=settings.probe_jobs) as parallel:
-        results = parallel(delayed(cross_validated_scores)(
-            models[model][layer][tasks[task][1]], tasks[task][2], task=tasks[task][0],
-            folds=settings.probe_folds, seeds=seeds) for task, model, layer in jobs)
-        intervals = parallel(delayed(bootstrap_ci)(
-            result.y_true, result.oof_scores, "f1", settings.n_bootstrap, settings.seed)
-            for result in results)
-    rows = [{"task": task, "model": model, "layer": layer,
-             "relative_depth": layer / max(models[model]), "metric": "macro-F1",
-             "mean": point, "ci_low": low, "ci_high": high, "auc": result.mean()["auc"],
-             "n_rows": len(tasks[task][1]), "n_seeds": len(seeds), "folds": settings.probe_folds}
-            for (task, model, layer), result, (point, low, high)
-            in zip(jobs, results, intervals, strict=True)]
+        results = parallel(
+            delayed(cross_validated_scores)(
+                models[model][layer][tasks[task][1]],
+                tasks[task][2],
+                task=tasks[task][0],
+                folds=settings.probe_folds,
+                seeds=seeds,
+            )
+            for task, model, layer in jobs
+        )
+        intervals = parallel(
+            delayed(bootstrap_ci)(
+                result.y_true, result.oof_scores, "f1", settings.n_bootstrap, settings.seed
+            )
+            for result in results
+        )
+    rows = [
+        {
+            "task": task,
+            "model": model,
+            "layer": layer,
+            "relative_depth": layer / max(models[model]),
+            "metric": "macro-F1",
+            "mean": point,
+            "ci_low": low,
+            "ci_high": high,
+            "auc": result.mean()["auc"],
+            "n_rows": len(tasks[task][1]),
+            "n_seeds": len(seeds),
+            "folds": settings.probe_folds,
+        }
+        for (task, model, layer), result, (point, low, high) in zip(
+            jobs, results, intervals, strict=True
+        )
+    ]
     return pd.DataFrame.from_records(rows), dict(zip(jobs, results, strict=True))
 
 
@@ -289,8 +382,9 @@ def peaks(table: pd.DataFrame) -> pd.DataFrame:
     return table.loc[table.groupby(["task", "model"], sort=False)["mean"].idxmax()]
 
 
-def deeper_vs_embedder(settings: Profile, fits: Fits, space: FamilyLayers,
-                       peak_rows: pd.DataFrame) -> pd.DataFrame:
+def deeper_vs_embedder(
+    settings: Profile, fits: Fits, space: FamilyLayers, peak_rows: pd.DataFrame
+) -> pd.DataFrame:
     """Claim 3's tests: per task (in the order of the fits) and run, the paired bootstrap of
     the last layer's macro-F1 against the embedder's on the same families and folds;
     ``wins`` when one-sided p < ``SIGNIFICANCE``, with the layer where the run's curve peaks."""
@@ -301,23 +395,35 @@ def deeper_vs_embedder(settings: Profile, fits: Fits, space: FamilyLayers,
             for label in INITS.values():
                 model = f"BiGCARP {label}"
                 deep, embedder = fits[task, model, space.last], fits[task, model, 0]
-                test = paired_bootstrap(deep.y_true, deep.oof_scores, embedder.oof_scores, "f1",
-                                        settings.n_bootstrap, settings.seed)
+                test = paired_bootstrap(
+                    deep.y_true,
+                    deep.oof_scores,
+                    embedder.oof_scores,
+                    "f1",
+                    settings.n_bootstrap,
+                    settings.seed,
+                )
                 peak = peak_rows[(peak_rows["task"] == task) & (peak_rows["model"] == model)]
-                records.append({"task": task, "run": label, **test,
-                                "wins": test["p_value"] < SIGNIFICANCE,
-                                "peak_layer": peak["layer"].iloc[0]})
+                records.append(
+                    {
+                        "task": task,
+                        "run": label,
+                        **test,
+                        "wins": test["p_value"] < SIGNIFICANCE,
+                        "peak_layer": peak["layer"].iloc[0],
+                    }
+                )
     return pd.DataFrame.from_records(records)
 
 
 def wins_by_task(deeper: pd.DataFrame) -> dict[str, int]:
     """Per task, in how many runs the last layer beats the embedder (:func:`deeper_vs_embedder`)."""
-    return {task: int(group["wins"].sum())
-            for task, group in deeper.groupby("task", sort=False)}
+    return {task: int(group["wins"].sum()) for task, group in deeper.groupby("task", sort=False)}
 
 
-def umap_inputs(space: FamilyLayers, family_class: pd.Series
-                ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+def umap_inputs(
+    space: FamilyLayers, family_class: pd.Series
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """(panels, labels) for the UMAP of the families with a product-class association: both
     embedders, both last layers and the ESM layer that initialised the ESM-init table."""
     labelled = np.flatnonzero(family_class.notna().to_numpy())

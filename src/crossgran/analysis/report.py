@@ -60,8 +60,9 @@ def _ours(anchor: Anchor, tables: Tables) -> _Ours | None:
     def optional(column: str) -> float | None:
         return float(row[column]) if column in row and pd.notna(row[column]) else None
 
-    return _Ours(float(row[anchor.value]), optional("ci_low"), optional("ci_high"),
-                 optional("p_value"))
+    return _Ours(
+        float(row[anchor.value]), optional("ci_low"), optional("ci_high"), optional("p_value")
+    )
 
 
 def _verdict(anchor: Anchor, ours: dict[str, _Ours | None]) -> tuple[str, str]:
@@ -79,8 +80,9 @@ def _verdict(anchor: Anchor, ours: dict[str, _Ours | None]) -> tuple[str, str]:
         return text, "yes" if mine.p_value >= SIGNIFICANCE else "no"
     if anchor.refs:
         names = [next(a.what for a in ANCHORS if a.key == ref) for ref in anchor.refs]
-        text = f"{anchor.expect} " + (names[0] if len(names) == 1
-                                      else "the best of " + ", ".join(names))
+        text = f"{anchor.expect} " + (
+            names[0] if len(names) == 1 else "the best of " + ", ".join(names)
+        )
         references = [ours[r] for r in anchor.refs]
         if mine is None or any(r is None for r in references):
             return text, "not run"
@@ -101,13 +103,21 @@ def _rows(profile_name: str, tables: Tables) -> pd.DataFrame:
     for anchor in ANCHORS:
         mine = ours[anchor.key]
         direction, holds = _verdict(anchor, ours)
-        records.append({
-            "key": anchor.key, "task": anchor.task, "representation": anchor.what,
-            "metric": anchor.metric, "paper": anchor.paper,
-            "ours": mine.value if mine else None,
-            "ci_low": mine.low if mine else None, "ci_high": mine.high if mine else None,
-            "profile": profile_name, "direction": direction, "holds": holds,
-        })
+        records.append(
+            {
+                "key": anchor.key,
+                "task": anchor.task,
+                "representation": anchor.what,
+                "metric": anchor.metric,
+                "paper": anchor.paper,
+                "ours": mine.value if mine else None,
+                "ci_low": mine.low if mine else None,
+                "ci_high": mine.high if mine else None,
+                "profile": profile_name,
+                "direction": direction,
+                "holds": holds,
+            }
+        )
     return pd.DataFrame.from_records(records)
 
 
@@ -152,15 +162,20 @@ def agreement_line(settings: Profile) -> str:
     rows = report_rows(settings)
     keys = rows.apply(report_verdict_key, axis=1)
     stable = measured[measured["stable"]]
-    checked = [(key, holds) for key, holds in zip(keys, rows["holds"], strict=True)
-               if key in stable.index]
+    checked = [
+        (key, holds) for key, holds in zip(keys, rows["holds"], strict=True) if key in stable.index
+    ]
     differ = [key for key, holds in checked if stable.loc[key, "label"] != holds]
     changing = [key for key in keys if key in measured.index and key not in stable.index]
-    lines = [f"{len(checked) - len(differ)}/{len(checked)} report verdicts equal the verdict of "
-             f"every measured training run"]
+    lines = [
+        f"{len(checked) - len(differ)}/{len(checked)} report verdicts equal the verdict of "
+        f"every measured training run"
+    ]
     lines += [f"  DIFFERS: {key}" for key in differ]
-    lines += [f"{len(changing)} report verdicts changed between measured training runs "
-              "(samples, not results):"] + [f"  {key}" for key in changing]
+    lines += [
+        f"{len(changing)} report verdicts changed between measured training runs "
+        "(samples, not results):"
+    ] + [f"  {key}" for key in changing]
     return "\n".join(lines)
 
 
@@ -179,8 +194,13 @@ def _halogenation_note(tables: Tables) -> list[str]:
     if table is None:
         return []
     models = ", ".join(sorted(set(table["model"])))
-    return [(f"Halogenation (`halogenation_probe.csv`): {models} probe (the paper: MLP 512-128), "
-             "folds grouped by BGC, whose halogenases share one label."), ""]
+    return [
+        (
+            f"Halogenation (`halogenation_probe.csv`): {models} probe (the paper: MLP 512-128), "
+            "folds grouped by BGC, whose halogenases share one label."
+        ),
+        "",
+    ]
 
 
 def _header(settings: Profile, tables: Tables, rows: pd.DataFrame, measured: bool) -> list[str]:
@@ -190,24 +210,33 @@ def _header(settings: Profile, tables: Tables, rows: pd.DataFrame, measured: boo
     return [
         f"# Paper vs reproduced ({settings.name} profile)",
         "",
-        ("Paper: Xiao et al., *Cross-Granularity Representations for Biological Sequences: "
-         "Insights from ESM and BiGCARP*, IEEE BIBM 2025 (doi:10.1109/BIBM66473.2025.11356265)."),
-        ("Ours: the CSVs in this folder, written by notebooks 03 and 05. Our probes are "
-         "cross-validated logistic regressions on pooled vectors (Pfam counts: a random forest "
-         "under `full` only); "
-         "the paper used BiLSTM and MLP probes on ESM-1b and a 32-layer BiGCARP, so compare "
-         "directions, not decimals. 95% CIs: row bootstrap of out-of-fold predictions."),
+        (
+            "Paper: Xiao et al., *Cross-Granularity Representations for Biological Sequences: "
+            "Insights from ESM and BiGCARP*, IEEE BIBM 2025 (doi:10.1109/BIBM66473.2025.11356265)."
+        ),
+        (
+            "Ours: the CSVs in this folder, written by notebooks 03 and 05. Our probes are "
+            "cross-validated logistic regressions on pooled vectors (Pfam counts: a random forest "
+            "under `full` only); "
+            "the paper used BiLSTM and MLP probes on ESM-1b and a 32-layer BiGCARP, so compare "
+            "directions, not decimals. 95% CIs: row bootstrap of out-of-fold predictions."
+        ),
         "",
         *_halogenation_note(tables),
-        (f"Directions that hold: {counts.get('yes', 0)}; do not hold: {counts.get('no', 0)}; "
-         f"not run: {counts.get('not run', 0)}."),
+        (
+            f"Directions that hold: {counts.get('yes', 0)}; do not hold: {counts.get('no', 0)}; "
+            f"not run: {counts.get('not run', 0)}."
+        ),
         "",
-        ("Our numbers are one training run (a sample: another CPU or seed trains another model). "
-         "The last column says whether the verdict came out the same in every run measured by "
-         f"`benchmarks/variance.py`; {changing} changed, and those are properties of the sample, "
-         "not results." if measured else
-         "Our numbers are one training run; no spread over training runs was measured for this "
-         "profile (`benchmarks/variance.py`)."),
+        (
+            "Our numbers are one training run (a sample: another CPU or seed trains another model). "
+            "The last column says whether the verdict came out the same in every run measured by "
+            f"`benchmarks/variance.py`; {changing} changed, and those are properties of the sample, "
+            "not results."
+            if measured
+            else "Our numbers are one training run; no spread over training runs was measured for this "
+            "profile (`benchmarks/variance.py`)."
+        ),
         "",
     ]
 
@@ -223,13 +252,18 @@ def write_report(settings: Profile) -> Path:
     rows["stability"] = [_stability(row, measured) for _, row in rows.iterrows()]
     lines = [
         *_header(settings, tables, rows, measured is not None),
-        ("| task | representation / comparison | metric | paper | ours (95% CI) | profile "
-         "| expected direction | holds | over training runs |"),
+        (
+            "| task | representation / comparison | metric | paper | ours (95% CI) | profile "
+            "| expected direction | holds | over training runs |"
+        ),
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    lines += [f"| {row.task} | {row.representation} | {row.metric} | {row.paper:.3f} | "
-              f"{_format_ours(row)} | {row.profile} | {row.direction} | {row.holds} | "
-              f"{row.stability} |" for _, row in rows.iterrows()]
+    lines += [
+        f"| {row.task} | {row.representation} | {row.metric} | {row.paper:.3f} | "
+        f"{_format_ours(row)} | {row.profile} | {row.direction} | {row.holds} | "
+        f"{row.stability} |"
+        for _, row in rows.iterrows()
+    ]
     path = settings.results_dir / REPORT_NAME
     path.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(path, "\n".join(lines) + "\n")

@@ -30,10 +30,24 @@ import pandas as pd
 
 from crossgran.profiles import Profile
 
-__all__ = ["FIXED_TOLERANCE", "MIN_TOLERANCE", "SPREAD_NAME", "SPREAD_SIGMAS", "TABLE_KEYS",
-           "TIMING_COLUMNS", "VERDICT_SPREAD_NAME", "check", "check_results", "long_form",
-           "measure", "measure_verdicts", "read_spread", "read_tables", "summary_line",
-           "without_timings"]
+__all__ = [
+    "FIXED_TOLERANCE",
+    "MIN_TOLERANCE",
+    "SPREAD_NAME",
+    "SPREAD_SIGMAS",
+    "TABLE_KEYS",
+    "TIMING_COLUMNS",
+    "VERDICT_SPREAD_NAME",
+    "check",
+    "check_results",
+    "long_form",
+    "measure",
+    "measure_verdicts",
+    "read_spread",
+    "read_tables",
+    "summary_line",
+    "without_timings",
+]
 
 SPREAD_NAME = "training_spread.csv"
 VERDICT_SPREAD_NAME = "verdict_spread.csv"
@@ -80,8 +94,11 @@ def without_timings(history: pd.DataFrame) -> pd.DataFrame:
 
 def read_tables(results_dir: Path | str) -> dict[str, pd.DataFrame]:
     """Every ``*.csv`` result table of a folder, by file stem (the spread file excluded)."""
-    return {path.stem: pd.read_csv(path) for path in sorted(Path(results_dir).glob("*.csv"))
-            if path.name not in (SPREAD_NAME, VERDICT_SPREAD_NAME)}
+    return {
+        path.stem: pd.read_csv(path)
+        for path in sorted(Path(results_dir).glob("*.csv"))
+        if path.name not in (SPREAD_NAME, VERDICT_SPREAD_NAME)
+    }
 
 
 def long_form(name: str, table: pd.DataFrame) -> pd.DataFrame:
@@ -90,36 +107,66 @@ def long_form(name: str, table: pd.DataFrame) -> pd.DataFrame:
     keys = list(TABLE_KEYS.get(name, table.columns[:1]))
     missing = [k for k in keys if k not in table.columns]
     if missing:
-        raise ValueError(f"result table {name}.csv lacks its key columns {missing}; "
-                         "was it written by another version of the notebooks?")
+        raise ValueError(
+            f"result table {name}.csv lacks its key columns {missing}; "
+            "was it written by another version of the notebooks?"
+        )
     key = table[keys].astype(str).fillna("").agg("|".join, axis=1)
     if key.duplicated().any():
-        raise ValueError(f"result table {name}.csv has repeated keys "
-                         f"{sorted(set(key[key.duplicated()]))[:3]} over {keys}")
+        raise ValueError(
+            f"result table {name}.csv has repeated keys "
+            f"{sorted(set(key[key.duplicated()]))[:3]} over {keys}"
+        )
     records = []
     for column in table.columns.drop(keys):
         values = table[column]
         numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
-        records.append(pd.DataFrame({
-            "table": name, "key": key.to_numpy(), "column": str(column),
-            "value": values.astype(float).to_numpy(dtype=object) if numeric
-            else values.astype(str).to_numpy(dtype=object),
-            "numeric": numeric}))
+        records.append(
+            pd.DataFrame(
+                {
+                    "table": name,
+                    "key": key.to_numpy(),
+                    "column": str(column),
+                    "value": values.astype(float).to_numpy(dtype=object)
+                    if numeric
+                    else values.astype(str).to_numpy(dtype=object),
+                    "numeric": numeric,
+                }
+            )
+        )
     return pd.concat(records, ignore_index=True)
 
 
 def _numeric_spread(values: np.ndarray) -> dict:
     nan = np.isnan(values)
     if nan.all():
-        return {"kind": "fixed", "centre": np.nan, "sd": 0.0, "low": np.nan, "high": np.nan,
-                "tolerance": FIXED_TOLERANCE}
+        return {
+            "kind": "fixed",
+            "centre": np.nan,
+            "sd": 0.0,
+            "low": np.nan,
+            "high": np.nan,
+            "tolerance": FIXED_TOLERANCE,
+        }
     if nan.any():
-        return {"kind": "varies", "centre": np.nan, "sd": np.nan, "low": np.nan, "high": np.nan,
-                "tolerance": np.nan}
+        return {
+            "kind": "varies",
+            "centre": np.nan,
+            "sd": np.nan,
+            "low": np.nan,
+            "high": np.nan,
+            "tolerance": np.nan,
+        }
     low, high, sd = values.min(), values.max(), values.std(ddof=1) if values.size > 1 else 0.0
     exact = high - low <= EXACT_ATOL
-    return {"kind": "fixed" if exact else "sample", "centre": values.mean(), "sd": sd,
-            "low": low, "high": high, "tolerance": FIXED_TOLERANCE}
+    return {
+        "kind": "fixed" if exact else "sample",
+        "centre": values.mean(),
+        "sd": sd,
+        "low": low,
+        "high": high,
+        "tolerance": FIXED_TOLERANCE,
+    }
 
 
 def measure(samples: Mapping[str, Mapping[str, pd.DataFrame]]) -> pd.DataFrame:
@@ -132,8 +179,11 @@ def measure(samples: Mapping[str, Mapping[str, pd.DataFrame]]) -> pd.DataFrame:
     """
     if len(samples) < 2:
         raise ValueError("a spread needs at least two samples")
-    frames = [long_form(name, table).assign(sample=label)
-              for label, tables in samples.items() for name, table in tables.items()]
+    frames = [
+        long_form(name, table).assign(sample=label)
+        for label, tables in samples.items()
+        for name, table in tables.items()
+    ]
     values = pd.concat(frames, ignore_index=True)
     records = []
     for (table, key, column), group in values.groupby(["table", "key", "column"], sort=True):
@@ -144,27 +194,47 @@ def measure(samples: Mapping[str, Mapping[str, pd.DataFrame]]) -> pd.DataFrame:
             record.update(_numeric_spread(group["value"].to_numpy(dtype=float)))
         else:
             labels = group["value"].astype(str).unique()
-            record.update(kind="fixed" if len(labels) == 1 else "varies",
-                          label=labels[0] if len(labels) == 1 else "")
+            record.update(
+                kind="fixed" if len(labels) == 1 else "varies",
+                label=labels[0] if len(labels) == 1 else "",
+            )
         records.append(record)
     frame = pd.DataFrame.from_records(records)
     # A column is one kind of number: if any of its values moved between samples, all of them
     # can (an accuracy that no sample happened to change, a "closest layer" flag that flipped
     # for one layer only), so all of them are samples -- or, for text, unchecked.
-    moved = frame["kind"].isin(["sample", "varies"]).groupby(
-        [frame["table"], frame["column"]]).transform("any")
+    moved = (
+        frame["kind"]
+        .isin(["sample", "varies"])
+        .groupby([frame["table"], frame["column"]])
+        .transform("any")
+    )
     numeric = frame["centre"].notna() | frame["sd"].notna()
     frame.loc[moved & numeric & (frame["kind"] == "fixed"), "kind"] = "sample"
     frame.loc[moved & ~numeric & (frame["kind"] == "fixed"), "kind"] = "varies"
     frame.loc[frame["kind"] == "varies", "label"] = ""
     sampled = frame["kind"] == "sample"
-    frame["column_sd"] = np.sqrt(frame[sampled].groupby(["table", "column"])["sd"]
-                                 .transform(lambda sd: np.mean(sd**2)))
+    frame["column_sd"] = np.sqrt(
+        frame[sampled].groupby(["table", "column"])["sd"].transform(lambda sd: np.mean(sd**2))
+    )
     frame.loc[sampled, "tolerance"] = np.maximum(
         SPREAD_SIGMAS * np.maximum(frame.loc[sampled, "sd"], frame.loc[sampled, "column_sd"]),
-        MIN_TOLERANCE)
-    columns = ["table", "key", "column", "kind", "n_samples", "centre", "sd", "column_sd", "low",
-               "high", "tolerance", "label"]
+        MIN_TOLERANCE,
+    )
+    columns = [
+        "table",
+        "key",
+        "column",
+        "kind",
+        "n_samples",
+        "centre",
+        "sd",
+        "column_sd",
+        "low",
+        "high",
+        "tolerance",
+        "label",
+    ]
     return frame.reindex(columns=columns)
 
 
@@ -172,9 +242,11 @@ def check(tables: Mapping[str, pd.DataFrame], spread: pd.DataFrame) -> pd.DataFr
     """Hold a run's tables against a measured spread: one row per checked (fixed or sample)
     value with the run's ``value`` and ``ok``. A value the run did not write fails."""
     checked = spread[spread["kind"] != "varies"]
-    fresh = pd.concat([long_form(name, table) for name, table in tables.items()],
-                      ignore_index=True) if tables else pd.DataFrame(
-        columns=["table", "key", "column", "value", "numeric"])
+    fresh = (
+        pd.concat([long_form(name, table) for name, table in tables.items()], ignore_index=True)
+        if tables
+        else pd.DataFrame(columns=["table", "key", "column", "value", "numeric"])
+    )
     merged = checked.merge(fresh, on=["table", "key", "column"], how="left", indicator="found")
     ok = []
     for row in merged.itertuples():
@@ -184,8 +256,12 @@ def check(tables: Mapping[str, pd.DataFrame], spread: pd.DataFrame) -> pd.DataFr
             ok.append(str(row.value) == row.label)
         else:
             value = float(row.value)
-            ok.append(bool((np.isnan(value) and np.isnan(row.centre))
-                           or abs(value - row.centre) <= row.tolerance))
+            ok.append(
+                bool(
+                    (np.isnan(value) and np.isnan(row.centre))
+                    or abs(value - row.centre) <= row.tolerance
+                )
+            )
     return merged.drop(columns=["found", "numeric"]).assign(ok=ok)
 
 
@@ -206,23 +282,32 @@ def check_results(settings: Profile, names: Sequence[str] | None = None) -> pd.D
     spread = read_spread(path)
     if names is not None:
         spread = spread[spread["table"].isin(names)]
-    tables = {name: table for name, table in read_tables(settings.results_dir).items()
-              if name in set(spread["table"])}
+    tables = {
+        name: table
+        for name, table in read_tables(settings.results_dir).items()
+        if name in set(spread["table"])
+    }
     return check(tables, spread)
 
 
 def summary_line(checked: pd.DataFrame | None, profile: str) -> str:
     """One portable line about a check: counts only (the values are a training sample)."""
     if checked is None:
-        return (f"no training spread measured for '{profile}' "
-                f"(python benchmarks/variance.py --profile {profile})")
+        return (
+            f"no training spread measured for '{profile}' "
+            f"(python benchmarks/variance.py --profile {profile})"
+        )
     fixed = checked["kind"] == "fixed"
-    lines = [f"{int(checked.loc[fixed, 'ok'].sum())}/{int(fixed.sum())} fixed values reproduced; "
-             f"{int(checked.loc[~fixed, 'ok'].sum())}/{int((~fixed).sum())} sampled values within "
-             f"the spread of {int(checked['n_samples'].max())} measured training runs"]
+    lines = [
+        f"{int(checked.loc[fixed, 'ok'].sum())}/{int(fixed.sum())} fixed values reproduced; "
+        f"{int(checked.loc[~fixed, 'ok'].sum())}/{int((~fixed).sum())} sampled values within "
+        f"the spread of {int(checked['n_samples'].max())} measured training runs"
+    ]
     for row in checked[~checked["ok"]].itertuples():
-        lines.append(f"  OUTSIDE: {row.table} [{row.key}] {row.column} = {row.value} "
-                     f"(measured {row.centre:.4g} ± {row.tolerance:.2g}, {row.kind})")
+        lines.append(
+            f"  OUTSIDE: {row.table} [{row.key}] {row.column} = {row.value} "
+            f"(measured {row.centre:.4g} ± {row.tolerance:.2g}, {row.kind})"
+        )
     return "\n".join(lines)
 
 
@@ -234,8 +319,13 @@ def measure_verdicts(verdicts: Mapping[str, Mapping[str, str]]) -> pd.DataFrame:
     records = []
     for name, row in frame.iterrows():
         counts = row.fillna("missing").value_counts()
-        records.append({"verdict": name, "n_samples": int(counts.sum()),
-                        "labels": "; ".join(f"{label} {n}" for label, n in counts.items()),
-                        "stable": len(counts) == 1,
-                        "label": counts.index[0] if len(counts) == 1 else ""})
+        records.append(
+            {
+                "verdict": name,
+                "n_samples": int(counts.sum()),
+                "labels": "; ".join(f"{label} {n}" for label, n in counts.items()),
+                "stable": len(counts) == 1,
+                "label": counts.index[0] if len(counts) == 1 else "",
+            }
+        )
     return pd.DataFrame.from_records(records)

@@ -32,10 +32,13 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
-        prog="crossgran", description="Reproduce 'Cross-Granularity Representations for "
-        "Biological Sequences: Insights from ESM and BiGCARP' (Xiao et al., BIBM 2025).")
-    parser.add_argument("--debug", action="store_true",
-                        help="show the full traceback when a command fails")
+        prog="crossgran",
+        description="Reproduce 'Cross-Granularity Representations for "
+        "Biological Sequences: Insights from ESM and BiGCARP' (Xiao et al., BIBM 2025).",
+    )
+    parser.add_argument(
+        "--debug", action="store_true", help="show the full traceback when a command fails"
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:
         command.register(commands)

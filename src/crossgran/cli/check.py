@@ -9,7 +9,8 @@ from crossgran.cli.common import add_profile_option
 
 def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
-        "check-outputs", help="hold results/<profile>/ against the measured training spread")
+        "check-outputs", help="hold results/<profile>/ against the measured training spread"
+    )
     add_profile_option(parser)
     parser.set_defaults(handler=handle)
 

@@ -14,5 +14,9 @@ class UserError(Exception):
 
 
 def add_profile_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--profile", default=DEFAULT_PROFILE, choices=PROFILE_NAMES,
-                        help=f"run profile (default: {DEFAULT_PROFILE})")
+    parser.add_argument(
+        "--profile",
+        default=DEFAULT_PROFILE,
+        choices=PROFILE_NAMES,
+        help=f"run profile (default: {DEFAULT_PROFILE})",
+    )

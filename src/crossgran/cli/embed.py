@@ -12,16 +12,30 @@ from crossgran.cli.common import UserError
 def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("embed", help="mean-pooled ESM embeddings of a FASTA file")
     parser.add_argument("--fasta", required=True, type=Path)
-    parser.add_argument("--model", required=True,
-                        help="fair-esm hub name, path to a .pt file, or local:<name>")
-    parser.add_argument("--layers", required=True, type=int, nargs="+",
-                        help="layer numbers, 0 = token embeddings, -1 = last")
+    parser.add_argument(
+        "--model", required=True, help="fair-esm hub name, path to a .pt file, or local:<name>"
+    )
+    parser.add_argument(
+        "--layers",
+        required=True,
+        type=int,
+        nargs="+",
+        help="layer numbers, 0 = token embeddings, -1 = last",
+    )
     parser.add_argument("--out", required=True, type=Path, help="output .npz")
     parser.add_argument("--models-dir", type=Path, default=None, help="folder of local: models")
-    parser.add_argument("--cache-dir", type=Path, default=None,
-                        help="reuse/store per-sequence results here (default: no cache)")
-    parser.add_argument("--batch-tokens", type=int, default=None,
-                        help="padded tokens per batch (default: chosen per device)")
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=None,
+        help="reuse/store per-sequence results here (default: no cache)",
+    )
+    parser.add_argument(
+        "--batch-tokens",
+        type=int,
+        default=None,
+        help="padded tokens per batch (default: chosen per device)",
+    )
     parser.set_defaults(handler=handle)
 
 
@@ -44,12 +58,20 @@ def handle(args: argparse.Namespace) -> int:
 
     records = read_records(args.fasta)
     model = load_esm(args.model, args.models_dir)
-    result = embed(records, model, args.layers,
-                   cache=ArrayCache(args.cache_dir) if args.cache_dir else None,
-                   batch_tokens=args.batch_tokens, progress=True)
+    result = embed(
+        records,
+        model,
+        args.layers,
+        cache=ArrayCache(args.cache_dir) if args.cache_dir else None,
+        batch_tokens=args.batch_tokens,
+        progress=True,
+    )
     result.save(args.out)
     stats = result.stats
-    print(f"{stats['n_sequences']} sequences ({stats['n_cached']} cached), "
-          f"{stats['residues']:.0f} residues in {stats['seconds']:.1f} s: "
-          f"{stats['residues_per_second']:.0f} residues/s -> {args.out}", file=sys.stderr)
+    print(
+        f"{stats['n_sequences']} sequences ({stats['n_cached']} cached), "
+        f"{stats['residues']:.0f} residues in {stats['seconds']:.1f} s: "
+        f"{stats['residues_per_second']:.0f} residues/s -> {args.out}",
+        file=sys.stderr,
+    )
     return 0

@@ -20,15 +20,25 @@ __all__ = ["numbered_notebooks", "register", "resolve_notebooks", "run_notebooks
 def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("run", help="execute the numbered notebooks with papermill")
     add_profile_option(parser)
-    parser.add_argument("notebooks", nargs="*",
-                        help="01_data, 01 or a path (default: all numbered notebooks, in order)")
+    parser.add_argument(
+        "notebooks",
+        nargs="*",
+        help="01_data, 01 or a path (default: all numbered notebooks, in order)",
+    )
     parser.add_argument("--list", action="store_true", help="list the notebooks and exit")
-    parser.add_argument("--output-dir", default=None,
-                        help="where executed copies go (default: in place for mini, "
-                             "results/<profile>/notebooks otherwise)")
-    parser.add_argument("--bigcarp-seed", type=int, default=None,
-                        help="train BiGCARP under this seed instead of the profile's: another "
-                             "sample of the same runs (benchmarks/variance.py)")
+    parser.add_argument(
+        "--output-dir",
+        default=None,
+        help="where executed copies go (default: in place for mini, "
+        "results/<profile>/notebooks otherwise)",
+    )
+    parser.add_argument(
+        "--bigcarp-seed",
+        type=int,
+        default=None,
+        help="train BiGCARP under this seed instead of the profile's: another "
+        "sample of the same runs (benchmarks/variance.py)",
+    )
     parser.set_defaults(handler=handle)
 
 
@@ -57,14 +67,20 @@ def resolve_notebooks(names: Sequence[str], directory: Path) -> list[Path]:
     """
     available = numbered_notebooks(directory)
     if not available:
-        raise UserError(f"no numbered notebooks (NN_name.ipynb) in {directory}; run from a "
-                        "crossgran checkout or set CROSSGRAN_ROOT to one")
+        raise UserError(
+            f"no numbered notebooks (NN_name.ipynb) in {directory}; run from a "
+            "crossgran checkout or set CROSSGRAN_ROOT to one"
+        )
     if not names:
         return available
     by_name = {}
     for path in available:
-        by_name |= {path.stem: path, path.name: path, path.stem[:2]: path,
-                    str(int(path.stem[:2])): path}
+        by_name |= {
+            path.stem: path,
+            path.name: path,
+            path.stem[:2]: path,
+            str(int(path.stem[:2])): path,
+        }
     resolved = []
     for name in names:
         if name in by_name:
@@ -72,13 +88,16 @@ def resolve_notebooks(names: Sequence[str], directory: Path) -> list[Path]:
         elif Path(name).is_file():
             resolved.append(Path(name).resolve())
         else:
-            raise UserError(f"no notebook {name!r}; choose from "
-                            f"{', '.join(p.stem for p in available)} (or give a path)")
+            raise UserError(
+                f"no notebook {name!r}; choose from "
+                f"{', '.join(p.stem for p in available)} (or give a path)"
+            )
     return resolved
 
 
-def run_notebooks(profile: str, paths: Sequence[Path], output_dir: str | None,
-                  parameters: dict | None = None) -> int:
+def run_notebooks(
+    profile: str, paths: Sequence[Path], output_dir: str | None, parameters: dict | None = None
+) -> int:
     """Execute notebooks in order with papermill; stop at the first failing cell.
 
     ``parameters`` are passed to every notebook beside ``profile`` (papermill defines them
@@ -103,17 +122,25 @@ def run_notebooks(profile: str, paths: Sequence[Path], output_dir: str | None,
         running = settings.results_dir / "running" / path.name
         running.parent.mkdir(parents=True, exist_ok=True)
         try:
-            papermill.execute_notebook(str(path), str(running),
-                                       parameters={"profile": profile, **(parameters or {})},
-                                       cwd=str(path.parent), progress_bar=True,
-                                       kernel_name="python3", language="python")
+            papermill.execute_notebook(
+                str(path),
+                str(running),
+                parameters={"profile": profile, **(parameters or {})},
+                cwd=str(path.parent),
+                progress_bar=True,
+                kernel_name="python3",
+                language="python",
+            )
         except PapermillExecutionError as error:
             failed = settings.results_dir / "failed" / path.name
             failed.parent.mkdir(parents=True, exist_ok=True)
             os.replace(running, failed)
-            print(f"FAILED: {path.name}, cell {error.cell_index} (execution count "
-                  f"{error.exec_count}): {error.ename}: {error.evalue}\n"
-                  f"  executed copy: {failed}", file=sys.stderr)
+            print(
+                f"FAILED: {path.name}, cell {error.cell_index} (execution count "
+                f"{error.exec_count}): {error.ename}: {error.evalue}\n"
+                f"  executed copy: {failed}",
+                file=sys.stderr,
+            )
             return 1
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(running, target)

@@ -11,21 +11,35 @@ from crossgran.cli.common import UserError, add_profile_option
 def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("train-bigcarp", help="train the BiGCARP masked LM on Pfam tokens")
     add_profile_option(parser)
-    parser.add_argument("--init", required=True, metavar="MODE",
-                        help="token-table initialisation: random, esm or esm-frozen")
-    parser.add_argument("--family-vectors", type=Path, default=None,
-                        help=".npz with `families` and `vectors` (ESM per-family vectors); "
-                             "needed for esm inits, and for random to match their table width")
+    parser.add_argument(
+        "--init",
+        required=True,
+        metavar="MODE",
+        help="token-table initialisation: random, esm or esm-frozen",
+    )
+    parser.add_argument(
+        "--family-vectors",
+        type=Path,
+        default=None,
+        help=".npz with `families` and `vectors` (ESM per-family vectors); "
+        "needed for esm inits, and for random to match their table width",
+    )
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--lr", type=float, default=None)
-    parser.add_argument("--seed", type=int, default=None,
-                        help="default: the profile's BiGCARP training seed")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="default: <models_dir>/bigcarp_<init>_seed<seed>")
+    parser.add_argument(
+        "--seed", type=int, default=None, help="default: the profile's BiGCARP training seed"
+    )
+    parser.add_argument(
+        "--out", type=Path, default=None, help="default: <models_dir>/bigcarp_<init>_seed<seed>"
+    )
     parser.add_argument("--restart", action="store_true", help="ignore an existing checkpoint")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch CPU threads; 1 is often fastest for the small profiles on a "
-                             "busy machine, where OpenMP threads spin waiting for each other")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads; 1 is often fastest for the small profiles on a "
+        "busy machine, where OpenMP threads spin waiting for each other",
+    )
     parser.set_defaults(handler=handle)
 
 
@@ -47,11 +61,21 @@ def handle(args: argparse.Namespace) -> int:
     vectors = load_family_vectors(args.family_vectors) if args.family_vectors else None
     corpus = load_table(profile, "domain_corpus")
     with threads.limit(torch_threads=args.threads):
-        history = train_mlm(corpus, Vocabulary.from_corpus(corpus), config, init_mode=args.init,
-                            family_vectors=vectors, out_dir=out, seed=seed,
-                            resume=not args.restart, progress=True)
+        history = train_mlm(
+            corpus,
+            Vocabulary.from_corpus(corpus),
+            config,
+            init_mode=args.init,
+            family_vectors=vectors,
+            out_dir=out,
+            seed=seed,
+            resume=not args.restart,
+            progress=True,
+        )
     for row in history.itertuples():
-        print(f"epoch {row.epoch}: train {row.train_loss:.3f}  valid {row.valid_loss:.3f}  "
-              f"acc {row.valid_masked_accuracy:.3f}  {row.tokens_per_s:,.0f} tokens/s")
+        print(
+            f"epoch {row.epoch}: train {row.train_loss:.3f}  valid {row.valid_loss:.3f}  "
+            f"acc {row.valid_masked_accuracy:.3f}  {row.tokens_per_s:,.0f} tokens/s"
+        )
     print(f"checkpoints in {out}")
     return 0

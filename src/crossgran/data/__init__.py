@@ -14,5 +14,18 @@ Import what you need from its module (``from crossgran.data.tables import load_t
 the package itself loads nothing, so reading one FASTA file does not load RDKit or pyhmmer.
 """
 
-__all__ = ["adomains", "corpus", "hmm", "manifest", "mibig", "mibig_release", "pfam", "readers",
-           "remote", "report", "sources", "split", "tables"]
+__all__ = [
+    "adomains",
+    "corpus",
+    "hmm",
+    "manifest",
+    "mibig",
+    "mibig_release",
+    "pfam",
+    "readers",
+    "remote",
+    "report",
+    "sources",
+    "split",
+    "tables",
+]

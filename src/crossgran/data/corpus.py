@@ -50,14 +50,20 @@ def bag_sentences(counts: pd.DataFrame) -> dict[str, list[str]]:
 
     The offline MIBiG "sentences": GECCO stores counts only, so their order means nothing.
     """
-    return {bgc_id: [p for p, c in zip(group["pfam"], group["count"], strict=True)
-                     for _ in range(c)]
-            for bgc_id, group in counts.groupby("bgc_id", sort=True)}
+    return {
+        bgc_id: [p for p, c in zip(group["pfam"], group["count"], strict=True) for _ in range(c)]
+        for bgc_id, group in counts.groupby("bgc_id", sort=True)
+    }
 
 
-def build_domain_corpus(nrps_tokens: dict[str, list[str]], proteome_tokens: dict[str, list[str]],
-                        mibig_sentences: dict[str, list[str]], mibig_ordered: bool,
-                        profile: Profile, report: BuildReport) -> pd.DataFrame:
+def build_domain_corpus(
+    nrps_tokens: dict[str, list[str]],
+    proteome_tokens: dict[str, list[str]],
+    mibig_sentences: dict[str, list[str]],
+    mibig_ordered: bool,
+    profile: Profile,
+    report: BuildReport,
+) -> pd.DataFrame:
     """BiGCARP's training sequences.
 
     * ``nrps``: one row per NRPS protein, its domains in order;
@@ -72,7 +78,7 @@ def build_domain_corpus(nrps_tokens: dict[str, list[str]], proteome_tokens: dict
     rows = [("nrps:" + seq_id, "nrps", tokens, True) for seq_id, tokens in nrps_tokens.items()]
     genes = list(proteome_tokens)
     for first in range(0, len(genes), profile.proteome_window):
-        window = genes[first:first + profile.proteome_window]
+        window = genes[first : first + profile.proteome_window]
         tokens = [token for gene in window for token in proteome_tokens[gene]]
         seq_id = f"proteome:{first:05d}-{first + len(window) - 1:05d}"
         rows.append((seq_id, "proteome", tokens, True))

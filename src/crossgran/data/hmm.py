@@ -60,13 +60,16 @@ def digitize(sequences: Mapping[str, str]) -> DigitalSequenceBlock:
         try:
             block.append(TextSequence(name=seq_id.encode(), sequence=residues).digitize(AMINO))
         except ValueError as error:
-            raise ValueError(f"protein {seq_id!r} cannot be digitised ({error}); remove "
-                             "characters other than amino-acid letters first") from None
+            raise ValueError(
+                f"protein {seq_id!r} cannot be digitised ({error}); remove "
+                "characters other than amino-acid letters first"
+            ) from None
     return block
 
 
-def search_domains(hmms: Iterable[HMM], sequences: Mapping[str, str],
-                   cpus: int = 2) -> pd.DataFrame:
+def search_domains(
+    hmms: Iterable[HMM], sequences: Mapping[str, str], cpus: int = 2
+) -> pd.DataFrame:
     """Every domain hit that passes its family's gathering cutoff, one row per domain.
 
     ``start`` is 0-based and ``end`` exclusive (Python slicing of the protein);
@@ -83,9 +86,17 @@ def search_domains(hmms: Iterable[HMM], sequences: Mapping[str, str],
             for domain in hit.domains:
                 if not domain.included:
                     continue
-                rows.append((hit.name if isinstance(hit.name, str) else hit.name.decode(),
-                             pfam_accession(text(query.accession)), text(query.name),
-                             domain.env_from - 1, domain.env_to, domain.score, domain.i_evalue))
+                rows.append(
+                    (
+                        hit.name if isinstance(hit.name, str) else hit.name.decode(),
+                        pfam_accession(text(query.accession)),
+                        text(query.name),
+                        domain.env_from - 1,
+                        domain.env_to,
+                        domain.score,
+                        domain.i_evalue,
+                    )
+                )
     return pd.DataFrame(rows, columns=HIT_COLUMNS)
 
 
@@ -101,8 +112,9 @@ def resolve_overlaps(hits: pd.DataFrame) -> pd.DataFrame:
     a hit is kept only if it shares no residue with an already kept hit.
     """
     kept = []
-    ranked = hits.sort_values(["seq_id", "score", "start", "pfam"],
-                              ascending=[True, False, True, True])
+    ranked = hits.sort_values(
+        ["seq_id", "score", "start", "pfam"], ascending=[True, False, True, True]
+    )
     for _, group in ranked.groupby("seq_id", sort=True):
         taken: list[tuple[int, int]] = []
         for row in group.itertuples(index=False):

@@ -20,8 +20,12 @@ from crossgran.profiles import Profile
 __all__ = ["write_manifest"]
 
 
-def write_manifest(profile: Profile, outputs: Mapping[str, tuple[Path, int]], report: BuildReport,
-                   remote_inputs: list[dict[str, object]]) -> None:
+def write_manifest(
+    profile: Profile,
+    outputs: Mapping[str, tuple[Path, int]],
+    report: BuildReport,
+    remote_inputs: list[dict[str, object]],
+) -> None:
     """Write ``profile.manifest_path``: every input (source, version or file, licence, sha256)
     and every output of ``outputs`` (table name -> (path, rows): file, rows, sha256).
 
@@ -29,9 +33,18 @@ def write_manifest(profile: Profile, outputs: Mapping[str, tuple[Path, int]], re
     :func:`crossgran.data.remote.manifest_remote_inputs`; the pinned wheels and files from
     :func:`crossgran.data.sources.manifest_inputs`.
     """
-    tables = {name: {"file": str(path.relative_to(profile.root)), "rows": count,
-                     "sha256": sha256_file(path)}
-              for name, (path, count) in outputs.items()}
-    manifest = {"profile": profile.name, "inputs": manifest_inputs() + remote_inputs,
-                "outputs": tables, "counts": report.counts}
+    tables = {
+        name: {
+            "file": str(path.relative_to(profile.root)),
+            "rows": count,
+            "sha256": sha256_file(path),
+        }
+        for name, (path, count) in outputs.items()
+    }
+    manifest = {
+        "profile": profile.name,
+        "inputs": manifest_inputs() + remote_inputs,
+        "outputs": tables,
+        "counts": report.counts,
+    }
     write_text_atomic(profile.manifest_path, json.dumps(manifest, indent=2, sort_keys=True) + "\n")

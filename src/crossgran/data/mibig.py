@@ -65,58 +65,90 @@ def build_mibig_offline(gecco: Path, report: BuildReport, max_bgcs: int | None) 
     return MibigPart(classes, counts, bag_sentences(counts), ordered=False)
 
 
-def build_mibig(gecco: Path, report: BuildReport, max_bgcs: int | None
-                ) -> tuple[pd.DataFrame, pd.DataFrame]:
+def build_mibig(
+    gecco: Path, report: BuildReport, max_bgcs: int | None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Product classes (multi-label, unlabelled kept as such) and long per-BGC Pfam counts."""
-    types = read_tsv_member(gecco, "gecco/types/types.tsv", header=None,
-                            names=["bgc_id", "classes"])
+    types = read_tsv_member(
+        gecco, "gecco/types/types.tsv", header=None, names=["bgc_id", "classes"]
+    )
     domains = read_wheel_member(gecco, "gecco/types/domains.tsv").decode().split()
     with np.load(io.BytesIO(read_wheel_member(gecco, "gecco/types/compositions.npz"))) as coo:
         rows, cols, counts = coo["row"], coo["col"], coo["data"]
         shape = tuple(coo["shape"])
     if shape != (len(types), len(domains)):
-        raise ValueError(f"gecco compositions.npz has shape {shape}, expected "
-                         f"({len(types)} BGCs in types.tsv, {len(domains)} domains in domains.tsv)")
+        raise ValueError(
+            f"gecco compositions.npz has shape {shape}, expected "
+            f"({len(types)} BGCs in types.tsv, {len(domains)} domains in domains.tsv)"
+        )
     unknown = set(types["classes"].str.split(";").explode()) - set(PRODUCT_CLASSES) - {""}
     if unknown:
-        raise ValueError(f"gecco types.tsv has classes outside {PRODUCT_CLASSES}: "
-                         f"{sorted(unknown)}")
+        raise ValueError(
+            f"gecco types.tsv has classes outside {PRODUCT_CLASSES}: {sorted(unknown)}"
+        )
     classes = types.copy()
     for name in PRODUCT_CLASSES:
         classes[name] = classes["classes"].str.split(";").apply(lambda labels, n=name: n in labels)
     classes["labelled"] = classes["classes"] != ""
-    long = pd.DataFrame({"bgc_id": types["bgc_id"].to_numpy()[rows],
-                         "pfam": np.asarray(domains)[cols], "frequency": counts})
+    long = pd.DataFrame(
+        {
+            "bgc_id": types["bgc_id"].to_numpy()[rows],
+            "pfam": np.asarray(domains)[cols],
+            "frequency": counts,
+        }
+    )
     long["count"] = long.groupby("bgc_id")["frequency"].transform(frequencies_to_counts)
-    report.add("mibig_rows_as_frequencies", len(types),
-               "compositions.npz holds per-BGC domain *frequencies* (rows sum to 1); counts are "
-               "recovered as the smallest integers with those ratios (exact up to a common factor)")
+    report.add(
+        "mibig_rows_as_frequencies",
+        len(types),
+        "compositions.npz holds per-BGC domain *frequencies* (rows sum to 1); counts are "
+        "recovered as the smallest integers with those ratios (exact up to a common factor)",
+    )
     long = long.drop(columns="frequency")
     keep = set(first_n(sorted(types["bgc_id"]), max_bgcs))
     classes = classes[classes["bgc_id"].isin(keep)].sort_values("bgc_id").reset_index(drop=True)
     long = long[long["bgc_id"].isin(keep)].sort_values(["bgc_id", "pfam"]).reset_index(drop=True)
     classes = add_domain_totals(
-        classes, long, report,
+        classes,
+        long,
+        report,
         without_domains="BGCs with no Pfam domain in GECCO's compositions",
         unlabelled="BGCs with an empty class in types.tsv",
-        multilabel="BGCs with several ';'-separated classes")
+        multilabel="BGCs with several ';'-separated classes",
+    )
     return classes, long
 
 
-def add_domain_totals(classes: pd.DataFrame, counts: pd.DataFrame, report: BuildReport, *,
-                      without_domains: str, unlabelled: str, multilabel: str) -> pd.DataFrame:
+def add_domain_totals(
+    classes: pd.DataFrame,
+    counts: pd.DataFrame,
+    report: BuildReport,
+    *,
+    without_domains: str,
+    unlabelled: str,
+    multilabel: str,
+) -> pd.DataFrame:
     """``classes`` with each BGC's ``n_domains`` from ``counts``, and the class-table counts
     reported; one definition for GECCO's table and the MIBiG release, whose notes say in
     their own source's terms which BGCs each count is about."""
     totals = counts.groupby("bgc_id")["count"].sum()
     classes["n_domains"] = classes["bgc_id"].map(totals).fillna(0).astype(int)
     report.add("mibig_bgcs", len(classes))
-    report.add("mibig_without_domains", int((classes["n_domains"] == 0).sum()),
-               f"{without_domains} (kept in the class table, absent from the corpus)")
-    report.add("mibig_unlabelled", int((~classes["labelled"]).sum()),
-               f"{unlabelled}, kept as unlabelled (no class invented)")
-    report.add("mibig_multilabel", int(classes["classes"].str.contains(";").sum()),
-               f"{multilabel}, kept multi-label")
+    report.add(
+        "mibig_without_domains",
+        int((classes["n_domains"] == 0).sum()),
+        f"{without_domains} (kept in the class table, absent from the corpus)",
+    )
+    report.add(
+        "mibig_unlabelled",
+        int((~classes["labelled"]).sum()),
+        f"{unlabelled}, kept as unlabelled (no class invented)",
+    )
+    report.add(
+        "mibig_multilabel",
+        int(classes["classes"].str.contains(";").sum()),
+        f"{multilabel}, kept multi-label",
+    )
     return classes
 
 
@@ -132,5 +164,7 @@ def frequencies_to_counts(frequencies: pd.Series, max_total: int = 10_000) -> pd
         scaled = values * total
         if np.all(np.abs(scaled - np.round(scaled)) < 1e-3):
             return pd.Series(np.round(scaled).astype(int), index=frequencies.index)
-    raise ValueError(f"domain frequencies {values[:5]}... are not ratios of integers with a "
-                     f"total <= {max_total}; is compositions.npz the pinned GECCO release?")
+    raise ValueError(
+        f"domain frequencies {values[:5]}... are not ratios of integers with a "
+        f"total <= {max_total}; is compositions.npz the pinned GECCO release?"
+    )

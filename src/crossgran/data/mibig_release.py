@@ -66,15 +66,30 @@ __all__ = [
 # gets ``classes`` "" and ``labelled`` False, as BGCs without one of the six are in GECCO's
 # offline table, so both profiles probe the same kind of population. Any other value is an error.
 MIBIG_CLASSES: dict[str, str | None] = {
-    "Polyketide": "Polyketide", "NRP": "NRP", "RiPP": "RiPP", "Terpene": "Terpene",
-    "Saccharide": "Saccharide", "Alkaloid": "Alkaloid", "Other": None,
+    "Polyketide": "Polyketide",
+    "NRP": "NRP",
+    "RiPP": "RiPP",
+    "Terpene": "Terpene",
+    "Saccharide": "Saccharide",
+    "Alkaloid": "Alkaloid",
+    "Other": None,
 }
 # Halogens that occur in natural products (F, Cl, Br, I): the halogenation task's label.
 HALOGEN_ATOMIC_NUMBERS = frozenset({9, 17, 35, 53})
 ACCESSION = re.compile(r"BGC\d{7}")
 COMPOUND_COLUMNS = ["bgc_id", "compound", "smiles", "has_halogen"]
-HALOGENASE_COLUMNS = ["domain_id", "bgc_id", "protein", "start", "end", "score", "token_index",
-                      "n_tokens", "sequence", "has_halogen"]
+HALOGENASE_COLUMNS = [
+    "domain_id",
+    "bgc_id",
+    "protein",
+    "start",
+    "end",
+    "score",
+    "token_index",
+    "n_tokens",
+    "sequence",
+    "has_halogen",
+]
 
 
 class MibigFormatError(ValueError):
@@ -82,9 +97,11 @@ class MibigFormatError(ValueError):
 
 
 def _fix(tarball: Path) -> str:
-    return (f"Fix: delete {tarball} and download the release again "
-            "(crossgran.data.remote.fetch_remote), or drop the named record if the release is "
-            "edited.")
+    return (
+        f"Fix: delete {tarball} and download the release again "
+        "(crossgran.data.remote.fetch_remote), or drop the named record if the release is "
+        "edited."
+    )
 
 
 def _members(tarball: Path, suffix: str) -> Iterator[tuple[str, bytes]]:
@@ -96,11 +113,13 @@ def _members(tarball: Path, suffix: str) -> Iterator[tuple[str, bytes]]:
                     handle = archive.extractfile(member)
                     if handle is None:
                         raise MibigFormatError(
-                            f"{tarball}: cannot read member {member.name}. {_fix(tarball)}")
+                            f"{tarball}: cannot read member {member.name}. {_fix(tarball)}"
+                        )
                     yield member.name, handle.read()
     except (tarfile.TarError, EOFError, OSError, zlib.error) as error:
         raise MibigFormatError(
-            f"{tarball} is not a readable tar archive ({error}). {_fix(tarball)}") from None
+            f"{tarball} is not a readable tar archive ({error}). {_fix(tarball)}"
+        ) from None
 
 
 def has_halogen(smiles: str) -> bool | None:
@@ -112,8 +131,9 @@ def has_halogen(smiles: str) -> bool | None:
     return any(atom.GetAtomicNum() in HALOGEN_ATOMIC_NUMBERS for atom in molecule.GetAtoms())
 
 
-def parse_json_record(record: object, source: str
-                      ) -> tuple[dict[str, object], list[dict[str, object]]]:
+def parse_json_record(
+    record: object, source: str
+) -> tuple[dict[str, object], list[dict[str, object]]]:
     """One MIBiG JSON record as (classes row, compound rows); ``source`` names it in errors.
 
     Compounds without ``chem_struct`` carry no structure label and give no row. A SMILES RDKit
@@ -124,22 +144,31 @@ def parse_json_record(record: object, source: str
         raise MibigFormatError(f"{source}: no 'cluster' object; is this a MIBiG 3.1 JSON record?")
     bgc_id = cluster.get("mibig_accession")
     if not isinstance(bgc_id, str) or not ACCESSION.fullmatch(bgc_id):
-        raise MibigFormatError(f"{source}: cluster.mibig_accession is {bgc_id!r}, expected 'BGC' "
-                               "and 7 digits")
+        raise MibigFormatError(
+            f"{source}: cluster.mibig_accession is {bgc_id!r}, expected 'BGC' and 7 digits"
+        )
     labels = cluster.get("biosyn_class")
     if not isinstance(labels, list) or not labels or not all(isinstance(x, str) for x in labels):
-        raise MibigFormatError(f"{source}: {bgc_id} cluster.biosyn_class is {labels!r}, expected a "
-                               f"non-empty list of {sorted(MIBIG_CLASSES)}")
+        raise MibigFormatError(
+            f"{source}: {bgc_id} cluster.biosyn_class is {labels!r}, expected a "
+            f"non-empty list of {sorted(MIBIG_CLASSES)}"
+        )
     unknown = sorted(set(labels) - set(MIBIG_CLASSES))
     if unknown:
-        raise MibigFormatError(f"{source}: {bgc_id} has biosyn_class {unknown} outside MIBiG 3.1's "
-                               f"{sorted(MIBIG_CLASSES)}; map them in "
-                               "crossgran.data.mibig_release.MIBIG_CLASSES")
+        raise MibigFormatError(
+            f"{source}: {bgc_id} has biosyn_class {unknown} outside MIBiG 3.1's "
+            f"{sorted(MIBIG_CLASSES)}; map them in "
+            "crossgran.data.mibig_release.MIBIG_CLASSES"
+        )
     mapped = {MIBIG_CLASSES[label] for label in labels} - {None}
     present = [name for name in PRODUCT_CLASSES if name in mapped]
-    row: dict[str, object] = {"bgc_id": bgc_id, "classes": ";".join(present),
-                              **{name: name in mapped for name in PRODUCT_CLASSES},
-                              OTHER: OTHER in labels, "labelled": bool(present)}
+    row: dict[str, object] = {
+        "bgc_id": bgc_id,
+        "classes": ";".join(present),
+        **{name: name in mapped for name in PRODUCT_CLASSES},
+        OTHER: OTHER in labels,
+        "labelled": bool(present),
+    }
     compounds = cluster.get("compounds", [])
     if not isinstance(compounds, list) or not all(isinstance(c, dict) for c in compounds):
         raise MibigFormatError(f"{source}: {bgc_id} cluster.compounds is not a list of objects")
@@ -149,10 +178,18 @@ def parse_json_record(record: object, source: str
         if smiles is None:
             continue
         if not isinstance(smiles, str) or not smiles.strip():
-            raise MibigFormatError(f"{source}: {bgc_id} compound {compound.get('compound')!r} has "
-                                   f"chem_struct {smiles!r}, expected a SMILES string")
-        rows.append({"bgc_id": bgc_id, "compound": str(compound.get("compound", "")),
-                     "smiles": smiles.strip(), "has_halogen": has_halogen(smiles.strip())})
+            raise MibigFormatError(
+                f"{source}: {bgc_id} compound {compound.get('compound')!r} has "
+                f"chem_struct {smiles!r}, expected a SMILES string"
+            )
+        rows.append(
+            {
+                "bgc_id": bgc_id,
+                "compound": str(compound.get("compound", "")),
+                "smiles": smiles.strip(),
+                "has_halogen": has_halogen(smiles.strip()),
+            }
+        )
     return row, rows
 
 
@@ -171,18 +208,22 @@ def read_json_release(tarball: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
             record = json.loads(payload)
         except (json.JSONDecodeError, UnicodeDecodeError) as error:
             raise MibigFormatError(
-                f"{source} is not valid JSON ({error}). {_fix(tarball)}") from None
+                f"{source} is not valid JSON ({error}). {_fix(tarball)}"
+            ) from None
         try:
             row, rows = parse_json_record(record, source)
         except MibigFormatError as error:
             raise MibigFormatError(f"{error}. {_fix(tarball)}") from None
         bgc_id = str(row["bgc_id"])
         if Path(name).stem != bgc_id:
-            raise MibigFormatError(f"{source} holds {bgc_id}; MIBiG names each file after its "
-                                   f"accession. {_fix(tarball)}")
+            raise MibigFormatError(
+                f"{source} holds {bgc_id}; MIBiG names each file after its "
+                f"accession. {_fix(tarball)}"
+            )
         if bgc_id in seen:
             raise MibigFormatError(
-                f"{source}: {bgc_id} already read from {seen[bgc_id]}. {_fix(tarball)}")
+                f"{source}: {bgc_id} already read from {seen[bgc_id]}. {_fix(tarball)}"
+            )
         seen[bgc_id] = name
         classes.append(row)
         compounds.extend(rows)
@@ -213,17 +254,25 @@ def parse_genbank(text: str, bgc_id: str, source: str) -> dict[str, str]:
         raise MibigFormatError(f"{source} holds no GenBank record")
     proteins: dict[str, str] = {}
     for record in records:
-        features = sorted((f for f in record.features if f.type == "CDS"),
-                          key=lambda f: int(f.location.start))
+        features = sorted(
+            (f for f in record.features if f.type == "CDS"), key=lambda f: int(f.location.start)
+        )
         for feature in features:
             qualifiers = feature.qualifiers
             if "pseudo" in qualifiers:
                 continue
-            label = next((qualifiers[key][0] for key in ("protein_id", "locus_tag", "gene")
-                          if key in qualifiers), "cds")
+            label = next(
+                (
+                    qualifiers[key][0]
+                    for key in ("protein_id", "locus_tag", "gene")
+                    if key in qualifiers
+                ),
+                "cds",
+            )
             if "translation" not in qualifiers:
                 raise MibigFormatError(
-                    f"{source}: CDS {label} at {feature.location} has no /translation")
+                    f"{source}: CDS {label} at {feature.location} has no /translation"
+                )
             proteins[f"{bgc_id}:{len(proteins):04d}:{label}"] = qualifiers["translation"][0]
     return proteins
 
@@ -236,17 +285,20 @@ def read_genbank_release(tarball: Path) -> dict[str, dict[str, str]]:
         source = f"{tarball}:{name}"
         bgc_id = Path(name).stem
         if not ACCESSION.fullmatch(bgc_id):
-            raise MibigFormatError(f"{source}: file name is not a MIBiG accession "
-                                   f"(BGC + 7 digits). {_fix(tarball)}")
+            raise MibigFormatError(
+                f"{source}: file name is not a MIBiG accession (BGC + 7 digits). {_fix(tarball)}"
+            )
         if bgc_id in release:
             raise MibigFormatError(
-                f"{source}: {bgc_id} appears twice in the archive. {_fix(tarball)}")
+                f"{source}: {bgc_id} appears twice in the archive. {_fix(tarball)}"
+            )
         try:
             text = payload.decode("utf-8", errors="strict")
             release[bgc_id] = parse_genbank(text, bgc_id, source)
         except UnicodeDecodeError as error:
             raise MibigFormatError(
-                f"{source} is not UTF-8 text ({error}). {_fix(tarball)}") from None
+                f"{source} is not UTF-8 text ({error}). {_fix(tarball)}"
+            ) from None
         except MibigFormatError as error:
             raise MibigFormatError(f"{error}. {_fix(tarball)}") from None
     if not release:
@@ -263,8 +315,9 @@ def sentence_hits(hits: pd.DataFrame, proteins: dict[str, dict[str, str]]) -> pd
     overlap-resolved (``crossgran.data.hmm.resolve_overlaps``) hits of the proteins of
     :func:`read_genbank_release`.
     """
-    gene = {key: (bgc_id, index)
-            for bgc_id, bgc in proteins.items() for index, key in enumerate(bgc)}
+    gene = {
+        key: (bgc_id, index) for bgc_id, bgc in proteins.items() for index, key in enumerate(bgc)
+    }
     table = hits[hits["seq_id"].isin(gene)].copy()
     table["bgc_id"] = table["seq_id"].map(lambda key: gene[key][0])
     table["gene"] = table["seq_id"].map(lambda key: gene[key][1])
@@ -273,8 +326,9 @@ def sentence_hits(hits: pd.DataFrame, proteins: dict[str, dict[str, str]]) -> pd
     return table.drop(columns="gene")
 
 
-def ordered_domains(hits: pd.DataFrame, proteins: dict[str, dict[str, str]]
-                    ) -> dict[str, list[str]]:
+def ordered_domains(
+    hits: pd.DataFrame, proteins: dict[str, dict[str, str]]
+) -> dict[str, list[str]]:
     """Each BGC's Pfam tokens: proteins in gene order, domains by position within a protein.
 
     ``hits`` as for :func:`sentence_hits`, whose order this is (one definition, so a
@@ -286,8 +340,11 @@ def ordered_domains(hits: pd.DataFrame, proteins: dict[str, dict[str, str]]
 
 def domain_counts(ordered: dict[str, list[str]]) -> pd.DataFrame:
     """``mibig_domain_counts``'s long shape (bgc_id, pfam, count), sorted as offline."""
-    rows = [(bgc_id, pfam, tokens.count(pfam))
-            for bgc_id, tokens in ordered.items() for pfam in set(tokens)]
+    rows = [
+        (bgc_id, pfam, tokens.count(pfam))
+        for bgc_id, tokens in ordered.items()
+        for pfam in set(tokens)
+    ]
     table = pd.DataFrame(rows, columns=["bgc_id", "pfam", "count"])
     return table.sort_values(["bgc_id", "pfam"]).reset_index(drop=True)
 
@@ -305,8 +362,9 @@ def halogen_labels(compounds: pd.DataFrame) -> pd.Series:
     return labels.reindex(every).astype("boolean")
 
 
-def halogenase_domains(positioned: pd.DataFrame, proteins: dict[str, dict[str, str]],
-                       labels: pd.Series) -> pd.DataFrame:
+def halogenase_domains(
+    positioned: pd.DataFrame, proteins: dict[str, dict[str, str]], labels: pd.Series
+) -> pd.DataFrame:
     """One row per tryptophan halogenase (``TRP_HALOGENASE``) hit: the halogenation task's rows.
 
     ``positioned`` is :func:`sentence_hits`' table, ``labels`` :func:`halogen_labels`' series
@@ -318,23 +376,39 @@ def halogenase_domains(positioned: pd.DataFrame, proteins: dict[str, dict[str, s
     sentence_length = positioned.groupby("bgc_id").size()
     hits = positioned[positioned["pfam"] == TRP_HALOGENASE]
     sequences = {key: residues for bgc in proteins.values() for key, residues in bgc.items()}
-    table = pd.DataFrame({
-        "domain_id": [f"{key}/{start + 1}-{end}" for key, start, end in
-                      zip(hits["seq_id"], hits["start"], hits["end"], strict=True)],
-        "bgc_id": hits["bgc_id"].to_numpy(), "protein": hits["seq_id"].to_numpy(),
-        "start": hits["start"].to_numpy(), "end": hits["end"].to_numpy(),
-        "score": hits["score"].to_numpy(), "token_index": hits["token_index"].to_numpy(),
-        "n_tokens": hits["bgc_id"].map(sentence_length).to_numpy(),
-        "sequence": [sequences[key][start:end] for key, start, end in
-                     zip(hits["seq_id"], hits["start"], hits["end"], strict=True)],
-        "has_halogen": hits["bgc_id"].map(labels).to_numpy(),
-    }, columns=HALOGENASE_COLUMNS)
+    table = pd.DataFrame(
+        {
+            "domain_id": [
+                f"{key}/{start + 1}-{end}"
+                for key, start, end in zip(hits["seq_id"], hits["start"], hits["end"], strict=True)
+            ],
+            "bgc_id": hits["bgc_id"].to_numpy(),
+            "protein": hits["seq_id"].to_numpy(),
+            "start": hits["start"].to_numpy(),
+            "end": hits["end"].to_numpy(),
+            "score": hits["score"].to_numpy(),
+            "token_index": hits["token_index"].to_numpy(),
+            "n_tokens": hits["bgc_id"].map(sentence_length).to_numpy(),
+            "sequence": [
+                sequences[key][start:end]
+                for key, start, end in zip(hits["seq_id"], hits["start"], hits["end"], strict=True)
+            ],
+            "has_halogen": hits["bgc_id"].map(labels).to_numpy(),
+        },
+        columns=HALOGENASE_COLUMNS,
+    )
     table["has_halogen"] = table["has_halogen"].astype("boolean")
     return table.reset_index(drop=True)
 
 
-def build_mibig_release(json_tarball: Path, gbk_tarball: Path, hmms: list, hmm_sha: str,
-                        profile: Profile, report: BuildReport) -> MibigPart:
+def build_mibig_release(
+    json_tarball: Path,
+    gbk_tarball: Path,
+    hmms: list,
+    hmm_sha: str,
+    profile: Profile,
+    report: BuildReport,
+) -> MibigPart:
     """MIBiG 3.1: classes and compounds from the JSON release, gene-ordered Pfam sentences from
     hmmsearch (gathering cutoffs, overlap resolution, cached) over the GenBank CDS translations,
     and the halogenation task's table. ``profile.max_bgcs`` keeps the first BGCs by accession.
@@ -344,61 +418,90 @@ def build_mibig_release(json_tarball: Path, gbk_tarball: Path, hmms: list, hmm_s
     proteins = release_proteins(gbk_tarball, set(classes["bgc_id"]), keep, report)
     classes = classes[classes["bgc_id"].isin(keep)].reset_index(drop=True)
     compounds = compounds[compounds["bgc_id"].isin(keep)].reset_index(drop=True)
-    hits = annotate({key: seq for bgc in proteins.values() for key, seq in bgc.items()},
-                    hmms, hmm_sha, profile)
+    hits = annotate(
+        {key: seq for bgc in proteins.values() for key, seq in bgc.items()}, hmms, hmm_sha, profile
+    )
     report.add("mibig_domain_hits", len(hits))
     sentences = ordered_domains(hits, proteins)
     counts = domain_counts(sentences)
     classes = add_domain_totals(
-        classes, counts, report,
+        classes,
+        counts,
+        report,
         without_domains="BGCs without any Pfam hit in their CDS translations",
         unlabelled="BGCs whose only biosyn_class is Other",
-        multilabel="BGCs with several product classes")
+        multilabel="BGCs with several product classes",
+    )
     labels = halogen_labels(compounds)
     report.add("compounds", len(compounds))
-    report.add("compounds_unparsable_smiles", int(compounds["has_halogen"].isna().sum()),
-               "chem_struct SMILES RDKit rejects: kept with has_halogen empty, ignored by the "
-               "labels")
-    report.add("mibig_without_structure", len(classes) - int(labels.notna().sum()),
-               "BGCs without any parsable compound structure: no halogenation label")
+    report.add(
+        "compounds_unparsable_smiles",
+        int(compounds["has_halogen"].isna().sum()),
+        "chem_struct SMILES RDKit rejects: kept with has_halogen empty, ignored by the labels",
+    )
+    report.add(
+        "mibig_without_structure",
+        len(classes) - int(labels.notna().sum()),
+        "BGCs without any parsable compound structure: no halogenation label",
+    )
     halogenases = halogenase_domains(sentence_hits(hits, proteins), proteins, labels)
     _report_halogenases(halogenases, report)
-    return MibigPart(classes, counts, sentences, ordered=True,
-                     extra={"compounds": compounds, "halogenase_domains": halogenases})
+    return MibigPart(
+        classes,
+        counts,
+        sentences,
+        ordered=True,
+        extra={"compounds": compounds, "halogenase_domains": halogenases},
+    )
 
 
-def release_proteins(gbk_tarball: Path, json_ids: set[str], keep: list[str], report: BuildReport
-                     ) -> dict[str, dict[str, str]]:
+def release_proteins(
+    gbk_tarball: Path, json_ids: set[str], keep: list[str], report: BuildReport
+) -> dict[str, dict[str, str]]:
     """The GenBank proteins of the BGCs ``keep`` (gene order), sanitised for easel like PARAS's.
 
     Records on one side only are counted, not guessed: a JSON record without GenBank keeps its
     classes but has no sentence; a GenBank record without JSON has no class and is left out.
     """
     release = read_genbank_release(gbk_tarball)
-    report.add("mibig_genbank_without_json", len(set(release) - json_ids),
-               "GenBank records without a JSON record (left out: no class, no compound)")
+    report.add(
+        "mibig_genbank_without_json",
+        len(set(release) - json_ids),
+        "GenBank records without a JSON record (left out: no class, no compound)",
+    )
     proteins, changed = {}, []
     for bgc_id in (b for b in keep if b in release):
         proteins[bgc_id], fixed = sanitise_proteins(release[bgc_id])
         changed += fixed
-    report.add("mibig_without_genbank", len(keep) - len(proteins),
-               "JSON records without a GenBank record (kept in the class table, absent from the "
-               "corpus)")
+    report.add(
+        "mibig_without_genbank",
+        len(keep) - len(proteins),
+        "JSON records without a GenBank record (kept in the class table, absent from the corpus)",
+    )
     report.add("mibig_proteins", sum(len(bgc) for bgc in proteins.values()))
-    report.add("mibig_proteins_sanitised", len(changed),
-               f"CDS translations with '-', '.' or '*' removed before hmmsearch: {changed[:5]}")
+    report.add(
+        "mibig_proteins_sanitised",
+        len(changed),
+        f"CDS translations with '-', '.' or '*' removed before hmmsearch: {changed[:5]}",
+    )
     return proteins
 
 
 def _report_halogenases(table: pd.DataFrame, report: BuildReport) -> None:
     """The halogenation task's row counts, by label (NA rows are kept but never probed)."""
     label = table["has_halogen"]
-    report.add("halogenase_domains", len(table),
-               f"{TRP_HALOGENASE} (Trp_halogenase) hits in MIBiG proteins: the halogenation "
-               "task's rows (several per BGC share its label)")
+    report.add(
+        "halogenase_domains",
+        len(table),
+        f"{TRP_HALOGENASE} (Trp_halogenase) hits in MIBiG proteins: the halogenation "
+        "task's rows (several per BGC share its label)",
+    )
     report.add("halogenase_bgcs", table["bgc_id"].nunique())
     report.add("halogenase_halogenated", int(label.eq(True).sum()))
     report.add("halogenase_not_halogenated", int(label.eq(False).sum()))
-    report.add("halogenase_unlabelled", int(label.isna().sum()),
-               "halogenase rows of BGCs without a parsable compound structure: kept in the table, "
-               "left out of the probe")
+    report.add(
+        "halogenase_unlabelled",
+        int(label.isna().sum()),
+        "halogenase rows of BGCs without a parsable compound structure: kept in the table, "
+        "left out of the probe",
+    )

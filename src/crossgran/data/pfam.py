@@ -47,20 +47,27 @@ def build_pfam_families(hmms: list, gecco: Path, clans: pd.DataFrame | None = No
                 interpro_by_pfam.setdefault(member, set()).add(entry["accession"])
                 go_by_pfam.setdefault(member, set()).update(
                     (term["accession"], term["name"], term["namespace"])
-                    for term in entry["go_terms"])
+                    for term in entry["go_terms"]
+                )
     rows = []
     for model in hmms:
         accession = hmm.pfam_accession(hmm.text(model.accession))
         terms = sorted(go_by_pfam.get(accession, ()))
-        rows.append({
-            "pfam": accession, "pfam_version": hmm.text(model.accession),
-            "name": hmm.text(model.name),
-            "description": hmm.text(model.description or b""), "length": model.M,
-            "consensus": hmm.consensus_sequence(model),
-            "interpro": ";".join(sorted(interpro_by_pfam.get(accession, ()))),
-            "go_terms": ";".join(t[0] for t in terms),
-            "go_molecular_function": ";".join(t[0] for t in terms if t[2] == "molecular_function"),
-        })
+        rows.append(
+            {
+                "pfam": accession,
+                "pfam_version": hmm.text(model.accession),
+                "name": hmm.text(model.name),
+                "description": hmm.text(model.description or b""),
+                "length": model.M,
+                "consensus": hmm.consensus_sequence(model),
+                "interpro": ";".join(sorted(interpro_by_pfam.get(accession, ()))),
+                "go_terms": ";".join(t[0] for t in terms),
+                "go_molecular_function": ";".join(
+                    t[0] for t in terms if t[2] == "molecular_function"
+                ),
+            }
+        )
     table = pd.DataFrame(rows).sort_values("pfam").reset_index(drop=True)
     if clans is not None:
         table = table.merge(clans[["pfam", "clan", "clan_name"]], on="pfam", how="left")
@@ -74,15 +81,25 @@ def read_pfam_clans(path: Path) -> pd.DataFrame:
     The release writes ``\\N`` where a family belongs to no clan; that becomes "".
     """
     try:
-        table = pd.read_csv(path, sep="\t", header=None, dtype=str, keep_default_na=False,
-                            compression="gzip", quoting=csv.QUOTE_NONE)
+        table = pd.read_csv(
+            path,
+            sep="\t",
+            header=None,
+            dtype=str,
+            keep_default_na=False,
+            compression="gzip",
+            quoting=csv.QUOTE_NONE,
+        )
     except (OSError, EOFError, pd.errors.ParserError) as error:
-        raise ValueError(f"{path} is not a readable gzip TSV ({error}); delete it and rerun to "
-                         "download it again") from None
+        raise ValueError(
+            f"{path} is not a readable gzip TSV ({error}); delete it and rerun to download it again"
+        ) from None
     if table.shape[1] != len(CLAN_COLUMNS) or not table[0].str.fullmatch(r"PF\d{5}").all():
-        raise ValueError(f"{path} must have {len(CLAN_COLUMNS)} columns "
-                         f"({', '.join(CLAN_COLUMNS)}) "
-                         "and Pfam accessions first; is it Pfam-A.clans.tsv.gz of Pfam 35.0? "
-                         "Delete it and rerun to download it again")
+        raise ValueError(
+            f"{path} must have {len(CLAN_COLUMNS)} columns "
+            f"({', '.join(CLAN_COLUMNS)}) "
+            "and Pfam accessions first; is it Pfam-A.clans.tsv.gz of Pfam 35.0? "
+            "Delete it and rerun to download it again"
+        )
     table.columns = CLAN_COLUMNS
     return table.replace("\\N", "")

@@ -42,8 +42,10 @@ def read_fasta(path: Path | str) -> dict[str, str]:
     try:
         return read_fasta_text(Path(path).read_text())
     except UnicodeDecodeError:
-        raise ValueError(f"{path} is not a text file; give a protein FASTA file ('>id' lines, "
-                         "then amino-acid letters)") from None
+        raise ValueError(
+            f"{path} is not a text file; give a protein FASTA file ('>id' lines, "
+            "then amino-acid letters)"
+        ) from None
     except ValueError as error:
         raise ValueError(f"{path}: {error}") from None
 

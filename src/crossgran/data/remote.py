@@ -80,26 +80,76 @@ def _remote(name: str, url: str, filename: str, licence: str, note: str) -> Remo
 
 # No sha256 is pinned: none of these publishers lists one, and a hash not observed on a real
 # download would be invented. The lock file records each on first download (see fetch_remote).
-REMOTE_FILES: dict[str, RemoteFile] = {remote.name: remote for remote in (
-    _remote("mibig_json", f"{_MIBIG}/mibig_json_3.1.tar.gz", "mibig_json_3.1.tar.gz",
-            "CC BY 4.0", "MIBiG 3.1 BGC annotations (JSON): classes, compounds, SMILES"),
-    _remote("mibig_gbk", f"{_MIBIG}/mibig_gbk_3.1.tar.gz", "mibig_gbk_3.1.tar.gz",
-            "CC BY 4.0", "MIBiG 3.1 BGC sequences (GenBank) with CDS translations"),
-    _remote("pfam_hmm", f"{_PFAM}/Pfam-A.hmm.gz", "Pfam-A.hmm.gz",
-            "CC0", "Pfam-A 35.0 profile HMMs (all families, gathering cutoffs)"),
-    _remote("pfam_clans", f"{_PFAM}/Pfam-A.clans.tsv.gz", "Pfam-A.clans.tsv.gz",
-            "CC0", "Pfam-A 35.0 family -> clan table"),
-    *(_remote(key, f"{_FAIR_ESM}/models/{model}.pt", f"{model}.pt", "MIT",
-              f"fair-esm {model} weights")
-      for key, model in (("esm1b", "esm1b_t33_650M_UR50S"), ("esm2_650M", "esm2_t33_650M_UR50D"))),
-    # fair-esm (esm/pretrained.py) serves the contact heads from /regression/, not /models/.
-    *(_remote(f"{key}_regression", f"{_FAIR_ESM}/regression/{model}-contact-regression.pt",
-              f"{model}-contact-regression.pt", "MIT", f"fair-esm {model} contact head")
-      for key, model in (("esm1b", "esm1b_t33_650M_UR50S"), ("esm2_650M", "esm2_t33_650M_UR50D"))),
-    *(_remote(model, f"{_BIGCARP}/{model}.pt?download=1", f"{model}.pt",
-              "see Zenodo record 6857704", f"official BiGCARP checkpoint {model}")
-      for model in ("bigcarp_random", "bigcarp_esm1bfinetune", "bigcarp_esm1bfrozen")),
-)}
+REMOTE_FILES: dict[str, RemoteFile] = {
+    remote.name: remote
+    for remote in (
+        _remote(
+            "mibig_json",
+            f"{_MIBIG}/mibig_json_3.1.tar.gz",
+            "mibig_json_3.1.tar.gz",
+            "CC BY 4.0",
+            "MIBiG 3.1 BGC annotations (JSON): classes, compounds, SMILES",
+        ),
+        _remote(
+            "mibig_gbk",
+            f"{_MIBIG}/mibig_gbk_3.1.tar.gz",
+            "mibig_gbk_3.1.tar.gz",
+            "CC BY 4.0",
+            "MIBiG 3.1 BGC sequences (GenBank) with CDS translations",
+        ),
+        _remote(
+            "pfam_hmm",
+            f"{_PFAM}/Pfam-A.hmm.gz",
+            "Pfam-A.hmm.gz",
+            "CC0",
+            "Pfam-A 35.0 profile HMMs (all families, gathering cutoffs)",
+        ),
+        _remote(
+            "pfam_clans",
+            f"{_PFAM}/Pfam-A.clans.tsv.gz",
+            "Pfam-A.clans.tsv.gz",
+            "CC0",
+            "Pfam-A 35.0 family -> clan table",
+        ),
+        *(
+            _remote(
+                key,
+                f"{_FAIR_ESM}/models/{model}.pt",
+                f"{model}.pt",
+                "MIT",
+                f"fair-esm {model} weights",
+            )
+            for key, model in (
+                ("esm1b", "esm1b_t33_650M_UR50S"),
+                ("esm2_650M", "esm2_t33_650M_UR50D"),
+            )
+        ),
+        # fair-esm (esm/pretrained.py) serves the contact heads from /regression/, not /models/.
+        *(
+            _remote(
+                f"{key}_regression",
+                f"{_FAIR_ESM}/regression/{model}-contact-regression.pt",
+                f"{model}-contact-regression.pt",
+                "MIT",
+                f"fair-esm {model} contact head",
+            )
+            for key, model in (
+                ("esm1b", "esm1b_t33_650M_UR50S"),
+                ("esm2_650M", "esm2_t33_650M_UR50D"),
+            )
+        ),
+        *(
+            _remote(
+                model,
+                f"{_BIGCARP}/{model}.pt?download=1",
+                f"{model}.pt",
+                "see Zenodo record 6857704",
+                f"official BiGCARP checkpoint {model}",
+            )
+            for model in ("bigcarp_random", "bigcarp_esm1bfinetune", "bigcarp_esm1bfrozen")
+        ),
+    )
+}
 
 
 def remote_url(remote: RemoteFile, base_url: str | None = None) -> str:
@@ -125,14 +175,19 @@ def read_lock(lock_path: Path) -> dict[str, dict[str, object]]:
     try:
         entries = json.loads(lock_path.read_text())
     except json.JSONDecodeError as error:
-        raise SourceError(f"{lock_path} is not valid JSON ({error}); restore it from version "
-                          "control, or delete it to record the hashes afresh") from None
+        raise SourceError(
+            f"{lock_path} is not valid JSON ({error}); restore it from version "
+            "control, or delete it to record the hashes afresh"
+        ) from None
     if not isinstance(entries, dict) or not all(
-            isinstance(entry, dict) and isinstance(entry.get("sha256"), str)
-            for entry in entries.values()):
-        raise SourceError(f"{lock_path} must map names to {{'sha256': ...}} entries; "
-                          "restore it from version control, or delete it to record the hashes "
-                          "afresh")
+        isinstance(entry, dict) and isinstance(entry.get("sha256"), str)
+        for entry in entries.values()
+    ):
+        raise SourceError(
+            f"{lock_path} must map names to {{'sha256': ...}} entries; "
+            "restore it from version control, or delete it to record the hashes "
+            "afresh"
+        )
     return entries
 
 
@@ -145,19 +200,32 @@ def manifest_remote_inputs(names: Sequence[str], lock_path: Path) -> list[dict[s
     entries = read_lock(lock_path)
     missing = [name for name in names if name not in entries]
     if missing:
-        raise SourceError(f"{lock_path} records no hash for {', '.join(missing)}; fetch them with "
-                          "crossgran.data.remote.fetch_remote first (build_all does)")
-    return [{"source": REMOTE_FILES[name].url, "filename": REMOTE_FILES[name].filename,
-             "licence": REMOTE_FILES[name].licence, "sha256": str(entries[name]["sha256"]),
-             "bytes": entries[name].get("bytes"), "content": REMOTE_FILES[name].note}
-            for name in names]
+        raise SourceError(
+            f"{lock_path} records no hash for {', '.join(missing)}; fetch them with "
+            "crossgran.data.remote.fetch_remote first (build_all does)"
+        )
+    return [
+        {
+            "source": REMOTE_FILES[name].url,
+            "filename": REMOTE_FILES[name].filename,
+            "licence": REMOTE_FILES[name].licence,
+            "sha256": str(entries[name]["sha256"]),
+            "bytes": entries[name].get("bytes"),
+            "content": REMOTE_FILES[name].note,
+        }
+        for name in names
+    ]
 
 
 def _record_hash(lock_path: Path, remote: RemoteFile, path: Path, digest: str, source: str) -> None:
     """Add one observed hash; the lock is re-read just before writing so other names are kept."""
     entries = read_lock(lock_path)
-    entries[remote.name] = {"filename": remote.filename, "sha256": digest,
-                            "bytes": path.stat().st_size, "source": source}
+    entries[remote.name] = {
+        "filename": remote.filename,
+        "sha256": digest,
+        "bytes": path.stat().st_size,
+        "source": source,
+    }
     write_text_atomic(lock_path, json.dumps(entries, indent=2, sort_keys=True) + "\n")
 
 
@@ -175,8 +243,9 @@ def _quiet_pooch() -> Iterator[None]:
         logger.setLevel(level)
 
 
-def fetch_remote(name: str, raw_dir: Path, base_url: str | None = None,
-                 lock_path: Path | None = None) -> Path:
+def fetch_remote(
+    name: str, raw_dir: Path, base_url: str | None = None, lock_path: Path | None = None
+) -> Path:
     """Path of remote input ``name`` in ``raw_dir``, downloaded with pooch if absent; hash-checked.
 
     The expected sha256 is the pinned one, else the one recorded in the lock (default
@@ -194,16 +263,25 @@ def fetch_remote(name: str, raw_dir: Path, base_url: str | None = None,
     locked = read_lock(lock_path).get(name)
     expected = remote.sha256 or (str(locked["sha256"]) if locked else None)
     if remote.sha256:
-        fix = (f"delete {target} and rerun to download it again; if {url} really serves a "
-               "different file, report it instead of changing the pinned hash")
+        fix = (
+            f"delete {target} and rerun to download it again; if {url} really serves a "
+            "different file, report it instead of changing the pinned hash"
+        )
     else:
-        fix = (f"delete {target} and rerun to download it again; if the publisher really changed "
-               f"the file, check that this is intended, then delete the {name!r} entry from "
-               f"{lock_path} so that the next download is recorded afresh")
+        fix = (
+            f"delete {target} and rerun to download it again; if the publisher really changed "
+            f"the file, check that this is intended, then delete the {name!r} entry from "
+            f"{lock_path} so that the next download is recorded afresh"
+        )
     if target.is_file():
         if expected is None:
-            _record_hash(lock_path, remote, target, sha256_file(target),
-                         "found in raw_dir, not downloaded by crossgran")
+            _record_hash(
+                lock_path,
+                remote,
+                target,
+                sha256_file(target),
+                "found in raw_dir, not downloaded by crossgran",
+            )
         else:
             check_hash(target, expected, fix)
         return target
@@ -221,22 +299,29 @@ def _download(remote: RemoteFile, url: str, expected: str | None, target: Path, 
 
     try:
         with _quiet_pooch():
-            pooch.retrieve(url, known_hash=f"sha256:{expected}" if expected else None,
-                           fname=remote.filename, path=target.parent, progressbar=False,
-                           downloader=pooch.HTTPDownloader(timeout=DOWNLOAD_TIMEOUT_S))
+            pooch.retrieve(
+                url,
+                known_hash=f"sha256:{expected}" if expected else None,
+                fname=remote.filename,
+                path=target.parent,
+                progressbar=False,
+                downloader=pooch.HTTPDownloader(timeout=DOWNLOAD_TIMEOUT_S),
+            )
     except ValueError as error:  # pooch's hash mismatch; its temporary file is already deleted
         actual = re.search(r"but got ([0-9a-f]{64})", str(error))
         if actual is None:
             raise
         raise SourceError(
             f"{target}: sha256 mismatch of the file downloaded from {url}\n  expected {expected}\n"
-            f"  actual   {actual.group(1)}\nNothing was kept. Fix: {fix}") from None
+            f"  actual   {actual.group(1)}\nNothing was kept. Fix: {fix}"
+        ) from None
     except requests.exceptions.RequestException as error:
         raise SourceError(
             f"could not download {remote.name} from {url} ({type(error).__name__}: {error}). "
             f"Nothing was kept. Fix: check the network and rerun (a second call starts the "
             f"download again), or set ${MIRROR_ENV} to a server holding {remote.filename}, or "
-            f"place the file at {target} by hand.") from None
+            f"place the file at {target} by hand."
+        ) from None
     os.chmod(target, 0o644)  # pooch's temporary file is 0600; raw_dir is shared like results
 
 
@@ -280,27 +365,37 @@ def check_full_inputs(profile: Profile, base_url: str | None = None) -> None:
     mirror) accepts connections, since the run will download them; the probe takes at most
     PROBE_TIMEOUT_S.
     """
-    missing = [remote for remote in REMOTE_FILES.values()
-               if not (profile.raw_dir / remote.filename).is_file()]
+    missing = [
+        remote
+        for remote in REMOTE_FILES.values()
+        if not (profile.raw_dir / remote.filename).is_file()
+    ]
     if not missing:
         return
     urls = {remote.name: remote_url(remote, base_url) for remote in missing}
     reachable = _reachable({_host_of(url) for url in urls.values()}, PROBE_TIMEOUT_S)
     if all(_host_of(url) in reachable for url in urls.values()):
         return
-    lines = [(f"{len(missing)} input(s) of the full profile are missing and cannot all be "
-              f"downloaded (no connection within {PROBE_TIMEOUT_S:g} s to the host marked "
-              "'unreachable'):")]
+    lines = [
+        (
+            f"{len(missing)} input(s) of the full profile are missing and cannot all be "
+            f"downloaded (no connection within {PROBE_TIMEOUT_S:g} s to the host marked "
+            "'unreachable'):"
+        )
+    ]
     for remote in missing:
         url = urls[remote.name]
         state = "reachable" if _host_of(url) in reachable else "unreachable"
-        lines.append(f"  {remote.name}: place {remote.filename} at "
-                     f"{profile.raw_dir / remote.filename}"
-                     f"\n      (from {url}, {state})")
+        lines.append(
+            f"  {remote.name}: place {remote.filename} at "
+            f"{profile.raw_dir / remote.filename}"
+            f"\n      (from {url}, {state})"
+        )
     lines.append(
         f"Fix: run where the hosts are reachable, or download the files elsewhere and copy them "
         f"into {profile.raw_dir}, or serve them from one folder and set {MIRROR_ENV}=<its URL>. "
-        f"Hashes observed on first download are kept in {full_lock_path(profile.root)}.")
+        f"Hashes observed on first download are kept in {full_lock_path(profile.root)}."
+    )
     raise SourceError("\n".join(lines))
 
 

@@ -72,16 +72,20 @@ class PinnedFile:
 
 # Hashes as downloaded from PyPI on 2026-11-25 (see README, "Data").
 WHEELS: dict[str, PinnedWheel] = {
-    "gecco": PinnedWheel("gecco", "0.11.0",
-                         "99e899172b7216cbeee80917f97de80f56f00de195b517707e80e20cb6d385eb",
-                         "GPL-3.0-or-later (data files only are read)",
-                         "Pfam 35.0 BGC subset (2,766 HMMs), MIBiG 1,870 BGC classes + Pfam "
-                         "compositions, InterPro"),
-    "paras": PinnedWheel("paras", "2.0.2",
-                         "9e6f8ca13da3403e12674a3e6d2e710136cbf03d99a93ea91ab837bc8730cec9",
-                         "MIT",
-                         "3,653 NRPS A-domains with substrates, signatures, parent proteins, "
-                         "SMILES"),
+    "gecco": PinnedWheel(
+        "gecco",
+        "0.11.0",
+        "99e899172b7216cbeee80917f97de80f56f00de195b517707e80e20cb6d385eb",
+        "GPL-3.0-or-later (data files only are read)",
+        "Pfam 35.0 BGC subset (2,766 HMMs), MIBiG 1,870 BGC classes + Pfam compositions, InterPro",
+    ),
+    "paras": PinnedWheel(
+        "paras",
+        "2.0.2",
+        "9e6f8ca13da3403e12674a3e6d2e710136cbf03d99a93ea91ab837bc8730cec9",
+        "MIT",
+        "3,653 NRPS A-domains with substrates, signatures, parent proteins, SMILES",
+    ),
 }
 
 PYHMMER_VERSION = "0.12.3"
@@ -89,8 +93,7 @@ PYHMMER_FILES: dict[str, PinnedFile] = {
     name: PinnedFile("pyhmmer", PYHMMER_VERSION, f"tests/data/seqs/{name}", digest, "MIT")
     for name, digest in {
         "BGC0001090.gbk": "cde746178dbe28ef261d46bb9eb224a42d14734449a38a8decde9a239dc0d81a",
-        "938293.PRJEB85.HG003687.faa":
-            "7190c967978a9921f69dadc710db2d826b41ec738894bf51c1d439106d0a4a08",
+        "938293.PRJEB85.HG003687.faa": "7190c967978a9921f69dadc710db2d826b41ec738894bf51c1d439106d0a4a08",
     }.items()
 }
 
@@ -102,7 +105,8 @@ def check_hash(path: Path, expected: str, fix: str) -> None:
     if actual != expected:
         raise SourceError(
             f"{path}: sha256 mismatch\n  expected {expected}\n  actual   {actual}\n"
-            f"The file is corrupt, truncated or not the pinned release. Fix: {fix}")
+            f"The file is corrupt, truncated or not the pinned release. Fix: {fix}"
+        )
 
 
 def fetch_wheel(package: str, raw_dir: Path) -> Path:
@@ -121,17 +125,32 @@ def fetch_wheel(package: str, raw_dir: Path) -> Path:
         return target
     raw_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=raw_dir, prefix=".download-") as tmp:
-        command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-                   "--disable-pip-version-check", "-q", "-d", tmp, wheel.requirement]
+        command = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--disable-pip-version-check",
+            "-q",
+            "-d",
+            tmp,
+            wheel.requirement,
+        ]
         done = subprocess.run(command, capture_output=True, text=True, check=False)
         downloaded = Path(tmp) / wheel.filename
         if done.returncode != 0 or not downloaded.exists():
             raise SourceError(
                 f"could not download {wheel.requirement} with `{' '.join(command)}`:\n"
                 f"{done.stderr.strip()[-2000:]}\nFix: check access to PyPI, or place "
-                f"{wheel.filename} (sha256 {wheel.sha256}) in {raw_dir} by hand.")
-        check_hash(downloaded, wheel.sha256,
-                    f"PyPI served a different {wheel.filename}; report it, do not override the pin")
+                f"{wheel.filename} (sha256 {wheel.sha256}) in {raw_dir} by hand."
+            )
+        check_hash(
+            downloaded,
+            wheel.sha256,
+            f"PyPI served a different {wheel.filename}; report it, do not override the pin",
+        )
         with atomic_path(target) as part:
             downloaded.replace(part)
     return target
@@ -144,10 +163,12 @@ def read_wheel_member(wheel_path: Path, member: str) -> bytes:
             return archive.read(member)
     except KeyError:
         raise SourceError(
-            f"{wheel_path} has no member {member!r}; is it the pinned release?") from None
+            f"{wheel_path} has no member {member!r}; is it the pinned release?"
+        ) from None
     except zipfile.BadZipFile as error:
         raise SourceError(
-            f"{wheel_path} is not a readable zip ({error}); delete it and rerun") from None
+            f"{wheel_path} is not a readable zip ({error}); delete it and rerun"
+        ) from None
 
 
 def extract_wheel_member(wheel_path: Path, member: str, out_dir: Path) -> Path:
@@ -166,16 +187,34 @@ def pyhmmer_file(name: str) -> Path:
     pinned = PYHMMER_FILES[name]
     path = Path(str(files("pyhmmer").joinpath(pinned.resource)))
     if not path.is_file():
-        raise SourceError(f"{path} is missing; install pyhmmer=={pinned.version} "
-                          f"(`pip install pyhmmer=={pinned.version}`)")
+        raise SourceError(
+            f"{path} is missing; install pyhmmer=={pinned.version} "
+            f"(`pip install pyhmmer=={pinned.version}`)"
+        )
     check_hash(path, pinned.sha256, f"reinstall pyhmmer=={pinned.version}")
     return path
 
 
 def manifest_inputs() -> list[dict[str, str]]:
     """Source, version, licence and sha256 of every pinned input, for MANIFEST.json."""
-    rows = [{"source": f"pypi:{w.filename}", "version": w.version, "licence": w.licence,
-             "sha256": w.sha256, "content": w.note} for w in WHEELS.values()]
-    rows += [{"source": f"pypi:pyhmmer/{f.resource}", "version": f.version, "licence": f.licence,
-              "sha256": f.sha256, "content": "pyhmmer test data"} for f in PYHMMER_FILES.values()]
+    rows = [
+        {
+            "source": f"pypi:{w.filename}",
+            "version": w.version,
+            "licence": w.licence,
+            "sha256": w.sha256,
+            "content": w.note,
+        }
+        for w in WHEELS.values()
+    ]
+    rows += [
+        {
+            "source": f"pypi:pyhmmer/{f.resource}",
+            "version": f.version,
+            "licence": f.licence,
+            "sha256": f.sha256,
+            "content": "pyhmmer test data",
+        }
+        for f in PYHMMER_FILES.values()
+    ]
     return rows

@@ -75,8 +75,10 @@ def load_table(profile: Profile, name: str) -> pd.DataFrame:
     """A built table; a missing one points at notebook 01 / ``crossgran data``."""
     path = table_path(profile, name)
     if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist: build the {profile.name!r} tables first "
-                                f"(notebook 01_data, or `crossgran data --profile {profile.name}`)")
+        raise FileNotFoundError(
+            f"{path} does not exist: build the {profile.name!r} tables first "
+            f"(notebook 01_data, or `crossgran data --profile {profile.name}`)"
+        )
     return pd.read_csv(path, sep="\t", keep_default_na=False, na_values=[""], dtype={"tokens": str})
 
 
@@ -90,8 +92,9 @@ def read_nrps_proteins(paras: Path) -> tuple[dict[str, str], list[str]]:
     return sanitise_proteins(read_fasta_member(paras, f"{PARAS_DIR}/proteins.fasta"))
 
 
-def profile_proteins(profile: Profile, nrps: dict[str, str] | None = None
-                     ) -> tuple[dict[str, str], dict[str, str]]:
+def profile_proteins(
+    profile: Profile, nrps: dict[str, str] | None = None
+) -> tuple[dict[str, str], dict[str, str]]:
     """The profile's NRPS proteins (sorted by id) and proteome proteins (gene order).
 
     One definition for the annotation (``build_all``) and for ESM pretraining (notebook 02),
@@ -107,6 +110,7 @@ def profile_proteins(profile: Profile, nrps: dict[str, str] | None = None
 
 # ---------------------------------------------------------------- build steps
 
+
 @dataclass
 class _PfamAndMibig:
     """What the build's one profile branch yields: the HMMs (and the sha256 naming them in the
@@ -119,8 +123,9 @@ class _PfamAndMibig:
     remote_inputs: list[dict[str, object]]
 
 
-def _pfam_and_mibig_from_wheels(profile: Profile, gecco: Path, report: BuildReport
-                                ) -> _PfamAndMibig:
+def _pfam_and_mibig_from_wheels(
+    profile: Profile, gecco: Path, report: BuildReport
+) -> _PfamAndMibig:
     """GECCO's Pfam 35.0 subset and MIBiG class table (the offline profiles)."""
     hmm_file = extract_wheel_member(gecco, "gecco/hmmer/Pfam.h3m", profile.raw_dir / "extracted")
     hmms, hmm_sha = hmm.read_hmms(hmm_file), sha256_file(gecco)
@@ -130,8 +135,9 @@ def _pfam_and_mibig_from_wheels(profile: Profile, gecco: Path, report: BuildRepo
     return _PfamAndMibig(hmms, hmm_sha, families, part, [])
 
 
-def _pfam_and_mibig_from_downloads(profile: Profile, gecco: Path, report: BuildReport
-                                   ) -> _PfamAndMibig:
+def _pfam_and_mibig_from_downloads(
+    profile: Profile, gecco: Path, report: BuildReport
+) -> _PfamAndMibig:
     """Pfam-A 35.0 (with clans) and the MIBiG 3.1 release, fetched and hash-locked; GO terms
     still come from GECCO's InterPro table (no other pinned copy exists)."""
     lock = full_lock_path(profile.root)
@@ -139,8 +145,9 @@ def _pfam_and_mibig_from_downloads(profile: Profile, gecco: Path, report: BuildR
     hmms, hmm_sha = hmm.read_hmms(remote["pfam_hmm"]), str(read_lock(lock)["pfam_hmm"]["sha256"])
     families = build_pfam_families(hmms, gecco, read_pfam_clans(remote["pfam_clans"]))
     _report_families(families, report)
-    part = build_mibig_release(remote["mibig_json"], remote["mibig_gbk"], hmms, hmm_sha,
-                               profile, report)
+    part = build_mibig_release(
+        remote["mibig_json"], remote["mibig_gbk"], hmms, hmm_sha, profile, report
+    )
     return _PfamAndMibig(hmms, hmm_sha, families, part, manifest_remote_inputs(FULL_INPUTS, lock))
 
 
@@ -149,9 +156,11 @@ def _report_families(families: pd.DataFrame, report: BuildReport) -> None:
     report.add("pfam_families", len(families))
     report.add("pfam_families_with_go", int((families["go_terms"] != "").sum()))
     if "clan" in families:
-        report.add("pfam_families_without_clan", int((families["clan"] == "").sum()),
-                   "families outside any Pfam clan or absent from Pfam-A.clans.tsv (clan left "
-                   "empty)")
+        report.add(
+            "pfam_families_without_clan",
+            int((families["clan"] == "").sum()),
+            "families outside any Pfam clan or absent from Pfam-A.clans.tsv (clan left empty)",
+        )
 
 
 @dataclass
@@ -165,12 +174,16 @@ class _AnnotatedProteins:
     proteome_hits: pd.DataFrame
 
 
-def _annotate_proteins(profile: Profile, paras: Path, hmms: list, hmm_sha: str,
-                       report: BuildReport) -> _AnnotatedProteins:
+def _annotate_proteins(
+    profile: Profile, paras: Path, hmms: list, hmm_sha: str, report: BuildReport
+) -> _AnnotatedProteins:
     """PARAS's NRPS proteins and the proteome, subset by the profile and annotated (cached)."""
     nrps, changed = read_nrps_proteins(paras)
-    report.add("nrps_proteins_sanitised", len(changed),
-               f"records with '-', '.' or '*' removed before hmmsearch: {changed[:5]}")
+    report.add(
+        "nrps_proteins_sanitised",
+        len(changed),
+        f"records with '-', '.' or '*' removed before hmmsearch: {changed[:5]}",
+    )
     nrps_subset, proteome = profile_proteins(profile, nrps)
     report.add("nrps_proteins", len(nrps_subset))
     report.add("proteome_proteins", len(proteome))
@@ -207,14 +220,30 @@ def build_all(profile: Profile) -> BuildReport:
     branch = _pfam_and_mibig_from_downloads if profile.downloads else _pfam_and_mibig_from_wheels
     pfam_mibig = branch(profile, gecco, report)
     proteins = _annotate_proteins(profile, paras, pfam_mibig.hmms, pfam_mibig.hmm_sha, report)
-    adomains = build_adomains(paras, proteins.nrps, proteins.nrps_hits, set(proteins.nrps_ids),
-                              report, profile.max_adomains)
+    adomains = build_adomains(
+        paras,
+        proteins.nrps,
+        proteins.nrps_hits,
+        set(proteins.nrps_ids),
+        report,
+        profile.max_adomains,
+    )
     part = pfam_mibig.mibig
-    corpus = build_domain_corpus(token_lists(proteins.nrps_hits, proteins.nrps_ids),
-                                 token_lists(proteins.proteome_hits, proteins.proteome_ids),
-                                 part.sentences, part.ordered, profile, report)
-    tables = {"pfam_families": pfam_mibig.families, "mibig_classes": part.classes,
-              "mibig_domain_counts": part.counts, "adomains": adomains, "domain_corpus": corpus,
-              **part.extra}
+    corpus = build_domain_corpus(
+        token_lists(proteins.nrps_hits, proteins.nrps_ids),
+        token_lists(proteins.proteome_hits, proteins.proteome_ids),
+        part.sentences,
+        part.ordered,
+        profile,
+        report,
+    )
+    tables = {
+        "pfam_families": pfam_mibig.families,
+        "mibig_classes": part.classes,
+        "mibig_domain_counts": part.counts,
+        "adomains": adomains,
+        "domain_corpus": corpus,
+        **part.extra,
+    }
     write_manifest(profile, _write_tables(profile, tables), report, pfam_mibig.remote_inputs)
     return report

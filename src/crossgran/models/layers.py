@@ -25,7 +25,9 @@ def resolve_layers(layers: Sequence[int] | None, num_layers: int) -> list[int]:
     for layer in layers:
         value = int(layer) + num_layers + 1 if layer < 0 else int(layer)
         if not 0 <= value <= num_layers:
-            raise ValueError(f"layer {layer} out of range for a {num_layers}-layer model "
-                             f"(0..{num_layers}, or -{num_layers + 1}..-1 counting from the end)")
+            raise ValueError(
+                f"layer {layer} out of range for a {num_layers}-layer model "
+                f"(0..{num_layers}, or -{num_layers + 1}..-1 counting from the end)"
+            )
         resolved.append(value)
     return resolved

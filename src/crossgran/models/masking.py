@@ -38,13 +38,27 @@ _RANDOM_BELOW = 0.9
 AtLeastOne = Literal["row", "batch"]
 AT_LEAST_ONE: tuple[AtLeastOne, ...] = ("row", "batch")
 
-__all__ = ["AT_LEAST_ONE", "IGNORE_INDEX", "MASK_SHARE", "RANDOM_SHARE", "UNCHANGED_SHARE",
-           "AtLeastOne", "mask_tokens"]
+__all__ = [
+    "AT_LEAST_ONE",
+    "IGNORE_INDEX",
+    "MASK_SHARE",
+    "RANDOM_SHARE",
+    "UNCHANGED_SHARE",
+    "AtLeastOne",
+    "mask_tokens",
+]
 
 
-def mask_tokens(tokens: torch.Tensor, *, maskable: torch.Tensor, rate: float, mask_index: int,
-                replacements: torch.Tensor, generator: torch.Generator,
-                at_least_one: AtLeastOne) -> tuple[torch.Tensor, torch.Tensor]:
+def mask_tokens(
+    tokens: torch.Tensor,
+    *,
+    maskable: torch.Tensor,
+    rate: float,
+    mask_index: int,
+    replacements: torch.Tensor,
+    generator: torch.Generator,
+    at_least_one: AtLeastOne,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Choose targets among ``maskable`` positions of the (rows, length) ``tokens`` and hide them.
 
     Each maskable position is a target with probability ``rate``; targets are shown as
@@ -54,8 +68,9 @@ def mask_tokens(tokens: torch.Tensor, *, maskable: torch.Tensor, rate: float, ma
     ``tokens`` must be on the CPU). See the module docstring for ``at_least_one``.
     """
     if tokens.shape != maskable.shape:
-        raise ValueError(f"tokens {tuple(tokens.shape)} and maskable {tuple(maskable.shape)} "
-                         "differ in shape")
+        raise ValueError(
+            f"tokens {tuple(tokens.shape)} and maskable {tuple(maskable.shape)} differ in shape"
+        )
     if at_least_one not in AT_LEAST_ONE:
         raise ValueError(f"at_least_one must be one of {AT_LEAST_ONE}, not {at_least_one!r}")
     targets = (torch.rand(tokens.shape, generator=generator) < rate) & maskable
@@ -64,8 +79,9 @@ def mask_tokens(tokens: torch.Tensor, *, maskable: torch.Tensor, rate: float, ma
     else:
         _one_per_batch(targets, maskable, generator)
     action = torch.rand(tokens.shape, generator=generator)
-    random_tokens = replacements[torch.randint(len(replacements), tokens.shape,
-                                               generator=generator)]
+    random_tokens = replacements[
+        torch.randint(len(replacements), tokens.shape, generator=generator)
+    ]
     inputs = tokens.clone()
     inputs[targets & (action < MASK_SHARE)] = mask_index
     swap = targets & (action >= MASK_SHARE) & (action < _RANDOM_BELOW)
@@ -74,8 +90,7 @@ def mask_tokens(tokens: torch.Tensor, *, maskable: torch.Tensor, rate: float, ma
     return inputs, labels
 
 
-def _one_per_row(targets: torch.Tensor, maskable: torch.Tensor,
-                 generator: torch.Generator) -> None:
+def _one_per_row(targets: torch.Tensor, maskable: torch.Tensor, generator: torch.Generator) -> None:
     """Give each row that has maskable positions but no target one target, uniformly among its
     maskable positions (one uniform per row is drawn, for every row, only when some row needs
     it)."""
@@ -91,8 +106,9 @@ def _one_per_row(targets: torch.Tensor, maskable: torch.Tensor,
     targets[rows, column[rows]] = True
 
 
-def _one_per_batch(targets: torch.Tensor, maskable: torch.Tensor,
-                   generator: torch.Generator) -> None:
+def _one_per_batch(
+    targets: torch.Tensor, maskable: torch.Tensor, generator: torch.Generator
+) -> None:
     """When the whole batch drew no target, make one maskable position (uniformly drawn) one."""
     if targets.any():
         return

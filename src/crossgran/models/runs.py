@@ -18,8 +18,14 @@ from crossgran.data.tables import load_table, profile_proteins
 from crossgran.models import bigcarp, esm
 from crossgran.profiles import Profile
 
-__all__ = ["EmbeddedTables", "bigcarp_run_dir", "embed_tables", "export_bigcarp_runs",
-           "pretrain_local_esm", "train_bigcarp_runs"]
+__all__ = [
+    "EmbeddedTables",
+    "bigcarp_run_dir",
+    "embed_tables",
+    "export_bigcarp_runs",
+    "pretrain_local_esm",
+    "train_bigcarp_runs",
+]
 
 EmbeddedTables = tuple[esm.EmbeddingResult, esm.EmbeddingResult]
 
@@ -38,9 +44,12 @@ def pretrain_local_esm(settings: Profile) -> pd.DataFrame | None:
     nrps, proteome = profile_proteins(settings)
     families = load_table(settings, "pfam_families")
     training = [*nrps.values(), *proteome.values(), *families["consensus"]]
-    return esm.train_local_esm(training, settings.esm,
-                               out_dir=esm.local_model_dir(settings.esm.spec, settings.models_dir),
-                               seed=settings.seed)
+    return esm.train_local_esm(
+        training,
+        settings.esm,
+        out_dir=esm.local_model_dir(settings.esm.spec, settings.models_dir),
+        seed=settings.seed,
+    )
 
 
 def embed_tables(settings: Profile, model: esm.LoadedEsm, cache: ArrayCache) -> EmbeddedTables:
@@ -51,20 +60,31 @@ def embed_tables(settings: Profile, model: esm.LoadedEsm, cache: ArrayCache) -> 
     adomains = load_table(settings, "adomains")
     layers = list(range(model.num_layers + 1))
     batch_tokens = settings.esm.embed_batch_tokens  # None: the per-device default
-    pfam = esm.embed(dict(zip(families["pfam"], families["consensus"], strict=True)), model,
-                     layers, cache=cache, batch_tokens=batch_tokens)
-    stachelhaus = {row.domain_id: [int(p) for p in str(row.stachelhaus_positions).split()]
-                   for row in adomains.itertuples()}
-    domains = esm.embed(dict(zip(adomains["domain_id"], adomains["sequence"], strict=True)),
-                        model, layers, positions=stachelhaus, cache=cache,
-                        batch_tokens=batch_tokens)
+    pfam = esm.embed(
+        dict(zip(families["pfam"], families["consensus"], strict=True)),
+        model,
+        layers,
+        cache=cache,
+        batch_tokens=batch_tokens,
+    )
+    stachelhaus = {
+        row.domain_id: [int(p) for p in str(row.stachelhaus_positions).split()]
+        for row in adomains.itertuples()
+    }
+    domains = esm.embed(
+        dict(zip(adomains["domain_id"], adomains["sequence"], strict=True)),
+        model,
+        layers,
+        positions=stachelhaus,
+        cache=cache,
+        batch_tokens=batch_tokens,
+    )
     pfam.save(settings.processed_dir / "esm_pfam.npz")
     domains.save(settings.processed_dir / "esm_adomains.npz")
     return pfam, domains
 
 
-def train_bigcarp_runs(settings: Profile, pfam: esm.EmbeddingResult
-                       ) -> dict[str, pd.DataFrame]:
+def train_bigcarp_runs(settings: Profile, pfam: esm.EmbeddingResult) -> dict[str, pd.DataFrame]:
     """The three BiGCARP runs, identical but for the token-table initialisation.
 
     The ``esm`` runs start from ``pfam``'s family vectors at the profile's ESM layer (the
@@ -76,11 +96,18 @@ def train_bigcarp_runs(settings: Profile, pfam: esm.EmbeddingResult
     family_vectors = dict(zip(pfam.ids, pfam.mean[layer], strict=True))
     bigcarp.save_family_vectors(settings.processed_dir / "esm_family_vectors.npz", family_vectors)
     vocab = bigcarp.Vocabulary.from_corpus(corpus)
-    return {init: bigcarp.train_mlm(corpus, vocab, settings.bigcarp, init_mode=init,
-                                    family_vectors=family_vectors,
-                                    out_dir=bigcarp_run_dir(settings, init),
-                                    seed=settings.bigcarp.seed)
-            for init in bigcarp.INIT_MODES}
+    return {
+        init: bigcarp.train_mlm(
+            corpus,
+            vocab,
+            settings.bigcarp,
+            init_mode=init,
+            family_vectors=family_vectors,
+            out_dir=bigcarp_run_dir(settings, init),
+            seed=settings.bigcarp.seed,
+        )
+        for init in bigcarp.INIT_MODES
+    }
 
 
 def export_bigcarp_runs(settings: Profile) -> dict[str, bigcarp.Representations]:
@@ -91,7 +118,11 @@ def export_bigcarp_runs(settings: Profile) -> dict[str, bigcarp.Representations]
     exported = {}
     for init in bigcarp.INIT_MODES:
         exported[init] = bigcarp.export_representations(
-            bigcarp_run_dir(settings, init), corpus, adomains,
-            n_orders=settings.bigcarp.n_orders, seed=settings.seed)
+            bigcarp_run_dir(settings, init),
+            corpus,
+            adomains,
+            n_orders=settings.bigcarp.n_orders,
+            seed=settings.seed,
+        )
         exported[init].save(settings.processed_dir / f"bigcarp_{init}.npz")
     return exported

@@ -25,6 +25,18 @@ from crossgran.analysis.probes.stats import (
     summarise,
 )
 
-__all__ = ["METRICS", "Metric", "MetricName", "ModelName", "ProbeResult", "Scores", "Task",
-           "bootstrap_ci", "compare_to_best", "cross_validated_scores", "metric_value",
-           "paired_bootstrap", "summarise"]
+__all__ = [
+    "METRICS",
+    "Metric",
+    "MetricName",
+    "ModelName",
+    "ProbeResult",
+    "Scores",
+    "Task",
+    "bootstrap_ci",
+    "compare_to_best",
+    "cross_validated_scores",
+    "metric_value",
+    "paired_bootstrap",
+    "summarise",
+]

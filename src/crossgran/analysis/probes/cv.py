@@ -75,7 +75,9 @@ def _encode_labels(y: np.ndarray, task: Task, folds: int) -> tuple[np.ndarray, n
             )
         matrix = np.asarray(y, dtype=np.float64)
         if not np.all(np.isin(matrix, (0.0, 1.0))):
-            raise ValueError("multilabel y must hold only 0/1 (remove rows with missing labels first)")
+            raise ValueError(
+                "multilabel y must hold only 0/1 (remove rows with missing labels first)"
+            )
         return matrix.astype(np.int64), np.arange(y.shape[1])
     if y.ndim != 1:
         raise ValueError(f"{task} y must be 1-D; got shape {y.shape}")
@@ -154,7 +156,10 @@ def _make_estimator(
         base: BaseEstimator = make_pipeline(
             StandardScaler(),
             LogisticRegression(
-                solver="lbfgs", max_iter=_LOGREG_MAX_ITER, class_weight="balanced", random_state=seed
+                solver="lbfgs",
+                max_iter=_LOGREG_MAX_ITER,
+                class_weight="balanced",
+                random_state=seed,
             ),
         )
     else:
@@ -193,19 +198,32 @@ def _fit_predict(
     return scores[:, 1] if task == "binary" else scores
 
 
-def _fit_fold(estimator: BaseEstimator, features: np.ndarray, y_enc: np.ndarray,
-              test: np.ndarray, task: Task, n_outputs: int) -> np.ndarray:
+def _fit_fold(
+    estimator: BaseEstimator,
+    features: np.ndarray,
+    y_enc: np.ndarray,
+    test: np.ndarray,
+    task: Task,
+    n_outputs: int,
+) -> np.ndarray:
     """One fold's test scores, with one BLAS thread: scipy's L-BFGS calls BLAS on tiny
     vectors every iteration, and idle-spinning BLAS threads made each fit ~20x slower than
     single-threaded on a busy machine in our measurements."""
     with limit(blas_threads=1):
-        return _fit_predict(estimator, features[~test], y_enc[~test], features[test], task,
-                            n_outputs)
+        return _fit_predict(
+            estimator, features[~test], y_enc[~test], features[test], task, n_outputs
+        )
 
 
-def _checked_inputs(X: np.ndarray, y: np.ndarray, task: Task, groups: np.ndarray | None,
-                    folds: int, seeds: Sequence[int], model: ModelName
-                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, tuple[int, ...]]:
+def _checked_inputs(
+    X: np.ndarray,
+    y: np.ndarray,
+    task: Task,
+    groups: np.ndarray | None,
+    folds: int,
+    seeds: Sequence[int],
+    model: ModelName,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, tuple[int, ...]]:
     """(features, labels, groups, seeds) as arrays, or a ValueError saying what is wrong."""
     if task not in _TASKS:
         raise ValueError(f"task must be one of {_TASKS}; got {task!r}")
@@ -226,7 +244,9 @@ def _checked_inputs(X: np.ndarray, y: np.ndarray, task: Task, groups: np.ndarray
     if groups is not None:
         group_array = np.asarray(groups)
         if group_array.shape != (features.shape[0],):
-            raise ValueError(f"groups must have shape ({features.shape[0]},); got {group_array.shape}")
+            raise ValueError(
+                f"groups must have shape ({features.shape[0]},); got {group_array.shape}"
+            )
     return features, labels, group_array, seeds
 
 
@@ -251,8 +271,7 @@ def cross_validated_scores(
     Each seed reshuffles the folds and reseeds the model. Rows with missing
     labels must be removed by the caller.
     """
-    features, labels, group_array, seeds = _checked_inputs(X, y, task, groups, folds, seeds,
-                                                           model)
+    features, labels, group_array, seeds = _checked_inputs(X, y, task, groups, folds, seeds, model)
     y_enc, classes = _encode_labels(labels, task, folds)
     if group_array is not None:
         n_groups = np.unique(group_array).size
@@ -268,7 +287,8 @@ def cross_validated_scores(
     # but the wall time; n_jobs=1 runs them here, without any process.
     fold_scores = Parallel(n_jobs=n_jobs)(
         delayed(_fit_fold)(estimators[k], features, y_enc, all_folds[k] == fold, task, n_outputs)
-        for k, fold in plan)
+        for k, fold in plan
+    )
     shape = (features.shape[0],) if task == "binary" else (features.shape[0], n_outputs)
     all_scores = [np.full(shape, np.nan) for _ in seeds]
     for (k, fold), scores in zip(plan, fold_scores, strict=True):
@@ -278,6 +298,13 @@ def cross_validated_scores(
         name: np.array([metric_value(name, y_enc, scores) for scores in all_scores])
         for name in METRICS
     }
-    return ProbeResult(task=task, model=model, seeds=seeds, classes=classes, y_true=y_enc,
-                       oof_scores=tuple(all_scores), fold_ids=np.stack(all_folds),
-                       per_seed=per_seed)
+    return ProbeResult(
+        task=task,
+        model=model,
+        seeds=seeds,
+        classes=classes,
+        y_true=y_enc,
+        oof_scores=tuple(all_scores),
+        fold_ids=np.stack(all_folds),
+        per_seed=per_seed,
+    )

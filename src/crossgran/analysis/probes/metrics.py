@@ -16,8 +16,17 @@ from typing import Literal
 import numpy as np
 from scipy.stats import rankdata
 
-__all__ = ["METRICS", "Metric", "MetricName", "ModelName", "Scores", "Task", "infer_task",
-           "metric_value", "weighted_metric"]
+__all__ = [
+    "METRICS",
+    "Metric",
+    "MetricName",
+    "ModelName",
+    "Scores",
+    "Task",
+    "infer_task",
+    "metric_value",
+    "weighted_metric",
+]
 
 Task = Literal["binary", "multilabel", "multiclass"]
 ModelName = Literal["logreg", "mlp", "rf"]
@@ -78,7 +87,9 @@ def infer_task(y_true: np.ndarray, y_score: np.ndarray) -> Task:
     """Shapes decide the task: y 2-D is multilabel, scores 2-D with y 1-D multiclass."""
     if y_true.ndim == 2:
         if y_score.shape != y_true.shape:
-            raise ValueError(f"multilabel scores must match y_true {y_true.shape}; got {y_score.shape}")
+            raise ValueError(
+                f"multilabel scores must match y_true {y_true.shape}; got {y_score.shape}"
+            )
         return "multilabel"
     if y_true.ndim != 1 or y_score.shape[0] != y_true.shape[0]:
         raise ValueError(f"scores {y_score.shape} do not match y_true {y_true.shape}")
@@ -147,21 +158,25 @@ def _weighted_auc(y01: np.ndarray, score: np.ndarray, weights: np.ndarray) -> np
 
 def _weighted_macro_auc(truth: np.ndarray, y_score: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """Per weight row, the mean of the per-label AUCs that are defined (as :func:`_macro_auc`)."""
-    per_label = np.column_stack([_weighted_auc(truth[:, k], y_score[:, k], weights)
-                                 for k in range(truth.shape[1])])
+    per_label = np.column_stack(
+        [_weighted_auc(truth[:, k], y_score[:, k], weights) for k in range(truth.shape[1])]
+    )
     defined = np.isfinite(per_label)
     totals = np.where(defined, per_label, 0.0).sum(axis=1)
     counts = defined.sum(axis=1)
     return np.divide(totals, counts, out=np.full(totals.shape, np.nan), where=counts > 0)
 
 
-def weighted_metric(metric: MetricName, y_true: np.ndarray, y_score: np.ndarray,
-                    weights: np.ndarray) -> np.ndarray:
+def weighted_metric(
+    metric: MetricName, y_true: np.ndarray, y_score: np.ndarray, weights: np.ndarray
+) -> np.ndarray:
     """:func:`metric_value` for every row of ``weights`` (draw counts); binary and multilabel."""
     task = infer_task(y_true, y_score)
     if task == "multiclass":
-        raise ValueError("the vectorised bootstrap covers binary and multilabel probes; "
-                         "use bootstrap_ci for multiclass")
+        raise ValueError(
+            "the vectorised bootstrap covers binary and multilabel probes; "
+            "use bootstrap_ci for multiclass"
+        )
     if task == "binary":
         y01 = y_true.astype(np.int64)
         if metric == "auc":

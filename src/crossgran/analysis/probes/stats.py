@@ -34,18 +34,34 @@ from crossgran.analysis.probes.metrics import (
 __all__ = ["bootstrap_ci", "compare_to_best", "paired_bootstrap", "summarise"]
 
 _REPLICATE_CHUNK = 256  # replicates evaluated together; bounds memory at 256 x n floats
-_SUMMARY_COLUMNS = ["feature_set", "task", "model", "metric", "mean", "std", "ci_low", "ci_high",
-                    "n_rows", "n_seeds"]
+_SUMMARY_COLUMNS = [
+    "feature_set",
+    "task",
+    "model",
+    "metric",
+    "mean",
+    "std",
+    "ci_low",
+    "ci_high",
+    "n_rows",
+    "n_seeds",
+]
 
 
 def _score_list(scores: Scores) -> list[np.ndarray]:
     """A list/tuple of arrays is one array per CV seed; anything else is a single array."""
-    if isinstance(scores, (list, tuple)) and scores and all(isinstance(s, np.ndarray) for s in scores):
+    if (
+        isinstance(scores, (list, tuple))
+        and scores
+        and all(isinstance(s, np.ndarray) for s in scores)
+    ):
         return [np.asarray(s, dtype=np.float64) for s in scores]
     return [np.asarray(scores, dtype=np.float64)]
 
 
-def _statistic(metric: Metric, y_true: np.ndarray, scores: list[np.ndarray], rows: np.ndarray) -> float:
+def _statistic(
+    metric: Metric, y_true: np.ndarray, scores: list[np.ndarray], rows: np.ndarray
+) -> float:
     """The metric on the given rows, averaged over seeds (NaN if undefined for any seed)."""
     return float(np.mean([metric_value(metric, y_true[rows], s[rows]) for s in scores]))
 
@@ -67,7 +83,7 @@ def _replicate_weights(n: int, n_bootstrap: int, seed: int) -> tuple[np.ndarray,
     rows = _bootstrap_rows(n, n_bootstrap, seed)
     chunks = []
     for start in range(0, len(rows), _REPLICATE_CHUNK):
-        block = rows[start:start + _REPLICATE_CHUNK]
+        block = rows[start : start + _REPLICATE_CHUNK]
         chunk = np.stack([np.bincount(r, minlength=n) for r in block]).astype(np.float64)
         chunk.flags.writeable = False
         chunks.append(chunk)
@@ -83,8 +99,9 @@ def _finite(values: list[float], what: str) -> np.ndarray:
     return array
 
 
-def _replicates(metric: Metric, y_true: np.ndarray, score_sets: Sequence[Scores],
-                n_bootstrap: int, seed: int) -> tuple[list[float], list[np.ndarray]]:
+def _replicates(
+    metric: Metric, y_true: np.ndarray, score_sets: Sequence[Scores], n_bootstrap: int, seed: int
+) -> tuple[list[float], list[np.ndarray]]:
     """Point values and replicate values (seed-averaged) of each score set on shared rows.
 
     Named metrics of binary and multilabel probes are evaluated for a block of replicates at
@@ -96,8 +113,9 @@ def _replicates(metric: Metric, y_true: np.ndarray, score_sets: Sequence[Scores]
     if callable(metric) or infer_task(truth, lists[0][0]) == "multiclass":
         rows = _bootstrap_rows(n, n_bootstrap, seed)
         points = [_statistic(metric, truth, scores, np.arange(n)) for scores in lists]
-        return points, [np.array([_statistic(metric, truth, scores, r) for r in rows])
-                        for scores in lists]
+        return points, [
+            np.array([_statistic(metric, truth, scores, r) for r in rows]) for scores in lists
+        ]
 
     def seed_mean(scores: list[np.ndarray], weights: np.ndarray) -> np.ndarray:
         return np.mean([weighted_metric(metric, truth, s, weights) for s in scores], axis=0)
@@ -147,12 +165,17 @@ def paired_bootstrap(
     keeps it from reaching an impossible 0.
     """
     (point_a, point_b), (values_a, values_b) = _replicates(
-        metric, y_true, [score_a, score_b], n_bootstrap, seed)
+        metric, y_true, [score_a, score_b], n_bootstrap, seed
+    )
     differences = _finite(values_a - values_b, "the metric difference")
     low, high = np.percentile(differences, [2.5, 97.5])
     p_value = (1.0 + np.count_nonzero(differences <= 0.0)) / (1.0 + differences.size)
-    return {"delta": point_a - point_b, "low": float(low), "high": float(high),
-            "p_value": float(p_value)}
+    return {
+        "delta": point_a - point_b,
+        "low": float(low),
+        "high": float(high),
+        "p_value": float(p_value),
+    }
 
 
 def summarise(
@@ -171,18 +194,30 @@ def summarise(
             point, low, high = bootstrap_ci(
                 result.y_true, result.oof_scores, metric, n_bootstrap, seed
             )
-            records.append({
-                "feature_set": name, "task": result.task, "model": result.model,
-                "metric": metric, "mean": point, "std": float(np.std(result.per_seed[metric])),
-                "ci_low": low, "ci_high": high, "n_rows": int(result.y_true.shape[0]),
-                "n_seeds": len(result.seeds),
-            })
+            records.append(
+                {
+                    "feature_set": name,
+                    "task": result.task,
+                    "model": result.model,
+                    "metric": metric,
+                    "mean": point,
+                    "std": float(np.std(result.per_seed[metric])),
+                    "ci_low": low,
+                    "ci_high": high,
+                    "n_rows": int(result.y_true.shape[0]),
+                    "n_seeds": len(result.seeds),
+                }
+            )
     return pd.DataFrame.from_records(records, columns=_SUMMARY_COLUMNS)
 
 
-def compare_to_best(results: Mapping[str, ProbeResult], candidate: str,
-                    rivals: Sequence[str], n_bootstrap: int = 1000,
-                    seed: int = 0) -> pd.DataFrame:
+def compare_to_best(
+    results: Mapping[str, ProbeResult],
+    candidate: str,
+    rivals: Sequence[str],
+    n_bootstrap: int = 1000,
+    seed: int = 0,
+) -> pd.DataFrame:
     """Paired test of ``candidate`` against the best of ``rivals``, per metric.
 
     "Fusion beats either alone" is a claim about the *best* single representation,
@@ -200,9 +235,17 @@ def compare_to_best(results: Mapping[str, ProbeResult], candidate: str,
     records = []
     for metric in METRICS:
         rival = max(rivals, key=lambda name: results[name].mean()[metric])
-        test = paired_bootstrap(base.y_true, base.oof_scores, results[rival].oof_scores,
-                                metric, n_bootstrap, seed)
-        records.append({"candidate": candidate, "rival": rival, "metric": metric,
-                        "candidate_mean": base.mean()[metric],
-                        "rival_mean": results[rival].mean()[metric], **test})
+        test = paired_bootstrap(
+            base.y_true, base.oof_scores, results[rival].oof_scores, metric, n_bootstrap, seed
+        )
+        records.append(
+            {
+                "candidate": candidate,
+                "rival": rival,
+                "metric": metric,
+                "candidate_mean": base.mean()[metric],
+                "rival_mean": results[rival].mean()[metric],
+                **test,
+            }
+        )
     return pd.DataFrame.from_records(records)

@@ -22,13 +22,32 @@ from crossgran.models.bigcarp.model import InitMode, build_model, token_table
 from crossgran.models.bigcarp.vocab import Vocabulary
 from crossgran.profiles import BigcarpConfig
 
-HISTORY_COLUMNS = ("epoch", "train_loss", "valid_loss", "valid_masked_accuracy",
-                   "tokens_per_s", "wall_s")
+HISTORY_COLUMNS = (
+    "epoch",
+    "train_loss",
+    "valid_loss",
+    "valid_masked_accuracy",
+    "tokens_per_s",
+    "wall_s",
+)
 STATE, RUN, VOCAB, HISTORY = "state.pt", "run.json", "vocab.json", "history.csv"
 
-__all__ = ["HISTORY", "HISTORY_COLUMNS", "RUN", "STATE", "VOCAB", "TrainedRun", "clear_run",
-           "history_frame", "load_checkpoint", "model_path", "run_record", "same_run",
-           "table_path", "write_checkpoint"]
+__all__ = [
+    "HISTORY",
+    "HISTORY_COLUMNS",
+    "RUN",
+    "STATE",
+    "VOCAB",
+    "TrainedRun",
+    "clear_run",
+    "history_frame",
+    "load_checkpoint",
+    "model_path",
+    "run_record",
+    "same_run",
+    "table_path",
+    "write_checkpoint",
+]
 
 
 def table_path(out_dir: Path, epoch: int) -> Path:
@@ -41,15 +60,21 @@ def model_path(out_dir: Path, epoch: int) -> Path:
 
 def run_record(config: BigcarpConfig, init_mode: InitMode, seed: int, d_embedding: int) -> dict:
     """What ``run.json`` records about a run (plus the init report, on a fresh start)."""
-    return {"config": asdict(config), "init_mode": init_mode, "seed": seed,
-            "d_embedding": d_embedding}
+    return {
+        "config": asdict(config),
+        "init_mode": init_mode,
+        "seed": seed,
+        "d_embedding": d_embedding,
+    }
 
 
 def same_run(stored: dict, current: dict) -> bool:
     """Everything but the epoch count must match to continue a run (more epochs may be added)."""
+
     def strip(record: dict) -> dict:
         config = {k: v for k, v in record["config"].items() if k != "epochs"}
         return {**{k: record.get(k) for k in current}, "config": config}
+
     return strip(stored) == strip(current)
 
 
@@ -59,8 +84,13 @@ def history_frame(rows: list[dict]) -> pd.DataFrame:
     return frame.astype({"epoch": int, **{c: float for c in HISTORY_COLUMNS[1:]}})
 
 
-def write_checkpoint(out_dir: Path, epoch: int, model: ByteNetLM,
-                     optimizer: torch.optim.Optimizer, history: list[dict]) -> None:
+def write_checkpoint(
+    out_dir: Path,
+    epoch: int,
+    model: ByteNetLM,
+    optimizer: torch.optim.Optimizer,
+    history: list[dict],
+) -> None:
     """Per-epoch table and weights, then ``state.pt`` last: it is the commit point, so a run
     killed anywhere before it resumes from the previous epoch and rewrites these files."""
     with atomic_path(table_path(out_dir, epoch)) as tmp, open(tmp, "wb") as handle:
@@ -73,16 +103,23 @@ def write_checkpoint(out_dir: Path, epoch: int, model: ByteNetLM,
     # No RNG state is stored: every draw of epoch k comes from stream_rng(seed, k, ...), so
     # the epoch number is the whole random state needed to continue exactly.
     with atomic_path(out_dir / STATE) as tmp, open(tmp, "wb") as handle:
-        torch.save({"epoch": epoch, "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "history": history}, handle)
+        torch.save(
+            {
+                "epoch": epoch,
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "history": history,
+            },
+            handle,
+        )
 
 
 def clear_run(out_dir: Path) -> None:
     """Remove a previous run's files so a fresh run never mixes epochs with it."""
     for path in out_dir.glob("*"):
         if path.name in (STATE, RUN, VOCAB, HISTORY) or re.fullmatch(
-                r"(token_table|model)_e\d{3}\.(npy|pt)", path.name):
+            r"(token_table|model)_e\d{3}\.(npy|pt)", path.name
+        ):
             path.unlink()
 
 
@@ -116,10 +153,12 @@ def load_checkpoint(out_dir: Path | str, epoch: int | None = None) -> TrainedRun
     config = BigcarpConfig(**{k: v for k, v in record["config"].items() if k in known})
     vocab = Vocabulary.load(out_dir / VOCAB)
     model = build_model(config, vocab, record["d_embedding"])
-    model.load_state_dict(torch.load(model_path(out_dir, epoch), map_location="cpu",
-                                     weights_only=True))
+    model.load_state_dict(
+        torch.load(model_path(out_dir, epoch), map_location="cpu", weights_only=True)
+    )
     model.eval()
     history = history_frame([row for row in state["history"] if row["epoch"] <= epoch])
     tables = {k: np.load(table_path(out_dir, k)) for k in range(last + 1)}
-    return TrainedRun(model, vocab, history, epoch, record["init_mode"], record["seed"],
-                      config, tables)
+    return TrainedRun(
+        model, vocab, history, epoch, record["init_mode"], record["seed"], config, tables
+    )

@@ -26,13 +26,24 @@ INIT_MODES: tuple[InitMode, ...] = get_args(InitMode)
 # the same projected ESM geometry and differs only in the rest of the initialisation.
 PROJECTION_SEED = 1280
 
-__all__ = ["INIT_MODES", "PROJECTION_SEED", "InitMode", "InitReport", "build_model",
-           "d_model", "esm_projection", "init_token_embeddings", "num_blocks",
-           "resolve_d_embedding", "token_table"]
+__all__ = [
+    "INIT_MODES",
+    "PROJECTION_SEED",
+    "InitMode",
+    "InitReport",
+    "build_model",
+    "d_model",
+    "esm_projection",
+    "init_token_embeddings",
+    "num_blocks",
+    "resolve_d_embedding",
+    "token_table",
+]
 
 
-def resolve_d_embedding(config: BigcarpConfig,
-                        family_vectors: Mapping[str, np.ndarray] | None) -> int:
+def resolve_d_embedding(
+    config: BigcarpConfig, family_vectors: Mapping[str, np.ndarray] | None
+) -> int:
     """Token-table width: the configured one, else the ESM width (as the paper ties the table
     to ESM-1b's 1280), else ``d_model`` when no vectors are at hand. Pass the vectors also for
     ``random`` runs so that all three initialisations share one architecture."""
@@ -43,8 +54,9 @@ def resolve_d_embedding(config: BigcarpConfig,
     return config.d_model
 
 
-def build_model(config: BigcarpConfig, vocab: Vocabulary, d_embedding: int,
-                seed: int | None = None) -> ByteNetLM:
+def build_model(
+    config: BigcarpConfig, vocab: Vocabulary, d_embedding: int, seed: int | None = None
+) -> ByteNetLM:
     """A ByteNetLM sized by ``config``; weights drawn under ``seed`` without touching the
     global RNG (so building a model never changes what other code draws)."""
     with torch.random.fork_rng(devices=[]):
@@ -52,10 +64,20 @@ def build_model(config: BigcarpConfig, vocab: Vocabulary, d_embedding: int,
             torch.manual_seed(seed)
         # dropout=0: ByteNet applies F.dropout without a training flag, i.e. also at eval time.
         # final_ln=True, slim=True, relu: the official BiGCARP checkpoints' settings.
-        return ByteNetLM(len(vocab), d_embedding, config.d_model, config.n_layers,
-                         config.kernel_size, config.r, padding_idx=vocab.pad_index,
-                         causal=False, dropout=0.0, final_ln=True, slim=True,
-                         activation="relu")
+        return ByteNetLM(
+            len(vocab),
+            d_embedding,
+            config.d_model,
+            config.n_layers,
+            config.kernel_size,
+            config.r,
+            padding_idx=vocab.pad_index,
+            causal=False,
+            dropout=0.0,
+            final_ln=True,
+            slim=True,
+            activation="relu",
+        )
 
 
 def num_blocks(model: ByteNetLM) -> int:
@@ -97,8 +119,12 @@ class InitReport:
     projected_from: int | None = None  # ESM width, when a projection was needed
 
 
-def init_token_embeddings(model: ByteNetLM, vocab: Vocabulary, mode: InitMode,
-                          family_vectors: Mapping[str, np.ndarray] | None) -> InitReport:
+def init_token_embeddings(
+    model: ByteNetLM,
+    vocab: Vocabulary,
+    mode: InitMode,
+    family_vectors: Mapping[str, np.ndarray] | None,
+) -> InitReport:
     """Overwrite each family's row with its ESM vector (``esm``/``esm-frozen``) and, for
     ``esm-frozen``, freeze the whole table. Specials and families without a vector keep their
     random rows (frozen too in ``esm-frozen``: the trainable ``up_embedder`` still learns to

@@ -28,14 +28,26 @@ from crossgran.models.bigcarp.train import ORDER_STREAM, pad_windows, stream_rng
 from crossgran.models.bigcarp.vocab import Vocabulary, split_tokens
 from crossgran.models.layers import resolve_layers
 
-__all__ = ["Representations", "export_representations", "family_representations",
-           "layer_representations", "load_family_vectors", "save_family_vectors",
-           "sequence_representations", "token_representations"]
+__all__ = [
+    "Representations",
+    "export_representations",
+    "family_representations",
+    "layer_representations",
+    "load_family_vectors",
+    "save_family_vectors",
+    "sequence_representations",
+    "token_representations",
+]
 
 
 @torch.no_grad()
-def _forward_layers(model: ByteNetLM, pad_index: int, encoded: Sequence[Sequence[int]],
-                    layers: list[int], batch_size: int) -> list[list[np.ndarray]]:
+def _forward_layers(
+    model: ByteNetLM,
+    pad_index: int,
+    encoded: Sequence[Sequence[int]],
+    layers: list[int],
+    batch_size: int,
+) -> list[list[np.ndarray]]:
     """Per encoded sequence, per layer, its (len, d_model) representations.
 
     Whole sequences are run (the network is convolutional, so no window limit); batches are
@@ -46,12 +58,12 @@ def _forward_layers(model: ByteNetLM, pad_index: int, encoded: Sequence[Sequence
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
-    results = [[np.zeros((0, d_model(model)), dtype=np.float32) for _ in layers]
-               for _ in encoded]
-    order = sorted((i for i in range(len(encoded)) if len(encoded[i])),
-                   key=lambda i: len(encoded[i]))
+    results = [[np.zeros((0, d_model(model)), dtype=np.float32) for _ in layers] for _ in encoded]
+    order = sorted(
+        (i for i in range(len(encoded)) if len(encoded[i])), key=lambda i: len(encoded[i])
+    )
     for start in range(0, len(order), batch_size):
-        members = order[start:start + batch_size]
+        members = order[start : start + batch_size]
         batch = pad_windows([np.asarray(encoded[i]) for i in members], pad_index).to(device)
         input_mask = (batch != pad_index).unsqueeze(-1).float()
         x = bytenet._embed(batch)
@@ -66,20 +78,25 @@ def _forward_layers(model: ByteNetLM, pad_index: int, encoded: Sequence[Sequence
     return results
 
 
-def layer_representations(model: ByteNetLM, vocab: Vocabulary,
-                          token_lists: Sequence[Sequence[str]],
-                          layers: Sequence[int] | None = None,
-                          batch_size: int = 32) -> list[list[np.ndarray]]:
+def layer_representations(
+    model: ByteNetLM,
+    vocab: Vocabulary,
+    token_lists: Sequence[Sequence[str]],
+    layers: Sequence[int] | None = None,
+    batch_size: int = 32,
+) -> list[list[np.ndarray]]:
     """Per sequence, per layer of ``layers`` (default 0..n_layers, see the module docstring;
     negative values count from the end), a (len, d_model) float32 array of contextual token
     representations. Unknown tokens run as ``<unk>`` and are counted in the vocabulary."""
     encoded = [vocab.encode(tokens) for tokens in token_lists]
-    return _forward_layers(model, vocab.pad_index, encoded,
-                           resolve_layers(layers, num_blocks(model)), batch_size)
+    return _forward_layers(
+        model, vocab.pad_index, encoded, resolve_layers(layers, num_blocks(model)), batch_size
+    )
 
 
-def _orders(encoded: Sequence[list[int]], ordered: Sequence[bool], n_orders: int,
-            seed: int) -> Iterator[tuple[int, np.ndarray, float]]:
+def _orders(
+    encoded: Sequence[list[int]], ordered: Sequence[bool], n_orders: int, seed: int
+) -> Iterator[tuple[int, np.ndarray, float]]:
     """(row position, ids in one order, weight): ordered rows once with weight 1, unordered
     rows in ``n_orders`` seeded random orders with weight 1/n_orders each."""
     rng = stream_rng(seed, 0, ORDER_STREAM)
@@ -92,9 +109,15 @@ def _orders(encoded: Sequence[list[int]], ordered: Sequence[bool], n_orders: int
                 yield position, rng.permutation(row), 1.0 / n_orders
 
 
-def _corpus_passes(model: ByteNetLM, vocab: Vocabulary, corpus: pd.DataFrame,
-                   layers: list[int], n_orders: int, seed: int, chunk: int,
-                   ) -> Iterator[tuple[int, np.ndarray, float, list[np.ndarray]]]:
+def _corpus_passes(
+    model: ByteNetLM,
+    vocab: Vocabulary,
+    corpus: pd.DataFrame,
+    layers: list[int],
+    n_orders: int,
+    seed: int,
+    chunk: int,
+) -> Iterator[tuple[int, np.ndarray, float, list[np.ndarray]]]:
     """Every (row, order) of ``corpus`` with its per-layer representations, ``chunk`` orders
     at a time so that memory stays bounded on large corpora. Each row is encoded once, so
     ``vocab.unknown_counts`` counts real occurrences, not orders."""
@@ -121,8 +144,15 @@ class _CorpusSums:
     row_means: dict[int, np.ndarray]
 
 
-def _accumulate(model: ByteNetLM, vocab: Vocabulary, corpus: pd.DataFrame, layers: list[int],
-                n_orders: int, seed: int, chunk: int) -> _CorpusSums:
+def _accumulate(
+    model: ByteNetLM,
+    vocab: Vocabulary,
+    corpus: pd.DataFrame,
+    layers: list[int],
+    n_orders: int,
+    seed: int,
+    chunk: int,
+) -> _CorpusSums:
     """One pass over ``corpus`` feeding both per-family averages and per-row means, so that
     exporting both costs one set of forward passes. Sums are float64 (index_add, not
     ``np.add.at``, which is slow for hundreds of thousands of tokens)."""
@@ -132,8 +162,9 @@ def _accumulate(model: ByteNetLM, vocab: Vocabulary, corpus: pd.DataFrame, layer
     row_means = {layer: np.zeros((len(corpus), width)) for layer in layers}
     is_family = np.zeros(len(vocab), dtype=bool)
     is_family[vocab.family_indices] = True
-    for position, ids, weight, per_layer in _corpus_passes(model, vocab, corpus, layers,
-                                                           n_orders, seed, chunk):
+    for position, ids, weight, per_layer in _corpus_passes(
+        model, vocab, corpus, layers, n_orders, seed, chunk
+    ):
         keep = torch.from_numpy(ids[is_family[ids]])
         mask = is_family[ids]
         family_weights.index_add_(0, keep, torch.full((len(keep),), weight, dtype=torch.float64))
@@ -143,38 +174,57 @@ def _accumulate(model: ByteNetLM, vocab: Vocabulary, corpus: pd.DataFrame, layer
     empty = np.array([not tokens for tokens in split_tokens(corpus)], dtype=bool)
     for layer in layers:
         row_means[layer][empty] = np.nan
-    return _CorpusSums({k: v.numpy() for k, v in family_sums.items()}, family_weights.numpy(),
-                       row_means)
+    return _CorpusSums(
+        {k: v.numpy() for k, v in family_sums.items()}, family_weights.numpy(), row_means
+    )
 
 
-def _family_averages(vocab: Vocabulary, sums: _CorpusSums, layers: list[int]
-                     ) -> dict[int, tuple[list[str], np.ndarray]]:
+def _family_averages(
+    vocab: Vocabulary, sums: _CorpusSums, layers: list[int]
+) -> dict[int, tuple[list[str], np.ndarray]]:
     seen = np.flatnonzero(sums.family_weights > 0)
     names_of: dict[int, str] = {}
     for name in vocab.families:  # an alias group (several names, one index): its first name
         names_of.setdefault(vocab.index[name], name)
     families = [names_of[i] for i in seen]
-    return {layer: (families, (sums.family_sums[layer][seen]
-                               / sums.family_weights[seen, None]).astype(np.float32))
-            for layer in layers}
+    return {
+        layer: (
+            families,
+            (sums.family_sums[layer][seen] / sums.family_weights[seen, None]).astype(np.float32),
+        )
+        for layer in layers
+    }
 
 
-def family_representations(model: ByteNetLM, vocab: Vocabulary, corpus: pd.DataFrame,
-                           layers: Sequence[int] | None, n_orders: int, seed: int,
-                           chunk: int = 256) -> dict[int, tuple[list[str], np.ndarray]]:
+def family_representations(
+    model: ByteNetLM,
+    vocab: Vocabulary,
+    corpus: pd.DataFrame,
+    layers: Sequence[int] | None,
+    n_orders: int,
+    seed: int,
+    chunk: int = 256,
+) -> dict[int, tuple[list[str], np.ndarray]]:
     """Per layer, (families, (n_families, d) float32 array): the mean contextual vector of each
     Pfam family over all its occurrences in ``corpus`` (``<unk>`` positions skipped; families
     absent from the corpus omitted). An unordered row's occurrences are averaged over
     ``n_orders`` random orders, so each real occurrence has total weight 1. Reads the
     corpus columns ``tokens`` and ``ordered``."""
     layers = resolve_layers(layers, num_blocks(model))
-    return _family_averages(vocab, _accumulate(model, vocab, corpus, layers, n_orders, seed,
-                                               chunk), layers)
+    return _family_averages(
+        vocab, _accumulate(model, vocab, corpus, layers, n_orders, seed, chunk), layers
+    )
 
 
-def sequence_representations(model: ByteNetLM, vocab: Vocabulary, corpus: pd.DataFrame,
-                             layers: Sequence[int] | None, n_orders: int, seed: int,
-                             chunk: int = 256) -> dict[int, np.ndarray]:
+def sequence_representations(
+    model: ByteNetLM,
+    vocab: Vocabulary,
+    corpus: pd.DataFrame,
+    layers: Sequence[int] | None,
+    n_orders: int,
+    seed: int,
+    chunk: int = 256,
+) -> dict[int, np.ndarray]:
     """Per layer, an (n_rows, d) float32 array in ``corpus`` row order: each row's mean over
     its tokens, averaged over ``n_orders`` random orders for unordered rows (empty rows: NaN).
     Reads the corpus columns ``tokens`` and ``ordered``."""
@@ -183,9 +233,13 @@ def sequence_representations(model: ByteNetLM, vocab: Vocabulary, corpus: pd.Dat
     return {layer: array.astype(np.float32) for layer, array in sums.row_means.items()}
 
 
-def token_representations(model: ByteNetLM, vocab: Vocabulary,
-                          sentences: Mapping[str, Sequence[str]], sites: Sequence[tuple[str, int]],
-                          layers: Sequence[int] | None) -> dict[int, np.ndarray]:
+def token_representations(
+    model: ByteNetLM,
+    vocab: Vocabulary,
+    sentences: Mapping[str, Sequence[str]],
+    sites: Sequence[tuple[str, int]],
+    layers: Sequence[int] | None,
+) -> dict[int, np.ndarray]:
     """Per layer, an (n_sites, d) array: for each ``(key, index)`` of ``sites``, the contextual
     vector of token ``index`` of sentence ``sentences[key]``, e.g. an A-domain's AMP-binding
     token in its parent NRPS protein, or a halogenase's token in its BGC.
@@ -197,8 +251,9 @@ def token_representations(model: ByteNetLM, vocab: Vocabulary,
         if key not in sentences:
             raise KeyError(f"site {key!r} has no sentence")
         if not 0 <= index < len(sentences[key]):
-            raise IndexError(f"site {key!r}: index {index} outside a sentence of "
-                             f"{len(sentences[key])} tokens")
+            raise IndexError(
+                f"site {key!r}: index {index} outside a sentence of {len(sentences[key])} tokens"
+            )
     layers = resolve_layers(layers, num_blocks(model))
     if not sites:
         return {layer: np.zeros((0, d_model(model)), dtype=np.float32) for layer in layers}
@@ -206,8 +261,10 @@ def token_representations(model: ByteNetLM, vocab: Vocabulary,
     keys = [key for key in sentences if key in wanted]
     reps = layer_representations(model, vocab, [sentences[key] for key in keys], layers)
     row_of = {key: row for row, key in enumerate(keys)}
-    return {layer: np.stack([reps[row_of[key]][n][index] for key, index in sites])
-            for n, layer in enumerate(layers)}
+    return {
+        layer: np.stack([reps[row_of[key]][n][index] for key, index in sites])
+        for n, layer in enumerate(layers)
+    }
 
 
 @dataclass(frozen=True)
@@ -230,24 +287,32 @@ class Representations:
     def save(self, path: Path | str) -> None:
         """An ``.npz`` (layers, families, bgc_ids, adomain_ids, then family_L<k>, bgc_L<k>,
         adomain_L<k> per layer), written atomically."""
-        header = {"layers": np.asarray(self.layers),
-                  "families": np.asarray(self.families, dtype=str),
-                  "bgc_ids": np.asarray(self.bgc_ids, dtype=str),
-                  "adomain_ids": np.asarray(self.adomain_ids, dtype=str)}
-        save_layers(path, header, {"family": self.family, "bgc": self.bgc,
-                                   "adomain": self.adomain})
+        header = {
+            "layers": np.asarray(self.layers),
+            "families": np.asarray(self.families, dtype=str),
+            "bgc_ids": np.asarray(self.bgc_ids, dtype=str),
+            "adomain_ids": np.asarray(self.adomain_ids, dtype=str),
+        }
+        save_layers(path, header, {"family": self.family, "bgc": self.bgc, "adomain": self.adomain})
 
     @classmethod
     def load(cls, path: Path | str) -> Representations:
         """Read what :meth:`save` wrote."""
         header, per_layer = load_layers(path)
-        return cls([int(k) for k in header["layers"]], header["families"].tolist(),
-                   per_layer["family"], header["bgc_ids"].tolist(), per_layer["bgc"],
-                   header["adomain_ids"].tolist(), per_layer["adomain"])
+        return cls(
+            [int(k) for k in header["layers"]],
+            header["families"].tolist(),
+            per_layer["family"],
+            header["bgc_ids"].tolist(),
+            per_layer["bgc"],
+            header["adomain_ids"].tolist(),
+            per_layer["adomain"],
+        )
 
 
-def export_representations(run_dir: Path | str, corpus: pd.DataFrame, adomains: pd.DataFrame,
-                           n_orders: int, seed: int) -> Representations:
+def export_representations(
+    run_dir: Path | str, corpus: pd.DataFrame, adomains: pd.DataFrame, n_orders: int, seed: int
+) -> Representations:
     """One run's representations for the probe notebooks (see :class:`Representations`);
     A-domains without a located AMP-binding token are left out.
 
@@ -263,14 +328,26 @@ def export_representations(run_dir: Path | str, corpus: pd.DataFrame, adomains: 
     per_bgc = {layer: sums.row_means[layer][is_mibig].astype(np.float32) for layer in layers}
     located = adomains[adomains["amp_token_index"] >= 0]
     sentences = corpus.set_index("seq_id")["tokens"]
-    parents = {parent: sentences["nrps:" + parent].split()
-               for parent in sorted(set(located["parent_protein"]))}
+    parents = {
+        parent: sentences["nrps:" + parent].split()
+        for parent in sorted(set(located["parent_protein"]))
+    }
     per_adomain = token_representations(
-        run.model, run.vocab, parents,
-        list(zip(located["parent_protein"], located["amp_token_index"], strict=True)), layers)
-    return Representations(layers, family[layers[0]][0], {k: family[k][1] for k in layers},
-                           corpus.loc[is_mibig, "seq_id"].tolist(), per_bgc,
-                           located["domain_id"].tolist(), per_adomain)
+        run.model,
+        run.vocab,
+        parents,
+        list(zip(located["parent_protein"], located["amp_token_index"], strict=True)),
+        layers,
+    )
+    return Representations(
+        layers,
+        family[layers[0]][0],
+        {k: family[k][1] for k in layers},
+        corpus.loc[is_mibig, "seq_id"].tolist(),
+        per_bgc,
+        located["domain_id"].tolist(),
+        per_adomain,
+    )
 
 
 # --------------------------------------------------------------------------- ESM vectors file
@@ -279,8 +356,13 @@ def export_representations(run_dir: Path | str, corpus: pd.DataFrame, adomains: 
 def save_family_vectors(path: Path | str, family_vectors: Mapping[str, np.ndarray]) -> None:
     """Write family vectors as an .npz with ``families`` (str) and ``vectors`` (n, d)."""
     names = sorted(family_vectors)
-    save_npz(path, {"families": np.array(names),
-                    "vectors": np.stack([np.asarray(family_vectors[n]) for n in names])})
+    save_npz(
+        path,
+        {
+            "families": np.array(names),
+            "vectors": np.stack([np.asarray(family_vectors[n]) for n in names]),
+        },
+    )
 
 
 def load_family_vectors(path: Path | str) -> dict[str, np.ndarray]:

@@ -49,9 +49,20 @@ WEIGHT_DECAY = 0.01
 TRAIN_STREAM, VALID_STREAM, VALID_MASK_STREAM, ORDER_STREAM = 0, 1, 2, 3
 STREAMS = (TRAIN_STREAM, VALID_STREAM, VALID_MASK_STREAM, ORDER_STREAM)
 
-__all__ = ["ORDER_STREAM", "STREAMS", "TRAIN_STREAM", "VALID_MASK_STREAM", "VALID_STREAM",
-           "WEIGHT_DECAY", "length_batches", "mask_batch", "pad_windows", "stream_rng", "train_mlm",
-           "training_windows"]
+__all__ = [
+    "ORDER_STREAM",
+    "STREAMS",
+    "TRAIN_STREAM",
+    "VALID_MASK_STREAM",
+    "VALID_STREAM",
+    "WEIGHT_DECAY",
+    "length_batches",
+    "mask_batch",
+    "pad_windows",
+    "stream_rng",
+    "train_mlm",
+    "training_windows",
+]
 
 
 # --------------------------------------------------------------------------- data
@@ -63,8 +74,12 @@ def stream_rng(seed: int, epoch: int, stream: int) -> np.random.Generator:
     return np.random.default_rng([seed, epoch, stream])
 
 
-def training_windows(encoded: Sequence[Sequence[int]], ordered: Sequence[bool], max_len: int,
-                     rng: np.random.Generator) -> list[np.ndarray]:
+def training_windows(
+    encoded: Sequence[Sequence[int]],
+    ordered: Sequence[bool],
+    max_len: int,
+    rng: np.random.Generator,
+) -> list[np.ndarray]:
     """Windows of at most ``max_len`` tokens, in random order.
 
     Unordered rows are permuted first (a new order each time this is called with a new
@@ -76,12 +91,13 @@ def training_windows(encoded: Sequence[Sequence[int]], ordered: Sequence[bool], 
         row = np.asarray(ids, dtype=np.int64)
         if not is_ordered:
             row = rng.permutation(row)
-        windows.extend(row[start:start + max_len] for start in range(0, len(row), max_len))
+        windows.extend(row[start : start + max_len] for start in range(0, len(row), max_len))
     return [windows[i] for i in rng.permutation(len(windows))]
 
 
-def length_batches(windows: Sequence[np.ndarray], batch_size: int,
-                   rng: np.random.Generator) -> list[list[np.ndarray]]:
+def length_batches(
+    windows: Sequence[np.ndarray], batch_size: int, rng: np.random.Generator
+) -> list[list[np.ndarray]]:
     """Batches of similar-length windows, the batches in random order.
 
     Why: windows run from 1 token (a stand-alone A-domain protein) to ``max_len`` (a cut
@@ -91,8 +107,10 @@ def length_batches(windows: Sequence[np.ndarray], batch_size: int,
     whole batches keeps the sampling random at the batch level.
     """
     order = sorted(range(len(windows)), key=lambda i: len(windows[i]))
-    batches = [[windows[i] for i in order[start:start + batch_size]]
-               for start in range(0, len(order), batch_size)]
+    batches = [
+        [windows[i] for i in order[start : start + batch_size]]
+        for start in range(0, len(order), batch_size)
+    ]
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
@@ -100,19 +118,25 @@ def pad_windows(windows: Sequence[np.ndarray], pad_index: int) -> torch.Tensor:
     """Right-padded (rows, longest) int64 batch."""
     batch = np.full((len(windows), max(len(w) for w in windows)), pad_index, dtype=np.int64)
     for row, window in enumerate(windows):
-        batch[row, :len(window)] = window
+        batch[row, : len(window)] = window
     return torch.from_numpy(batch)
 
 
-def mask_batch(batch: torch.Tensor, vocab: Vocabulary, mask_rate: float,
-               generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def mask_batch(
+    batch: torch.Tensor, vocab: Vocabulary, mask_rate: float, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
     """BERT masking of real (non-padding) tokens at ``mask_rate``, at least one target per
     window (so short bags still teach something), random replacements drawn from the real
     families. Returns (inputs, targets with IGNORE_INDEX elsewhere)."""
-    return mask_tokens(batch, maskable=batch != vocab.pad_index, rate=mask_rate,
-                       mask_index=vocab.mask_index,
-                       replacements=torch.from_numpy(vocab.family_indices),
-                       generator=generator, at_least_one="row")
+    return mask_tokens(
+        batch,
+        maskable=batch != vocab.pad_index,
+        rate=mask_rate,
+        mask_index=vocab.mask_index,
+        replacements=torch.from_numpy(vocab.family_indices),
+        generator=generator,
+        at_least_one="row",
+    )
 
 
 def _torch_generator(rng: np.random.Generator) -> torch.Generator:
@@ -134,8 +158,14 @@ def _optimizer(model: ByteNetLM, lr: float) -> torch.optim.AdamW:
 
 
 @torch.no_grad()
-def _evaluate(model: ByteNetLM, vocab: Vocabulary, windows: list[np.ndarray],
-              config: BigcarpConfig, seed: int, device: torch.device) -> tuple[float, float]:
+def _evaluate(
+    model: ByteNetLM,
+    vocab: Vocabulary,
+    windows: list[np.ndarray],
+    config: BigcarpConfig,
+    seed: int,
+    device: torch.device,
+) -> tuple[float, float]:
     """Masked-token loss and accuracy on validation windows, masked identically every epoch
     (fixed stream) so epochs are compared on the same targets."""
     if not windows:
@@ -144,7 +174,7 @@ def _evaluate(model: ByteNetLM, vocab: Vocabulary, windows: list[np.ndarray],
     generator = _torch_generator(stream_rng(seed, 0, VALID_MASK_STREAM))
     loss_sum, correct, count = 0.0, 0, 0
     for start in range(0, len(windows), config.batch_size):
-        batch = pad_windows(windows[start:start + config.batch_size], vocab.pad_index)
+        batch = pad_windows(windows[start : start + config.batch_size], vocab.pad_index)
         inputs, targets = mask_batch(batch, vocab, config.mask_rate, generator)
         inputs, targets = inputs.to(device), targets.to(device)
         logits = model(inputs, input_mask=(inputs != vocab.pad_index).unsqueeze(-1).float())
@@ -156,9 +186,16 @@ def _evaluate(model: ByteNetLM, vocab: Vocabulary, windows: list[np.ndarray],
     return loss_sum / count, correct / count
 
 
-def _start(out_dir: Path, vocab: Vocabulary, config: BigcarpConfig, init_mode: InitMode,
-           family_vectors: Mapping[str, np.ndarray] | None, seed: int, resume: bool,
-           device: torch.device) -> tuple[ByteNetLM, torch.optim.Optimizer, list[dict], int]:
+def _start(
+    out_dir: Path,
+    vocab: Vocabulary,
+    config: BigcarpConfig,
+    init_mode: InitMode,
+    family_vectors: Mapping[str, np.ndarray] | None,
+    seed: int,
+    resume: bool,
+    device: torch.device,
+) -> tuple[ByteNetLM, torch.optim.Optimizer, list[dict], int]:
     """(model, optimizer, history, last completed epoch): continued from ``out_dir`` when it
     holds the same run and ``resume``, else a fresh run whose epoch-0 checkpoint is written."""
     d_embedding = resolve_d_embedding(config, family_vectors)
@@ -170,11 +207,15 @@ def _start(out_dir: Path, vocab: Vocabulary, config: BigcarpConfig, init_mode: I
     if resume and (out_dir / STATE).is_file():
         stored = json.loads((out_dir / RUN).read_text())
         if not same_run(stored, record):
-            raise ValueError(f"{out_dir} holds a different run ({stored}); use another --out "
-                             "or resume=False to start over")
+            raise ValueError(
+                f"{out_dir} holds a different run ({stored}); use another --out "
+                "or resume=False to start over"
+            )
         if Vocabulary.load(out_dir / VOCAB).to_json() != vocab.to_json():
-            raise ValueError(f"{out_dir} was trained with another vocabulary (has the corpus "
-                             "changed?); use another --out or resume=False to start over")
+            raise ValueError(
+                f"{out_dir} was trained with another vocabulary (has the corpus "
+                "changed?); use another --out or resume=False to start over"
+            )
         state = torch.load(out_dir / STATE, map_location=device, weights_only=True)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -187,9 +228,16 @@ def _start(out_dir: Path, vocab: Vocabulary, config: BigcarpConfig, init_mode: I
     return model, optimizer, [], 0
 
 
-def _train_epoch(model: ByteNetLM, optimizer: torch.optim.Optimizer, vocab: Vocabulary,
-                 config: BigcarpConfig, windows: list[np.ndarray], rng: np.random.Generator,
-                 device: torch.device, progress: str | None) -> tuple[float, int, int]:
+def _train_epoch(
+    model: ByteNetLM,
+    optimizer: torch.optim.Optimizer,
+    vocab: Vocabulary,
+    config: BigcarpConfig,
+    windows: list[np.ndarray],
+    rng: np.random.Generator,
+    device: torch.device,
+    progress: str | None,
+) -> tuple[float, int, int]:
     """One pass over ``windows`` in length batches; returns (summed target loss, targets,
     real tokens). Masking and batch order come from ``rng`` (the epoch's training stream)."""
     generator = _torch_generator(rng)
@@ -197,6 +245,7 @@ def _train_epoch(model: ByteNetLM, optimizer: torch.optim.Optimizer, vocab: Voca
     began = time.perf_counter()
     if progress:
         from tqdm import tqdm
+
         batches = tqdm(batches, desc=progress, unit="batch")
     loss_sum, n_targets, n_tokens = 0.0, 0, 0
     for members in batches:
@@ -204,8 +253,9 @@ def _train_epoch(model: ByteNetLM, optimizer: torch.optim.Optimizer, vocab: Voca
         inputs, targets = mask_batch(batch, vocab, config.mask_rate, generator)
         inputs, targets = inputs.to(device), targets.to(device)
         logits = model(inputs, input_mask=(inputs != vocab.pad_index).unsqueeze(-1).float())
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1),
-                               ignore_index=IGNORE_INDEX)
+        loss = F.cross_entropy(
+            logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=IGNORE_INDEX
+        )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -219,22 +269,36 @@ def _train_epoch(model: ByteNetLM, optimizer: torch.optim.Optimizer, vocab: Voca
     return loss_sum, n_targets, n_tokens
 
 
-def _split_rows(corpus: pd.DataFrame, vocab: Vocabulary
-                ) -> tuple[list[list[int]], list[bool], list[list[int]], list[bool]]:
+def _split_rows(
+    corpus: pd.DataFrame, vocab: Vocabulary
+) -> tuple[list[list[int]], list[bool], list[list[int]], list[bool]]:
     """Encoded (train rows, their ordered flags, valid rows, their flags); empty rows dropped."""
     encoded = [vocab.encode(row) for row in split_tokens(corpus)]
     ordered = corpus["ordered"].astype(bool).tolist()
     is_train = (corpus["split"] == "train").tolist()
     train = [i for i, keep in enumerate(is_train) if keep and encoded[i]]
     valid = [i for i, keep in enumerate(is_train) if not keep and encoded[i]]
-    return ([encoded[i] for i in train], [ordered[i] for i in train],
-            [encoded[i] for i in valid], [ordered[i] for i in valid])
+    return (
+        [encoded[i] for i in train],
+        [ordered[i] for i in train],
+        [encoded[i] for i in valid],
+        [ordered[i] for i in valid],
+    )
 
 
-def train_mlm(corpus: pd.DataFrame, vocab: Vocabulary, config: BigcarpConfig, *,
-              init_mode: InitMode, family_vectors: Mapping[str, np.ndarray] | None = None,
-              out_dir: Path | str, seed: int, resume: bool = True, progress: bool = False,
-              device: str | torch.device | None = None) -> pd.DataFrame:
+def train_mlm(
+    corpus: pd.DataFrame,
+    vocab: Vocabulary,
+    config: BigcarpConfig,
+    *,
+    init_mode: InitMode,
+    family_vectors: Mapping[str, np.ndarray] | None = None,
+    out_dir: Path | str,
+    seed: int,
+    resume: bool = True,
+    progress: bool = False,
+    device: str | torch.device | None = None,
+) -> pd.DataFrame:
     """Train BiGCARP by masked-token prediction for ``config.epochs`` epochs; return the
     history (columns :data:`~crossgran.models.bigcarp.checkpoint.HISTORY_COLUMNS`).
 
@@ -253,25 +317,43 @@ def train_mlm(corpus: pd.DataFrame, vocab: Vocabulary, config: BigcarpConfig, *,
     """
     out_dir = Path(out_dir)
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    model, optimizer, history, start_epoch = _start(out_dir, vocab, config, init_mode,
-                                                    family_vectors, seed, resume, device)
+    model, optimizer, history, start_epoch = _start(
+        out_dir, vocab, config, init_mode, family_vectors, seed, resume, device
+    )
     train_rows, train_ordered, valid_rows, valid_ordered = _split_rows(corpus, vocab)
     # Sorted by length (stable) so validation batches carry little padding; fixed every epoch.
-    valid_windows = sorted(training_windows(valid_rows, valid_ordered, config.max_len,
-                                            stream_rng(seed, 0, VALID_STREAM)), key=len)
+    valid_windows = sorted(
+        training_windows(
+            valid_rows, valid_ordered, config.max_len, stream_rng(seed, 0, VALID_STREAM)
+        ),
+        key=len,
+    )
     model.train()
     for epoch in range(start_epoch + 1, config.epochs + 1):
         began = time.perf_counter()
         rng = stream_rng(seed, epoch, TRAIN_STREAM)
         windows = training_windows(train_rows, train_ordered, config.max_len, rng)
         loss_sum, n_targets, n_tokens = _train_epoch(
-            model, optimizer, vocab, config, windows, rng, device,
-            f"epoch {epoch}/{config.epochs}" if progress else None)
+            model,
+            optimizer,
+            vocab,
+            config,
+            windows,
+            rng,
+            device,
+            f"epoch {epoch}/{config.epochs}" if progress else None,
+        )
         train_s = time.perf_counter() - began
         valid_loss, valid_accuracy = _evaluate(model, vocab, valid_windows, config, seed, device)
-        history.append({"epoch": epoch, "train_loss": loss_sum / max(n_targets, 1),
-                        "valid_loss": valid_loss, "valid_masked_accuracy": valid_accuracy,
-                        "tokens_per_s": n_tokens / train_s,
-                        "wall_s": time.perf_counter() - began})
+        history.append(
+            {
+                "epoch": epoch,
+                "train_loss": loss_sum / max(n_targets, 1),
+                "valid_loss": valid_loss,
+                "valid_masked_accuracy": valid_accuracy,
+                "tokens_per_s": n_tokens / train_s,
+                "wall_s": time.perf_counter() - began,
+            }
+        )
         write_checkpoint(out_dir, epoch, model, optimizer, history)
     return history_frame(history)

@@ -39,8 +39,14 @@ class Vocabulary:
     Unknown tokens map to ``unk_index`` and are counted in ``unknown_counts``.
     """
 
-    def __init__(self, index: Mapping[str, int], pad_index: int, mask_index: int,
-                 unk_index: int, size: int | None = None):
+    def __init__(
+        self,
+        index: Mapping[str, int],
+        pad_index: int,
+        mask_index: int,
+        unk_index: int,
+        size: int | None = None,
+    ):
         self.index = dict(index)
         self.pad_index, self.mask_index, self.unk_index = pad_index, mask_index, unk_index
         self.size = size if size is not None else max(self.index.values()) + 1
@@ -48,8 +54,9 @@ class Vocabulary:
         specials = {pad_index, mask_index, unk_index}
         self.families = sorted(name for name, i in self.index.items() if i not in specials)
         # Indices a BERT "random replacement" may draw: real families, never specials.
-        self.family_indices = np.array(sorted({self.index[name] for name in self.families}),
-                                       dtype=np.int64)
+        self.family_indices = np.array(
+            sorted({self.index[name] for name in self.families}), dtype=np.int64
+        )
 
     @classmethod
     def from_token_lists(cls, token_lists: Sequence[Sequence[str]]) -> Vocabulary:
@@ -79,8 +86,13 @@ class Vocabulary:
         return ids
 
     def to_json(self) -> dict:
-        return {"index": self.index, "pad_index": self.pad_index, "mask_index": self.mask_index,
-                "unk_index": self.unk_index, "size": self.size}
+        return {
+            "index": self.index,
+            "pad_index": self.pad_index,
+            "mask_index": self.mask_index,
+            "unk_index": self.unk_index,
+            "size": self.size,
+        }
 
     def save(self, path: Path | str) -> None:
         write_text_atomic(path, json.dumps(self.to_json(), indent=1, sort_keys=True))
@@ -88,8 +100,9 @@ class Vocabulary:
     @classmethod
     def load(cls, path: Path | str) -> Vocabulary:
         data = json.loads(Path(path).read_text())
-        return cls(data["index"], data["pad_index"], data["mask_index"], data["unk_index"],
-                   data["size"])
+        return cls(
+            data["index"], data["pad_index"], data["mask_index"], data["unk_index"], data["size"]
+        )
 
 
 def split_tokens(corpus: pd.DataFrame) -> list[list[str]]:

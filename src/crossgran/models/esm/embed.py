@@ -36,8 +36,16 @@ CPU_BATCH_TOKENS = 1024
 # extraction script, which keeps a 650M model well inside 16 GB.
 CUDA_BATCH_TOKENS = 4096
 
-__all__ = ["CACHE_NAMESPACE", "CPU_BATCH_TOKENS", "CUDA_BATCH_TOKENS", "EMBED_VERSION",
-           "EmbeddingResult", "default_batch_tokens", "embed", "window_starts"]
+__all__ = [
+    "CACHE_NAMESPACE",
+    "CPU_BATCH_TOKENS",
+    "CUDA_BATCH_TOKENS",
+    "EMBED_VERSION",
+    "EmbeddingResult",
+    "default_batch_tokens",
+    "embed",
+    "window_starts",
+]
 
 
 @dataclass
@@ -70,10 +78,12 @@ class EmbeddingResult:
     def save(self, path: Path | str) -> None:
         """Write an ``.npz`` (ids, layers, model_id, num_layers, mean_L<k>, positions_L<k>)
         atomically."""
-        header = {"ids": np.array(self.ids, dtype=str),
-                  "layers": np.array(self.layers, dtype=np.int64),
-                  "model_id": np.array(self.model_id),
-                  "num_layers": np.array(self.num_layers)}
+        header = {
+            "ids": np.array(self.ids, dtype=str),
+            "layers": np.array(self.layers, dtype=np.int64),
+            "model_id": np.array(self.model_id),
+            "num_layers": np.array(self.num_layers),
+        }
         per_layer = {"mean": self.mean}
         if self.positions is not None:
             per_layer["positions"] = self.positions
@@ -83,9 +93,14 @@ class EmbeddingResult:
     def load(cls, path: Path | str) -> EmbeddingResult:
         """Read what :meth:`save` wrote (notebooks 03-05 read notebook 02's embeddings)."""
         header, per_layer = load_layers(path)
-        return cls(ids=header["ids"].tolist(), layers=tuple(int(k) for k in header["layers"]),
-                   model_id=str(header["model_id"]), num_layers=int(header["num_layers"]),
-                   mean=per_layer["mean"], positions=per_layer.get("positions"))
+        return cls(
+            ids=header["ids"].tolist(),
+            layers=tuple(int(k) for k in header["layers"]),
+            model_id=str(header["model_id"]),
+            num_layers=int(header["num_layers"]),
+            mean=per_layer["mean"],
+            positions=per_layer.get("positions"),
+        )
 
 
 # --------------------------------------------------------------------------- pieces and batches
@@ -118,22 +133,28 @@ def window_starts(length: int, window: int) -> list[int]:
     return [*range(0, length - window, stride), length - window]
 
 
-def _pieces(seq_index: int, sequence: str, positions: Sequence[int] | None,
-            window: int) -> list[_Piece]:
+def _pieces(
+    seq_index: int, sequence: str, positions: Sequence[int] | None, window: int
+) -> list[_Piece]:
     length = len(sequence)
     starts = window_starts(length, window)
     coverage = np.zeros(length)
     for start in starts:
-        coverage[start:start + window] += 1
+        coverage[start : start + window] += 1
     per_residue = [1.0 / (coverage * length)]
     if positions is not None:
         selected = np.zeros(length)
         selected[list(positions)] = 1.0 / len(positions)
         per_residue.append(selected / coverage)
     stacked = np.stack(per_residue)
-    return [_Piece(seq_index, sequence[start:start + window],
-                   np.ascontiguousarray(stacked[:, start:start + window]))
-            for start in starts]
+    return [
+        _Piece(
+            seq_index,
+            sequence[start : start + window],
+            np.ascontiguousarray(stacked[:, start : start + window]),
+        )
+        for start in starts
+    ]
 
 
 def _batches(pieces: Sequence[_Piece], budget: int) -> list[list[_Piece]]:
@@ -163,8 +184,9 @@ def default_batch_tokens(device: torch.device) -> int:
 # --------------------------------------------------------------------------- inputs and cache
 
 
-def _check_positions(cleaned: Mapping[str, str],
-                     positions: Mapping[str, Sequence[int]]) -> dict[str, tuple[int, ...]]:
+def _check_positions(
+    cleaned: Mapping[str, str], positions: Mapping[str, Sequence[int]]
+) -> dict[str, tuple[int, ...]]:
     missing = [record_id for record_id in cleaned if record_id not in positions]
     if missing:
         raise ValueError(f"positions missing for {len(missing)} record(s), e.g. {missing[:5]}")
@@ -177,17 +199,26 @@ def _check_positions(cleaned: Mapping[str, str],
             raise ValueError(f"record {record_id!r}: duplicate positions {indices}")
         outside = [index for index in indices if not 0 <= index < len(sequence)]
         if outside:
-            raise ValueError(f"record {record_id!r}: positions {outside} outside 0..{len(sequence) - 1}")
+            raise ValueError(
+                f"record {record_id!r}: positions {outside} outside 0..{len(sequence) - 1}"
+            )
         checked[record_id] = indices
     return checked
 
 
-def _entry_key(model: LoadedEsm, layers: tuple[int, ...], sequence: str,
-               positions: tuple[int, ...] | None) -> str:
-    return cache_key(CACHE_NAMESPACE, EMBED_VERSION, model.model_id, list(layers),
-                     model.max_positions - 2, "mean+positions" if positions else "mean",
-                     list(positions) if positions else None,
-                     hashlib.sha256(sequence.encode()).hexdigest())
+def _entry_key(
+    model: LoadedEsm, layers: tuple[int, ...], sequence: str, positions: tuple[int, ...] | None
+) -> str:
+    return cache_key(
+        CACHE_NAMESPACE,
+        EMBED_VERSION,
+        model.model_id,
+        list(layers),
+        model.max_positions - 2,
+        "mean+positions" if positions else "mean",
+        list(positions) if positions else None,
+        hashlib.sha256(sequence.encode()).hexdigest(),
+    )
 
 
 def _valid_entry(entry: Mapping[str, np.ndarray] | None, shape: tuple[int, int, int]) -> bool:
@@ -219,8 +250,9 @@ def _read_cache(job: _Job, cache: ArrayCache | None) -> list[int]:
     todo: list[int] = []
     for index, record_id in enumerate(job.ids):
         if cache is not None:
-            job.keys[index] = _entry_key(job.model, job.layers, job.cleaned[record_id],
-                                         job.positions_of(index))
+            job.keys[index] = _entry_key(
+                job.model, job.layers, job.cleaned[record_id], job.positions_of(index)
+            )
             entry = cache.load(CACHE_NAMESPACE, job.keys[index])
             if _valid_entry(entry, job.pooled.shape[1:]):
                 job.pooled[index] = entry["pooled"]
@@ -232,9 +264,16 @@ def _read_cache(job: _Job, cache: ArrayCache | None) -> list[int]:
 # --------------------------------------------------------------------------- embedding
 
 
-def embed(sequences: Mapping[str, str], model: LoadedEsm, layers: Sequence[int], *,
-          positions: Mapping[str, Sequence[int]] | None = None, cache: ArrayCache | None = None,
-          batch_tokens: int | None = None, progress: bool = False) -> EmbeddingResult:
+def embed(
+    sequences: Mapping[str, str],
+    model: LoadedEsm,
+    layers: Sequence[int],
+    *,
+    positions: Mapping[str, Sequence[int]] | None = None,
+    cache: ArrayCache | None = None,
+    batch_tokens: int | None = None,
+    progress: bool = False,
+) -> EmbeddingResult:
     """Mean-pooled ESM representations of ``sequences`` at ``layers``.
 
     Pooling uses residues only (BOS, EOS and padding get weight 0). With ``positions``
@@ -271,37 +310,63 @@ def embed(sequences: Mapping[str, str], model: LoadedEsm, layers: Sequence[int],
     cleaned = clean_all(sequences)
     checked = _check_positions(cleaned, positions) if positions is not None else None
     shape = (len(layer_tuple), 2 if checked is not None else 1, model.embed_dim)
-    job = _Job(model, layer_tuple, list(cleaned), cleaned, checked,
-               np.zeros((len(cleaned), *shape), dtype=np.float32), [None] * len(cleaned))
+    job = _Job(
+        model,
+        layer_tuple,
+        list(cleaned),
+        cleaned,
+        checked,
+        np.zeros((len(cleaned), *shape), dtype=np.float32),
+        [None] * len(cleaned),
+    )
     todo = _read_cache(job, cache)
     budget = batch_tokens or default_batch_tokens(model.device)
     computed_residues = _compute(job, todo, cache, budget, progress)
     seconds = time.perf_counter() - started
     residues = sum(len(sequence) for sequence in cleaned.values())
     return EmbeddingResult(
-        ids=job.ids, layers=layer_tuple, model_id=model.model_id, num_layers=model.num_layers,
-        mean={layer: np.ascontiguousarray(job.pooled[:, i, 0])
-              for i, layer in enumerate(layer_tuple)},
-        positions=({layer: np.ascontiguousarray(job.pooled[:, i, 1])
-                    for i, layer in enumerate(layer_tuple)} if checked is not None else None),
-        stats={"n_sequences": len(job.ids), "n_computed": len(todo),
-               "n_cached": len(job.ids) - len(todo), "residues": residues,
-               "computed_residues": computed_residues, "seconds": seconds,
-               "residues_per_second": residues / max(seconds, 1e-9), "batch_tokens": budget},
+        ids=job.ids,
+        layers=layer_tuple,
+        model_id=model.model_id,
+        num_layers=model.num_layers,
+        mean={
+            layer: np.ascontiguousarray(job.pooled[:, i, 0]) for i, layer in enumerate(layer_tuple)
+        },
+        positions=(
+            {
+                layer: np.ascontiguousarray(job.pooled[:, i, 1])
+                for i, layer in enumerate(layer_tuple)
+            }
+            if checked is not None
+            else None
+        ),
+        stats={
+            "n_sequences": len(job.ids),
+            "n_computed": len(todo),
+            "n_cached": len(job.ids) - len(todo),
+            "residues": residues,
+            "computed_residues": computed_residues,
+            "seconds": seconds,
+            "residues_per_second": residues / max(seconds, 1e-9),
+            "batch_tokens": budget,
+        },
     )
 
 
-def _compute(job: _Job, todo: Sequence[int], cache: ArrayCache | None, budget: int,
-             progress: bool) -> int:
+def _compute(
+    job: _Job, todo: Sequence[int], cache: ArrayCache | None, budget: int, progress: bool
+) -> int:
     """Embed the rows ``todo`` into ``job.pooled`` (and the cache); return the residues run.
 
     A sequence's windows may land in different batches: its pooled vector is the sum over
     its pieces, complete (and cached) when its last piece is done.
     """
     window = job.model.max_positions - 2
-    pieces = [piece for index in todo
-              for piece in _pieces(index, job.cleaned[job.ids[index]], job.positions_of(index),
-                                   window)]
+    pieces = [
+        piece
+        for index in todo
+        for piece in _pieces(index, job.cleaned[job.ids[index]], job.positions_of(index), window)
+    ]
     remaining = np.zeros(len(job.ids), dtype=np.int64)
     for piece in pieces:
         remaining[piece.seq_index] += 1
@@ -311,6 +376,7 @@ def _compute(job: _Job, todo: Sequence[int], cache: ArrayCache | None, budget: i
     bar = None
     if progress:
         from tqdm import tqdm
+
         bar = tqdm(total=computed_residues, unit="res", unit_scale=True, desc="ESM embed")
     with torch.inference_mode():
         for batch in _batches(pieces, budget):
@@ -321,8 +387,11 @@ def _compute(job: _Job, todo: Sequence[int], cache: ArrayCache | None, budget: i
                 if remaining[piece.seq_index] == 0:
                     job.pooled[piece.seq_index] = accumulated[piece.seq_index]
                     if cache is not None:
-                        cache.store(CACHE_NAMESPACE, job.keys[piece.seq_index],
-                                    {"pooled": job.pooled[piece.seq_index]})
+                        cache.store(
+                            CACHE_NAMESPACE,
+                            job.keys[piece.seq_index],
+                            {"pooled": job.pooled[piece.seq_index]},
+                        )
             if bar is not None:
                 bar.update(sum(len(piece.residues) for piece in batch))
     if bar is not None:
@@ -330,14 +399,15 @@ def _compute(job: _Job, todo: Sequence[int], cache: ArrayCache | None, budget: i
     return computed_residues
 
 
-def _pool_batch(model: LoadedEsm, batch: Sequence[_Piece], layers: tuple[int, ...],
-                table: np.ndarray) -> np.ndarray:
+def _pool_batch(
+    model: LoadedEsm, batch: Sequence[_Piece], layers: tuple[int, ...], table: np.ndarray
+) -> np.ndarray:
     """(B, n_layers, K, d) pooled vectors of one batch: weights (B, K, T) @ states (B, T, d)."""
     device = model.device
     tokens = tokenize([piece.residues for piece in batch], model.alphabet, table).to(device)
     weights = np.zeros((len(batch), batch[0].weights.shape[0], tokens.shape[1]), dtype=np.float32)
     for row, piece in enumerate(batch):
-        weights[row, :, 1:len(piece.residues) + 1] = piece.weights
+        weights[row, :, 1 : len(piece.residues) + 1] = piece.weights
     weight_tensor = torch.from_numpy(weights).to(device)
     wanted = set(layers)
     out = []

@@ -21,8 +21,16 @@ from esm.model.esm2 import ESM2
 STANDARD_AMINO_ACIDS = "ACDEFGHIKLMNPQRSTVWY"
 ALLOWED_RESIDUES = frozenset(STANDARD_AMINO_ACIDS + "XBZUO")
 
-__all__ = ["ALLOWED_RESIDUES", "STANDARD_AMINO_ACIDS", "clean_all", "clean_sequence",
-           "hidden_states", "mlm_logits", "token_table", "tokenize"]
+__all__ = [
+    "ALLOWED_RESIDUES",
+    "STANDARD_AMINO_ACIDS",
+    "clean_all",
+    "clean_sequence",
+    "hidden_states",
+    "mlm_logits",
+    "token_table",
+    "tokenize",
+]
 
 
 # --------------------------------------------------------------------------- sequences
@@ -43,8 +51,10 @@ def clean_sequence(record_id: str, sequence: str) -> str:
         raise ValueError(f"record {record_id!r}: empty sequence")
     bad = sorted(set(cleaned) - ALLOWED_RESIDUES)
     if bad:
-        raise ValueError(f"record {record_id!r}: characters that are not amino acids: "
-                         f"{''.join(bad)!r} (allowed: 20 standard + X B Z U O)")
+        raise ValueError(
+            f"record {record_id!r}: characters that are not amino acids: "
+            f"{''.join(bad)!r} (allowed: 20 standard + X B Z U O)"
+        )
     return cleaned
 
 
@@ -78,7 +88,9 @@ def tokenize(pieces: Sequence[str], alphabet: esm.data.Alphabet, table: np.ndarr
     tokens = np.full((len(pieces), width), alphabet.padding_idx, dtype=np.int64)
     for row, piece in enumerate(pieces):
         tokens[row, 0] = alphabet.cls_idx
-        tokens[row, 1:len(piece) + 1] = table[np.frombuffer(piece.encode("ascii"), dtype=np.uint8)]
+        tokens[row, 1 : len(piece) + 1] = table[
+            np.frombuffer(piece.encode("ascii"), dtype=np.uint8)
+        ]
         tokens[row, len(piece) + 1] = alphabet.eos_idx
     return torch.from_numpy(tokens)
 
@@ -90,8 +102,11 @@ def _embed_tokens(model: torch.nn.Module, tokens: torch.Tensor) -> torch.Tensor:
     """Token (and, for ESM-1b, learned position) embeddings exactly as fair-esm computes them."""
     padding = tokens.eq(model.padding_idx)
     x = model.embed_scale * model.embed_tokens(tokens)
-    token_dropout = (model.token_dropout if isinstance(model, ESM2)
-                     else getattr(model.args, "token_dropout", False))
+    token_dropout = (
+        model.token_dropout
+        if isinstance(model, ESM2)
+        else getattr(model.args, "token_dropout", False)
+    )
     if token_dropout:
         masked = tokens.eq(model.mask_idx)
         x = x.masked_fill(masked.unsqueeze(-1), 0.0)
@@ -110,8 +125,12 @@ def _rotate_half(x: torch.Tensor) -> torch.Tensor:
     return torch.cat((-second, first), dim=-1)
 
 
-def _transformer_layer(layer: torch.nn.Module, x: torch.Tensor, attn_mask: torch.Tensor | None,
-                       rotary: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
+def _transformer_layer(
+    layer: torch.nn.Module,
+    x: torch.Tensor,
+    attn_mask: torch.Tensor | None,
+    rotary: tuple[torch.Tensor, torch.Tensor] | None,
+) -> torch.Tensor:
     """fair-esm's pre-LN ``TransformerLayer`` in (B, T, E) layout with fused attention.
 
     fair-esm's own attention always materialises and head-averages the attention map (its
@@ -130,8 +149,9 @@ def _transformer_layer(layer: torch.nn.Module, x: torch.Tensor, attn_mask: torch
         cos, sin = rotary
         q = q * cos + _rotate_half(q) * sin
         k = k * cos + _rotate_half(k) * sin
-    mixed = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask,
-                                           dropout_p=attention.dropout if layer.training else 0.0)
+    mixed = F.scaled_dot_product_attention(
+        q, k, v, attn_mask=attn_mask, dropout_p=attention.dropout if layer.training else 0.0
+    )
     x = x + attention.out_proj(mixed.transpose(1, 2).reshape(batch, length, width))
     return x + layer.fc2(F.gelu(layer.fc1(layer.final_layer_norm(x))))
 
@@ -142,12 +162,15 @@ def _rotary(model: ESM2, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tens
     steps = torch.arange(tokens.shape[1], device=tokens.device).type_as(inv_freq)
     angles = torch.outer(steps, inv_freq)
     angles = torch.cat((angles, angles), dim=-1)
-    return (angles.cos().to(model.embed_tokens.weight.dtype),
-            angles.sin().to(model.embed_tokens.weight.dtype))
+    return (
+        angles.cos().to(model.embed_tokens.weight.dtype),
+        angles.sin().to(model.embed_tokens.weight.dtype),
+    )
 
 
-def hidden_states(model: torch.nn.Module, tokens: torch.Tensor,
-                  last_layer: int) -> Iterator[tuple[int, torch.Tensor]]:
+def hidden_states(
+    model: torch.nn.Module, tokens: torch.Tensor, last_layer: int
+) -> Iterator[tuple[int, torch.Tensor]]:
     """Yield (layer, (B, T, E) hidden state) for layers 0..last_layer, then stop.
 
     Stopping early is the point: asking for layers 0 and 6 of a 33-layer model costs 6

@@ -34,9 +34,19 @@ HUB_MODELS = (
 )
 LOCAL_PREFIX = "local:"
 
-__all__ = ["HUB_MODELS", "HUB_URL", "LOCAL_PREFIX", "REGRESSION_URL", "LoadedEsm",
-           "ModelFilesMissingError", "hub_checkpoint_dir", "load_esm", "local_model_dir",
-           "new_local_model", "wrap_model"]
+__all__ = [
+    "HUB_MODELS",
+    "HUB_URL",
+    "LOCAL_PREFIX",
+    "REGRESSION_URL",
+    "LoadedEsm",
+    "ModelFilesMissingError",
+    "hub_checkpoint_dir",
+    "load_esm",
+    "local_model_dir",
+    "new_local_model",
+    "wrap_model",
+]
 
 
 class ModelFilesMissingError(FileNotFoundError):
@@ -73,13 +83,14 @@ def hub_checkpoint_dir() -> Path:
 
 def local_model_dir(spec: str, models_dir: Path) -> Path:
     """The folder of a ``local:<name>`` model: ``models_dir/<name>``."""
-    if not spec.startswith(LOCAL_PREFIX) or not spec[len(LOCAL_PREFIX):]:
+    if not spec.startswith(LOCAL_PREFIX) or not spec[len(LOCAL_PREFIX) :]:
         raise ValueError(f"not a local model spec: {spec!r} (expected 'local:<name>')")
-    return Path(models_dir) / spec[len(LOCAL_PREFIX):]
+    return Path(models_dir) / spec[len(LOCAL_PREFIX) :]
 
 
-def load_esm(spec: str, models_dir: Path | None = None,
-             device: str | torch.device | None = None) -> LoadedEsm:
+def load_esm(
+    spec: str, models_dir: Path | None = None, device: str | torch.device | None = None
+) -> LoadedEsm:
     """Load an ESM model in eval mode, from disk only (never the network).
 
     ``spec`` is a fair-esm hub name (read from :func:`hub_checkpoint_dir`), a path to a
@@ -88,8 +99,11 @@ def load_esm(spec: str, models_dir: Path | None = None,
     :func:`crossgran.models.esm.train_local_esm` under ``models_dir``. ``device`` defaults
     to CUDA when present.
     """
-    target = torch.device(device) if device is not None else torch.device(
-        "cuda" if torch.cuda.is_available() else "cpu")
+    target = (
+        torch.device(device)
+        if device is not None
+        else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    )
     if spec.startswith(LOCAL_PREFIX):
         if models_dir is None:
             raise ValueError(f"{spec!r} needs models_dir (the profile's models_dir)")
@@ -99,8 +113,10 @@ def load_esm(spec: str, models_dir: Path | None = None,
     elif spec.endswith(".pt"):
         loaded = _load_fair_esm_file(Path(spec), hub_name=None)
     else:
-        raise ValueError(f"unknown ESM spec {spec!r}: use one of {', '.join(HUB_MODELS)}, "
-                         "a path to a fair-esm .pt file, or 'local:<name>'")
+        raise ValueError(
+            f"unknown ESM spec {spec!r}: use one of {', '.join(HUB_MODELS)}, "
+            "a path to a fair-esm .pt file, or 'local:<name>'"
+        )
     loaded.model.to(target)
     return loaded
 
@@ -115,19 +131,24 @@ def _load_fair_esm_file(path: Path, hub_name: str | None) -> LoadedEsm:
             f"  curl -L -o {path} {HUB_URL.format(name=name)}\n"
             f"(optional, only for contact prediction: "
             f"{path.parent / (path.stem + '-contact-regression.pt')} from "
-            f"{REGRESSION_URL.format(name=name)})")
+            f"{REGRESSION_URL.format(name=name)})"
+        )
     # fair-esm checkpoints pickle argparse/omegaconf objects, so weights_only loading (the
     # torch>=2.6 default, which breaks esm.pretrained.load_model_and_alphabet_local) cannot
     # read them; these are the publisher's files, which the user placed on purpose.
     model_data = torch.load(path, map_location="cpu", weights_only=False)
     regression_path = path.with_name(f"{path.stem}-contact-regression.pt")
-    regression = (torch.load(regression_path, map_location="cpu", weights_only=False)
-                  if regression_path.is_file() else None)
+    regression = (
+        torch.load(regression_path, map_location="cpu", weights_only=False)
+        if regression_path.is_file()
+        else None
+    )
     with warnings.catch_warnings():
         # Without the regression file only contact prediction is wrong; embeddings never use it.
         warnings.filterwarnings("ignore", message="Regression weights not found")
-        model, alphabet = esm.pretrained.load_model_and_alphabet_core(path.stem, model_data,
-                                                                      regression)
+        model, alphabet = esm.pretrained.load_model_and_alphabet_core(
+            path.stem, model_data, regression
+        )
     return wrap_model(model, alphabet, f"{path.stem}@{sha256_file(path)[:12]}")
 
 
@@ -136,28 +157,42 @@ def _load_local(directory: Path) -> LoadedEsm:
     if not (weights.is_file() and config_path.is_file()):
         raise ModelFilesMissingError(
             f"local ESM model not found in {directory} (needs model.pt and config.json). "
-            "Create it with crossgran.esm.train_local_esm (notebook 02 does this).")
+            "Create it with crossgran.esm.train_local_esm (notebook 02 does this)."
+        )
     config = json.loads(config_path.read_text())
     digest = sha256_file(weights)
     if digest != config["weights_sha256"]:
-        raise ValueError(f"{weights} does not match the sha256 in {config_path}; "
-                         "delete the folder and retrain")
+        raise ValueError(
+            f"{weights} does not match the sha256 in {config_path}; delete the folder and retrain"
+        )
     model = new_local_model(config["architecture"])
     model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
-    return wrap_model(model, model.alphabet, f"local:{directory.name}@{digest[:12]}",
-                      max_positions=config["architecture"]["max_positions"])
+    return wrap_model(
+        model,
+        model.alphabet,
+        f"local:{directory.name}@{digest[:12]}",
+        max_positions=config["architecture"]["max_positions"],
+    )
 
 
 def new_local_model(architecture: Mapping[str, int]) -> ESM2:
     """An untrained ESM-2 of the local-model shape (``num_layers``, ``embed_dim``,
     ``attention_heads``), weights from the global torch RNG."""
-    return ESM2(num_layers=architecture["num_layers"], embed_dim=architecture["embed_dim"],
-                attention_heads=architecture["attention_heads"], alphabet="ESM-1b",
-                token_dropout=True)
+    return ESM2(
+        num_layers=architecture["num_layers"],
+        embed_dim=architecture["embed_dim"],
+        attention_heads=architecture["attention_heads"],
+        alphabet="ESM-1b",
+        token_dropout=True,
+    )
 
 
-def wrap_model(model: torch.nn.Module, alphabet: esm.data.Alphabet, model_id: str,
-               max_positions: int | None = None) -> LoadedEsm:
+def wrap_model(
+    model: torch.nn.Module,
+    alphabet: esm.data.Alphabet,
+    model_id: str,
+    max_positions: int | None = None,
+) -> LoadedEsm:
     """Describe an in-memory fair-esm model (e.g. randomly initialised, for benchmarks).
 
     ``model_id`` must name the weights uniquely: it is part of every cache key. ESM-2 has no
@@ -170,9 +205,17 @@ def wrap_model(model: torch.nn.Module, alphabet: esm.data.Alphabet, model_id: st
         num_layers, embed_dim = model.num_layers, model.args.embed_dim
         default_positions = model.args.max_positions
     else:
-        raise TypeError(f"unsupported ESM architecture {type(model).__name__}: "
-                        "crossgran.esm supports ESM-2 and ESM-1b")
+        raise TypeError(
+            f"unsupported ESM architecture {type(model).__name__}: "
+            "crossgran.esm supports ESM-2 and ESM-1b"
+        )
     model.eval()
-    return LoadedEsm(model=model, alphabet=alphabet, batch_converter=alphabet.get_batch_converter(),
-                     model_id=model_id, num_layers=num_layers, embed_dim=embed_dim,
-                     max_positions=max_positions or default_positions)
+    return LoadedEsm(
+        model=model,
+        alphabet=alphabet,
+        batch_converter=alphabet.get_batch_converter(),
+        model_id=model_id,
+        num_layers=num_layers,
+        embed_dim=embed_dim,
+        max_positions=max_positions or default_positions,
+    )

@@ -38,8 +38,16 @@ from crossgran.profiles import EsmConfig
 
 # Share of residues that are masked-LM targets (ESM's and BERT's 15%).
 ESM_MASK_RATE = 0.15
-HISTORY_COLUMNS = ("step", "lr", "train_loss", "valid_loss", "valid_perplexity",
-                   "unigram_perplexity", "tokens_seen", "elapsed_s")
+HISTORY_COLUMNS = (
+    "step",
+    "lr",
+    "train_loss",
+    "valid_loss",
+    "valid_perplexity",
+    "unigram_perplexity",
+    "tokens_seen",
+    "elapsed_s",
+)
 
 __all__ = ["ESM_MASK_RATE", "HISTORY_COLUMNS", "split_sequences", "train_local_esm"]
 
@@ -59,15 +67,26 @@ def split_sequences(unique: Sequence[str], valid_fraction: float) -> tuple[list[
     return train, valid
 
 
-def _mask(tokens: torch.Tensor, alphabet: esm.data.Alphabet, generator: torch.Generator,
-          residue_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _mask(
+    tokens: torch.Tensor,
+    alphabet: esm.data.Alphabet,
+    generator: torch.Generator,
+    residue_ids: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """BERT masking of residues (never padding, BOS or EOS); at least one target per batch,
     random replacements are standard amino acids."""
-    special = (tokens.eq(alphabet.padding_idx) | tokens.eq(alphabet.cls_idx)
-               | tokens.eq(alphabet.eos_idx))
-    return mask_tokens(tokens, maskable=~special, rate=ESM_MASK_RATE,
-                       mask_index=alphabet.mask_idx, replacements=residue_ids,
-                       generator=generator, at_least_one="batch")
+    special = (
+        tokens.eq(alphabet.padding_idx) | tokens.eq(alphabet.cls_idx) | tokens.eq(alphabet.eos_idx)
+    )
+    return mask_tokens(
+        tokens,
+        maskable=~special,
+        rate=ESM_MASK_RATE,
+        mask_index=alphabet.mask_idx,
+        replacements=residue_ids,
+        generator=generator,
+        at_least_one="batch",
+    )
 
 
 def _residue_ids(alphabet: esm.data.Alphabet) -> torch.Tensor:
@@ -90,26 +109,35 @@ def _init_bert_params(module: torch.nn.Module) -> None:
 def _training_signature(config: EsmConfig, seed: int, data_hash: str) -> dict[str, object]:
     """Everything that determines the trained weights (the spec name and embedding batch
     size do not)."""
-    return {"num_layers": config.num_layers, "embed_dim": config.embed_dim,
-            "attention_heads": config.attention_heads, "train_steps": config.train_steps,
-            "train_batch_tokens": config.train_batch_tokens, "train_max_len": config.train_max_len,
-            "lr": config.lr, "valid_fraction": config.valid_fraction, "seed": seed,
-            "data_sha256": data_hash, "code": cache_key("train_local_esm", 2)}
+    return {
+        "num_layers": config.num_layers,
+        "embed_dim": config.embed_dim,
+        "attention_heads": config.attention_heads,
+        "train_steps": config.train_steps,
+        "train_batch_tokens": config.train_batch_tokens,
+        "train_max_len": config.train_max_len,
+        "lr": config.lr,
+        "valid_fraction": config.valid_fraction,
+        "seed": seed,
+        "data_sha256": data_hash,
+        "code": cache_key("train_local_esm", 2),
+    }
 
 
-def _valid_batches(valid: Sequence[str], max_len: int, budget: int, alphabet: esm.data.Alphabet,
-                   seed: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+def _valid_batches(
+    valid: Sequence[str], max_len: int, budget: int, alphabet: esm.data.Alphabet, seed: int
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Fixed held-out batches (every residue, in consecutive crops; masking drawn once) so
     the loss curve compares like with like across evaluation points."""
     generator = torch.Generator().manual_seed(seed + 1)
     table = token_table(alphabet)
     residue_ids = _residue_ids(alphabet)
-    crops = [s[i:i + max_len] for s in valid for i in range(0, len(s), max_len)]
+    crops = [s[i : i + max_len] for s in valid for i in range(0, len(s), max_len)]
     crops.sort(key=len)
     per_batch = max(1, budget // (max_len + 2))
     batches = []
     for start in range(0, len(crops), per_batch):
-        tokens = tokenize(crops[start:start + per_batch], alphabet, table)
+        tokens = tokenize(crops[start : start + per_batch], alphabet, table)
         batches.append(_mask(tokens, alphabet, generator, residue_ids))
     return batches
 
@@ -120,15 +148,18 @@ def _unigram_log_probs(train: Sequence[str], alphabet: esm.data.Alphabet) -> tor
     counts = torch.zeros(len(alphabet.all_toks), dtype=torch.float64)
     table = token_table(alphabet)
     for sequence in train:
-        counts += torch.bincount(torch.from_numpy(table[np.frombuffer(sequence.encode(), np.uint8)]),
-                                 minlength=len(counts)).to(torch.float64)
+        counts += torch.bincount(
+            torch.from_numpy(table[np.frombuffer(sequence.encode(), np.uint8)]),
+            minlength=len(counts),
+        ).to(torch.float64)
     for residue in ALLOWED_RESIDUES:
         counts[alphabet.get_idx(residue)] += 1
     return (counts / counts.sum()).clamp_min(1e-12).log()
 
 
-def _evaluate(model: ESM2, batches: Sequence[tuple[torch.Tensor, torch.Tensor]],
-              unigram: torch.Tensor) -> tuple[float, float]:
+def _evaluate(
+    model: ESM2, batches: Sequence[tuple[torch.Tensor, torch.Tensor]], unigram: torch.Tensor
+) -> tuple[float, float]:
     """Held-out (model, unigram) cross-entropy in nats per masked residue."""
     model.eval()
     total = baseline = 0.0
@@ -178,12 +209,18 @@ class _Run:
     def record(self, step: int) -> None:
         """Evaluate on the held-out batches and append a history row (see HISTORY_COLUMNS)."""
         valid_loss, unigram_loss = _evaluate(self.model, self.valid_batches, self.unigram)
-        self.rows.append({
-            "step": step, "lr": self.optimiser.param_groups[0]["lr"],
-            "train_loss": float(np.mean(self.running)) if self.running else math.nan,
-            "valid_loss": valid_loss, "valid_perplexity": math.exp(valid_loss),
-            "unigram_perplexity": math.exp(unigram_loss), "tokens_seen": self.tokens_seen,
-            "elapsed_s": time.perf_counter() - self.started})
+        self.rows.append(
+            {
+                "step": step,
+                "lr": self.optimiser.param_groups[0]["lr"],
+                "train_loss": float(np.mean(self.running)) if self.running else math.nan,
+                "valid_loss": valid_loss,
+                "valid_perplexity": math.exp(valid_loss),
+                "unigram_perplexity": math.exp(unigram_loss),
+                "tokens_seen": self.tokens_seen,
+                "elapsed_s": time.perf_counter() - self.started,
+            }
+        )
         self.running.clear()
 
 
@@ -191,30 +228,36 @@ def _new_run(config: EsmConfig, seed: int, train: list[str], valid: list[str]) -
     """The initialised model (weights drawn from the global torch RNG seeded with ``seed``),
     the fixed held-out batches, the unigram baseline and the optimiser."""
     torch.manual_seed(seed)
-    architecture = {"num_layers": config.num_layers, "embed_dim": config.embed_dim,
-                    "attention_heads": config.attention_heads,
-                    "max_positions": config.train_max_len + 2}
+    architecture = {
+        "num_layers": config.num_layers,
+        "embed_dim": config.embed_dim,
+        "attention_heads": config.attention_heads,
+        "max_positions": config.train_max_len + 2,
+    }
     model = new_local_model(architecture)
     model.apply(_init_bert_params)
     model.train()
     unigram = _unigram_log_probs(train, model.alphabet)
-    valid_batches = _valid_batches(valid, config.train_max_len, config.train_batch_tokens,
-                                   model.alphabet, seed)
-    optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, betas=(0.9, 0.98),
-                                  weight_decay=0.01)
+    valid_batches = _valid_batches(
+        valid, config.train_max_len, config.train_batch_tokens, model.alphabet, seed
+    )
+    optimiser = torch.optim.AdamW(
+        model.parameters(), lr=config.lr, betas=(0.9, 0.98), weight_decay=0.01
+    )
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, _schedule(config.train_steps))
     return _Run(model, architecture, config, train, valid_batches, unigram, optimiser, scheduler)
 
 
-def _random_crops(train: Sequence[str], per_batch: int, max_len: int,
-                  rng: np.random.Generator) -> list[str]:
+def _random_crops(
+    train: Sequence[str], per_batch: int, max_len: int, rng: np.random.Generator
+) -> list[str]:
     """``per_batch`` training sequences drawn with replacement, each cut to a random crop of at
     most ``max_len`` residues."""
     crops = []
     for index in rng.integers(len(train), size=per_batch):
         sequence = train[index]
         start = int(rng.integers(0, max(1, len(sequence) - max_len + 1)))
-        crops.append(sequence[start:start + max_len])
+        crops.append(sequence[start : start + max_len])
     return crops
 
 
@@ -242,8 +285,9 @@ def _train(run: _Run, seed: int) -> None:
     eval_every = max(1, config.train_steps // 10)
     run.record(0)
     for step in range(1, config.train_steps + 1):
-        tokens = tokenize(_random_crops(run.train, per_batch, config.train_max_len, rng),
-                          alphabet, table)
+        tokens = tokenize(
+            _random_crops(run.train, per_batch, config.train_max_len, rng), alphabet, table
+        )
         inputs, labels = _mask(tokens, alphabet, generator, residue_ids)
         run.running.append(_step(run, inputs, labels))
         run.tokens_seen += int(tokens.ne(alphabet.padding_idx).sum())
@@ -254,18 +298,23 @@ def _train(run: _Run, seed: int) -> None:
 def _stored_history(out_dir: Path, signature: dict[str, object]) -> pd.DataFrame | None:
     """The history of a finished model in ``out_dir`` trained exactly as ``signature`` says
     (and whose weights still match their recorded sha256), else None."""
-    config_path, weights_path, history_path = (out_dir / "config.json", out_dir / "model.pt",
-                                               out_dir / "history.csv")
+    config_path, weights_path, history_path = (
+        out_dir / "config.json",
+        out_dir / "model.pt",
+        out_dir / "history.csv",
+    )
     if config_path.is_file() and weights_path.is_file() and history_path.is_file():
         stored = json.loads(config_path.read_text())
-        if (stored.get("training") == signature
-                and stored.get("weights_sha256") == sha256_file(weights_path)):
+        if stored.get("training") == signature and stored.get("weights_sha256") == sha256_file(
+            weights_path
+        ):
             return pd.read_csv(history_path)
     return None
 
 
-def _save(out_dir: Path, run: _Run, history: pd.DataFrame, signature: dict[str, object],
-          n_valid: int) -> None:
+def _save(
+    out_dir: Path, run: _Run, history: pd.DataFrame, signature: dict[str, object], n_valid: int
+) -> None:
     """model.pt, history.csv, then config.json: the commit marker, removed first and written
     last, so a run killed while saving is never taken for a finished one."""
     run.model.eval()
@@ -279,17 +328,28 @@ def _save(out_dir: Path, run: _Run, history: pd.DataFrame, signature: dict[str, 
     with atomic_path(out_dir / "history.csv") as tmp:
         history.to_csv(tmp, index=False)
     final = history.iloc[-1]
-    write_text_atomic(config_path, json.dumps({
-        "architecture": run.architecture, "alphabet": "ESM-1b", "training": signature,
-        "weights_sha256": sha256_file(weights_path),
-        "n_train": len(run.train), "n_valid": n_valid,
-        "valid_loss": float(final["valid_loss"]), "valid_perplexity": float(final["valid_perplexity"]),
-        "unigram_perplexity": float(final["unigram_perplexity"]),
-    }, indent=2))
+    write_text_atomic(
+        config_path,
+        json.dumps(
+            {
+                "architecture": run.architecture,
+                "alphabet": "ESM-1b",
+                "training": signature,
+                "weights_sha256": sha256_file(weights_path),
+                "n_train": len(run.train),
+                "n_valid": n_valid,
+                "valid_loss": float(final["valid_loss"]),
+                "valid_perplexity": float(final["valid_perplexity"]),
+                "unigram_perplexity": float(final["unigram_perplexity"]),
+            },
+            indent=2,
+        ),
+    )
 
 
-def train_local_esm(sequences: Sequence[str], config: EsmConfig, *, out_dir: Path | str,
-                    seed: int) -> pd.DataFrame:
+def train_local_esm(
+    sequences: Sequence[str], config: EsmConfig, *, out_dir: Path | str, seed: int
+) -> pd.DataFrame:
     """Pretrain a small ESM-2 by masked language modelling and save it to ``out_dir``.
 
     ``out_dir`` is the model folder, i.e. ``local_model_dir(config.spec, profile.models_dir)``,
