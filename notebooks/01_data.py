@@ -141,11 +141,11 @@ print(adomains[list(PROPERTIES)].mean().round(3).to_string())
 
 # %%
 corpus = load_table(settings, "domain_corpus")
-corpus.groupby("source").agg(
+corpus.assign(valid=corpus["split"].eq("valid")).groupby("source").agg(
     sequences=("seq_id", "size"),
     tokens=("n_tokens", "sum"),
     ordered=("ordered", "all"),
-    valid=("split", lambda s: (s == "valid").sum()),
+    valid=("valid", "sum"),
 )
 
 # %% [markdown]

@@ -63,7 +63,7 @@ import time
 import pandas as pd
 
 from crossgran import plots, threads
-from crossgran.analysis import layers, paper, spread
+from crossgran.analysis import layer_tasks, layers, paper, spread
 from crossgran.models import bigcarp, esm
 from crossgran.session import prepare
 
@@ -193,7 +193,7 @@ print(spread.summary_line(spread.check_results(settings, ["cka_esm_vs_bigcarp"])
 # %%
 MIN_CLASS_FAMILIES = 10
 MIN_TERM_FAMILIES = 20
-tasks = layers.probe_tasks(
+tasks = layer_tasks.probe_tasks(
     settings,
     space.families,
     min_class_families=MIN_CLASS_FAMILIES,
@@ -217,7 +217,7 @@ print(
 # %%
 # NBVAL_IGNORE_OUTPUT
 probe_started = time.perf_counter()
-layer_probes, fits = layers.layer_probes(settings, space, tasks.tasks)
+layer_probes, fits = layer_tasks.layer_probes(settings, space, tasks.tasks)
 layer_probes.to_csv(settings.results_dir / "layer_probes.csv", index=False)
 print(f"{len(fits)} probes in {time.perf_counter() - probe_started:.0f} s")
 
@@ -232,7 +232,7 @@ print(
     .round(2)
     .to_string()
 )
-peaks = layers.peaks(layer_probes)
+peaks = layer_tasks.peaks(layer_probes)
 for peak in peaks.itertuples():
     print(
         f"{peak.task} / {peak.model}: peaks at layer {peak.layer} "
@@ -252,7 +252,7 @@ print(spread.summary_line(spread.check_results(settings, ["layer_probes"]), sett
 # ESM-init embedder should look like ESM, and the two last layers like each other.
 
 # %%
-panels, panel_labels = layers.umap_inputs(space, tasks.family_class)
+panels, panel_labels = layer_tasks.umap_inputs(space, tasks.family_class)
 with threads.limit(blas_threads=1):  # as every computation of this notebook
     figure = plots.umap_panels(panels, panel_labels, seed=settings.seed)
 plots.save(figure, settings.figures_dir, "04_umap_families")
@@ -292,14 +292,14 @@ print(f"Claim 2 {'is' if claim2.supported else 'is NOT'} supported by this run")
 # %%
 # NBVAL_IGNORE_OUTPUT
 primary, secondary = tasks.tasks
-deeper = layers.deeper_vs_embedder(settings, fits, space, peaks)
+deeper = layer_tasks.deeper_vs_embedder(settings, fits, space, peaks)
 for test in deeper.itertuples():
     print(
         f"{test.task} / {test.run}: last layer − embedder macro-F1 {test.delta:+.2f} "
         f"[{test.low:+.2f}, {test.high:+.2f}], p = {test.p_value:.3f}; "
         f"peak at layer {test.peak_layer} of {last}"
     )
-wins = layers.wins_by_task(deeper)
+wins = layer_tasks.wins_by_task(deeper)
 print(
     f"last layer beats the embedder: {primary} in {wins[primary]} of {len(INITS)} runs; "
     f"{secondary} (secondary) in {wins[secondary]} of {len(INITS)}"

@@ -32,7 +32,7 @@ from loopback import HOST, Server, json_record, serve_folder, tarball
 from crossgran import threads
 from crossgran.analysis import halogenation
 from crossgran.cache import sha256_file
-from crossgran.data import hmm, mibig_release, remote, sources, tables
+from crossgran.data import hmm, mibig_domains, remote, sources, tables
 from crossgran.data.adomains import PARAS_DIR
 from crossgran.data.pfam import TRP_HALOGENASE
 from crossgran.data.readers import read_tsv_member
@@ -297,7 +297,7 @@ def test_mibig_sentences_follow_the_genbank_gene_order(built, pfam) -> None:
 def test_halogenase_rows_sit_at_their_tokens_with_labels_from_smiles(built, pfam) -> None:
     profile, _ = built
     table = tables.load_table(profile, "halogenase_domains")
-    assert list(table.columns) == mibig_release.HALOGENASE_COLUMNS
+    assert list(table.columns) == mibig_domains.HALOGENASE_COLUMNS
     assert list(table["bgc_id"]) == ["BGC9900001", "BGC9900001", "BGC9900002", "BGC9900003"]
     assert list(table["token_index"]) == [3, 5, 0, 1]
     assert list(table["n_tokens"]) == [6, 6, 3, 2]

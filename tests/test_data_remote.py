@@ -24,7 +24,7 @@ from Bio import SeqIO
 from loopback import HOST, Server, free_port, json_record, serve, serve_folder, tarball
 
 from crossgran.cache import sha256_file
-from crossgran.data import hmm, mibig_release, remote, sources
+from crossgran.data import hmm, mibig_domains, mibig_release, remote, sources
 from crossgran.data.adomains import PARAS_DIR
 from crossgran.data.mibig import PRODUCT_CLASSES
 from crossgran.data.readers import read_tsv_member
@@ -325,11 +325,11 @@ def test_downloaded_release_parses_into_offline_shapes(
         m for m in hmm.read_hmms(hmm_file) if hmm.pfam_accession(hmm.text(m.accession)) in SEARCHED
     ]
     hits = hmm.resolve_overlaps(hmm.search_domains(models, proteins["BGC0001090"], cpus=1))
-    tokens = mibig_release.ordered_domains(hits, proteins)["BGC0001090"]
+    tokens = mibig_domains.ordered_domains(hits, proteins)["BGC0001090"]
     by_protein = hits.groupby("seq_id")["pfam"].apply(list)
     assert tokens == [t for key in proteins["BGC0001090"] for t in by_protein.get(key, [])]
     assert {"PF00501", "PF00109"} <= set(tokens)  # A-domain and KS: NRP and Polyketide evidence
-    counts = mibig_release.domain_counts({"BGC0001090": tokens})
+    counts = mibig_domains.domain_counts({"BGC0001090": tokens})
     assert list(counts.columns) == ["bgc_id", "pfam", "count"]
     assert counts["count"].sum() == len(tokens)
 

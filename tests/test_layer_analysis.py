@@ -1,4 +1,4 @@
-"""crossgran.analysis.layers (notebook 04, claims 2 and 3).
+"""crossgran.analysis.layers and layer_tasks (notebook 04, claims 2 and 3).
 
 Family alignment, the CKA tables and the verdicts are plumbing and arithmetic around
 :mod:`crossgran.analysis.cka` and the probes, tested on small synthetic layers (the trained
@@ -13,7 +13,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from crossgran.analysis import layers
+from crossgran.analysis import layer_tasks, layers
 from crossgran.analysis.cka import cka_matrix, linear_cka
 from crossgran.analysis.paper import PAPER_CKA
 from crossgran.models.bigcarp import Representations
@@ -130,25 +130,27 @@ def test_layer_probes_find_the_planted_deeper_layer(smoke_profile) -> None:
         "planted": ("binary", rows, label),
         "planted twice": ("multilabel", rows, np.column_stack([label, 1 - label])),
     }
-    table, fits = layers.layer_probes(settings, space, tasks)
+    table, fits = layer_tasks.layer_probes(settings, space, tasks)
     assert len(table) == len(fits) == 2 * (3 + 4 + 4)
     assert next(iter(fits)) == ("planted", "ESM (stand-in)", 0)
     assert table["relative_depth"].max() == 1.0 and (table["n_rows"] == N_FAMILIES).all()
-    peaks = layers.peaks(table)
+    peaks = layer_tasks.peaks(table)
     assert len(peaks) == 2 * 3
-    deeper = layers.deeper_vs_embedder(settings, fits, space, peaks)
+    deeper = layer_tasks.deeper_vs_embedder(settings, fits, space, peaks)
     assert deeper[["task", "run"]].to_numpy().tolist() == [
         [task, run] for task in tasks for run in layers.INITS.values()
     ]
     assert deeper["wins"].all() and (deeper["peak_layer"] == 3).all()
-    assert layers.wins_by_task(deeper) == {"planted": 2, "planted twice": 2}
+    assert layer_tasks.wins_by_task(deeper) == {"planted": 2, "planted twice": 2}
 
 
 def test_probe_tasks_on_real_smoke_tables(smoke_profile, smoke_build) -> None:
     from crossgran.data.tables import load_table
 
     families = sorted(load_table(smoke_profile, "pfam_families")["pfam"])
-    tasks = layers.probe_tasks(smoke_profile, families, min_class_families=2, min_term_families=3)
+    tasks = layer_tasks.probe_tasks(
+        smoke_profile, families, min_class_families=2, min_term_families=3
+    )
     kind, class_rows, class_labels = tasks.tasks["product-class association"]
     assert kind == "multiclass" and np.array_equal(class_rows, tasks.class_rows)
     assert "mixed" not in set(class_labels)
@@ -160,7 +162,7 @@ def test_probe_tasks_on_real_smoke_tables(smoke_profile, smoke_build) -> None:
     assert kind == "multilabel" and np.array_equal(go_rows, tasks.go_rows)
     assert go_labels.shape == (len(go_rows), tasks.go_matrix.shape[1])
     assert (tasks.go_matrix.sum() >= 3).all()
-    panels, labels = layers.umap_inputs(_space_for(families), tasks.family_class)
+    panels, labels = layer_tasks.umap_inputs(_space_for(families), tasks.family_class)
     assert len(labels) == tasks.family_class.notna().sum()
     assert all(panel.shape[0] == len(labels) for panel in panels.values())
 

@@ -1,7 +1,7 @@
 """What the paper's analyses compute from the models' representations: row alignment, CKA,
 cross-validated probes and their statistics, the probes' task features, the paper's anchor
 figures and the paper-vs-reproduced report, the training-run spread, and one module per
-notebook analysis (``failed_init`` and ``evolution``: notebook 03; ``layers``: 04;
+notebook analysis (``failed_init`` and ``evolution``: notebook 03; ``layers`` and ``layer_tasks``: 04;
 ``fusion`` and ``halogenation``: 05).
 
 Submodules load on first access (``crossgran.analysis.cka`` or ``from crossgran.analysis
@@ -20,6 +20,7 @@ __all__ = [
     "features",
     "fusion",
     "halogenation",
+    "layer_tasks",
     "layers",
     "paper",
     "probes",

@@ -47,7 +47,7 @@ class MibigPart:
     """The MIBiG tables of a build and the corpus sentences made from them.
 
     Offline (:func:`build_mibig_offline`) and downloading
-    (:func:`crossgran.data.mibig_release.build_mibig_release`) builders
+    (:func:`crossgran.data.mibig_domains.build_mibig_release`) builders
     return this one shape, so everything after them runs the same code for every profile.
     ``extra`` holds the tables only the full release can give (compounds, halogenases).
     """

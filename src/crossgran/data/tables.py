@@ -15,7 +15,7 @@ Tables (tab-separated, deterministic bytes, so MANIFEST hashes show any change):
   windows (ordered) and MIBiG BGCs: bags offline (``ordered=False``: GECCO keeps counts, not
   order), gene-ordered sentences from the release (``ordered=True``);
 * downloading only: ``compounds`` (MIBiG compounds with a structure, halogen flag) and
-  ``halogenase_domains`` (the halogenation task's rows, see :mod:`crossgran.data.mibig_release`).
+  ``halogenase_domains`` (the halogenation task's rows, see :mod:`crossgran.data.mibig_domains`).
 
 The offline profiles read only PyPI wheels; a profile with ``downloads`` reads Pfam and MIBiG
 from the remote files of :data:`crossgran.data.remote.REMOTE_FILES` and shares everything else
@@ -36,7 +36,7 @@ from crossgran.data.adomains import PARAS_DIR, build_adomains
 from crossgran.data.corpus import annotate, build_domain_corpus, token_lists
 from crossgran.data.manifest import write_manifest
 from crossgran.data.mibig import MibigPart, build_mibig_offline
-from crossgran.data.mibig_release import build_mibig_release
+from crossgran.data.mibig_domains import build_mibig_release
 from crossgran.data.pfam import build_pfam_families, read_pfam_clans
 from crossgran.data.readers import read_fasta_member, read_fasta_text, sanitise_proteins
 from crossgran.data.remote import fetch_remote, full_lock_path, manifest_remote_inputs, read_lock
