@@ -101,97 +101,38 @@ def test_unknown_notebook_and_profile_are_one_line_errors() -> None:
     _short_error(crossgran("run", "--profile", "huge"), "invalid choice: 'huge'", "mini")
 
 
+def embed(fasta: Path, tmp_path: Path, *options: str) -> subprocess.CompletedProcess:
+    """``crossgran embed`` of ``fasta`` with a local model that does not exist."""
+    out = str(tmp_path / "x.npz")
+    return crossgran("embed", "--fasta", str(fasta), "--model", "local:none",
+                     "--models-dir", str(tmp_path / "models"), "--layers", "0", "--out", out,
+                     *options)  # fmt: skip
+
+
 def test_embed_of_a_binary_file_says_it_is_not_fasta(tmp_path: Path) -> None:
     binary = tmp_path / "weights.bin"
     binary.write_bytes(bytes(range(256)) * 4)
-    _short_error(
-        crossgran(
-            "embed",
-            "--fasta",
-            str(binary),
-            "--model",
-            "local:none",
-            "--layers",
-            "0",
-            "--out",
-            str(tmp_path / "x.npz"),
-        ),
-        "not a text file",
-        "FASTA",
-    )
+    _short_error(embed(binary, tmp_path), "weights.bin is not a text file", "FASTA")
 
 
 def test_embed_of_a_missing_file_names_it(tmp_path: Path) -> None:
-    _short_error(
-        crossgran(
-            "embed",
-            "--fasta",
-            str(tmp_path / "absent.faa"),
-            "--model",
-            "local:none",
-            "--layers",
-            "0",
-            "--out",
-            str(tmp_path / "x.npz"),
-        ),
-        "absent.faa: no such file",
-    )
+    _short_error(embed(tmp_path / "absent.faa", tmp_path), "absent.faa: no such file")
 
 
-def test_embed_of_invalid_residues_names_the_record(tmp_path: Path) -> None:
+def test_embed_checks_the_residues_before_loading_the_model(tmp_path: Path) -> None:
     fasta = tmp_path / "odd.faa"
     fasta.write_text(">good\nMKVLAAGIVG\n>odd\nMK*?JLA\n")
-    models = tmp_path / "models"
-    result = crossgran(
-        "embed",
-        "--fasta",
-        str(fasta),
-        "--model",
-        "local:none",
-        "--models-dir",
-        str(models),
-        "--layers",
-        "0",
-        "--out",
-        str(tmp_path / "x.npz"),
-    )
-    # the model is missing too; whichever is checked first, the message must name its fix
-    _short_error(result)
-    assert "odd" in result.stderr or "local:none" in result.stderr
+    _short_error(embed(fasta, tmp_path), "1 invalid sequence record(s)", "odd")
 
 
-def test_embed_of_a_missing_local_model_names_the_folder(tmp_path: Path) -> None:
+def test_embed_of_a_missing_local_model_names_the_folder_and_the_fix(tmp_path: Path) -> None:
     fasta = tmp_path / "ok.faa"
     fasta.write_text(">good\nMKVLAAGIVG\n")
-    _short_error(
-        crossgran(
-            "embed",
-            "--fasta",
-            str(fasta),
-            "--model",
-            "local:none",
-            "--models-dir",
-            str(tmp_path / "models"),
-            "--layers",
-            "0",
-            "--out",
-            str(tmp_path / "x.npz"),
-        ),
-        "none",
-    )
+    _short_error(embed(fasta, tmp_path), "local ESM model not found", str(tmp_path / "models"),
+                 "train_local_esm")  # fmt: skip
 
 
 def test_debug_shows_the_traceback(tmp_path: Path) -> None:
-    result = crossgran(
-        "--debug",
-        "embed",
-        "--fasta",
-        str(tmp_path / "absent.faa"),
-        "--model",
-        "local:none",
-        "--layers",
-        "0",
-        "--out",
-        str(tmp_path / "x.npz"),
-    )
+    result = crossgran("--debug", "embed", "--fasta", str(tmp_path / "absent.faa"), "--model",
+                       "local:none", "--layers", "0", "--out", str(tmp_path / "x.npz"))  # fmt: skip
     assert result.returncode != 0 and "Traceback" in result.stderr

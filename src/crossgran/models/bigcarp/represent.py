@@ -12,6 +12,7 @@ several seeded random orders rather than computed for one arbitrary order.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -123,14 +124,7 @@ def _corpus_passes(
     ``vocab.unknown_counts`` counts real occurrences, not orders."""
     encoded = [vocab.encode(tokens) for tokens in split_tokens(corpus)]
     passes = _orders(encoded, corpus["ordered"].astype(bool).tolist(), n_orders, seed)
-    part: list[tuple[int, np.ndarray, float]] = []
-    for item in passes:
-        part.append(item)
-        if len(part) == chunk:
-            reps = _forward_layers(model, vocab.pad_index, [ids for _, ids, _ in part], layers, 32)
-            yield from ((*item, per_layer) for item, per_layer in zip(part, reps, strict=True))
-            part = []
-    if part:
+    while part := list(itertools.islice(passes, chunk)):
         reps = _forward_layers(model, vocab.pad_index, [ids for _, ids, _ in part], layers, 32)
         yield from ((*item, per_layer) for item, per_layer in zip(part, reps, strict=True))
 
