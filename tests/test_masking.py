@@ -21,6 +21,26 @@ TOKENS = range(10, 30)  # real tokens; disjoint from the replacements, so every 
 REPLACEMENTS = torch.arange(100, 120)
 
 
+def _mask(
+    tokens: torch.Tensor,
+    maskable: torch.Tensor,
+    *,
+    rate: float,
+    generator: torch.Generator,
+    rule: str,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """mask_tokens with this file's mask id and replacement ids."""
+    return mask_tokens(
+        tokens,
+        maskable=maskable,
+        rate=rate,
+        mask_index=MASK_ID,
+        replacements=REPLACEMENTS,
+        generator=generator,
+        at_least_one=rule,
+    )
+
+
 def _batch(
     rows: int, width: int, min_length: int, seed: int, specials: bool
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -51,14 +71,8 @@ def test_target_rate_and_80_10_10_split_over_many_tokens(at_least_one, rate, spe
     tokens, maskable = _batch(1200, 300, 150, seed=1, specials=specials)
     n = int(maskable.sum())
     assert n >= 200_000
-    inputs, labels = mask_tokens(
-        tokens,
-        maskable=maskable,
-        rate=rate,
-        mask_index=MASK_ID,
-        replacements=REPLACEMENTS,
-        generator=torch.Generator().manual_seed(2),
-        at_least_one=at_least_one,
+    inputs, labels = _mask(
+        tokens, maskable, rate=rate, generator=torch.Generator().manual_seed(2), rule=at_least_one
     )
     targets = labels != IGNORE_INDEX
     assert not (targets & ~maskable).any()  # padding, BOS and EOS are never targets
@@ -94,15 +108,7 @@ def test_row_repair_gives_each_row_one_uniform_target_among_its_maskable_positio
     generator = torch.Generator().manual_seed(0)
     draws = 4000
     for _ in range(draws):
-        _, labels = mask_tokens(
-            tokens,
-            maskable=maskable,
-            rate=0.0,
-            mask_index=MASK_ID,
-            replacements=REPLACEMENTS,
-            generator=generator,
-            at_least_one="row",
-        )
+        _, labels = _mask(tokens, maskable, rate=0.0, generator=generator, rule="row")
         targets = labels != IGNORE_INDEX
         assert targets.sum(dim=1).tolist() == [1, 1, 0]
         assert not (targets & ~maskable).any()
@@ -114,36 +120,14 @@ def test_batch_repair_gives_the_batch_one_target_and_refuses_nothing_to_mask():
     tokens, maskable = _batch(4, 12, 2, seed=3, specials=True)
     generator = torch.Generator().manual_seed(0)
     for _ in range(200):
-        _, labels = mask_tokens(
-            tokens,
-            maskable=maskable,
-            rate=0.0,
-            mask_index=MASK_ID,
-            replacements=REPLACEMENTS,
-            generator=generator,
-            at_least_one="batch",
-        )
+        _, labels = _mask(tokens, maskable, rate=0.0, generator=generator, rule="batch")
         targets = labels != IGNORE_INDEX
         assert int(targets.sum()) == 1 and bool(targets[maskable].any())
     with pytest.raises(ValueError, match="nothing to mask"):
-        mask_tokens(
-            tokens,
-            maskable=torch.zeros_like(maskable),
-            rate=0.15,
-            mask_index=MASK_ID,
-            replacements=REPLACEMENTS,
-            generator=generator,
-            at_least_one="batch",
-        )
+        _mask(tokens, torch.zeros_like(maskable), rate=0.15, generator=generator, rule="batch")
     # Row mode leaves rows without maskable positions alone instead.
-    _, labels = mask_tokens(
-        tokens,
-        maskable=torch.zeros_like(maskable),
-        rate=0.15,
-        mask_index=MASK_ID,
-        replacements=REPLACEMENTS,
-        generator=generator,
-        at_least_one="row",
+    _, labels = _mask(
+        tokens, torch.zeros_like(maskable), rate=0.15, generator=generator, rule="row"
     )
     assert (labels == IGNORE_INDEX).all()
 
@@ -157,14 +141,8 @@ def test_draw_order_is_targets_repair_action_replacements(at_least_one, rate):
     repair runs; at 0.5 there are many targets to tell the later draws apart."""
     rows, width = (6, 10) if rate < 0.1 else (16, 20)
     tokens, maskable = _batch(rows, width, 1, seed=4, specials=at_least_one == "batch")
-    inputs, labels = mask_tokens(
-        tokens,
-        maskable=maskable,
-        rate=rate,
-        mask_index=MASK_ID,
-        replacements=REPLACEMENTS,
-        generator=torch.Generator().manual_seed(11),
-        at_least_one=at_least_one,
+    inputs, labels = _mask(
+        tokens, maskable, rate=rate, generator=torch.Generator().manual_seed(11), rule=at_least_one
     )
 
     replay = torch.Generator().manual_seed(11)
@@ -197,22 +175,6 @@ def test_bad_arguments_are_named():
     tokens, maskable = _batch(2, 6, 1, seed=5, specials=False)
     generator = torch.Generator().manual_seed(0)
     with pytest.raises(ValueError, match="differ in shape"):
-        mask_tokens(
-            tokens,
-            maskable=maskable[:, :3],
-            rate=0.15,
-            mask_index=MASK_ID,
-            replacements=REPLACEMENTS,
-            generator=generator,
-            at_least_one="row",
-        )
+        _mask(tokens, maskable[:, :3], rate=0.15, generator=generator, rule="row")
     with pytest.raises(ValueError, match="at_least_one"):
-        mask_tokens(
-            tokens,
-            maskable=maskable,
-            rate=0.15,
-            mask_index=MASK_ID,
-            replacements=REPLACEMENTS,
-            generator=generator,
-            at_least_one="sequence",
-        )
+        _mask(tokens, maskable, rate=0.15, generator=generator, rule="sequence")
