@@ -19,7 +19,7 @@ content-addressed ``data/cache`` with the checkout; seed samples also reuse the 
 local ESM, which the BiGCARP seed does not touch.
 
 Usage: ``python benchmarks/variance.py [--profile mini] [--seeds 1 2]
-[--kernel-paths scalar onednn-sse41]``
+[--kernel-paths scalar onednn-sse41] [--reanalyse] [--keep-tables T ...]``
 """
 
 from __future__ import annotations
@@ -48,21 +48,21 @@ CLAIM_LINE = re.compile(r"^\s*(?:->\s*)?((?:claim \d|\([a-z]\) ).*)$", re.IGNORE
 # The quantities the README and the closing note quote: (label, table, key, column).
 HEADLINES = [
     (
-        "ESM-init embedder vs last layer, linear CKA",
-        "cka_summary",
-        "esm|esm|embedder_vs_last",
+        "ESM-init layer 0, final vs epoch-0 checkpoint, linear CKA at held-out tokens",
+        "cka_occurrences",
+        "esm|esm|layer0_vs_epoch0",
         "linear_cka",
     ),
     (
-        "random-init embedder vs last layer, linear CKA",
-        "cka_summary",
-        "random|random|embedder_vs_last",
+        "random-init layer 0, final vs epoch-0 checkpoint, linear CKA at held-out tokens",
+        "cka_occurrences",
+        "random|random|layer0_vs_epoch0",
         "linear_cka",
     ),
     (
-        "ESM-init token table vs its initialisation, linear CKA",
-        "cka_summary",
-        "esm|esm|token_table_vs_init",
+        "ESM-init epoch-0 embedder vs final last layer, linear CKA at held-out tokens",
+        "cka_occurrences",
+        "esm|esm|embedder0_vs_last",
         "linear_cka",
     ),
     (
@@ -79,19 +79,25 @@ HEADLINES = [
     ),
     (
         "ESM-init minus random-init last layer, macro-F1",
-        "failed_init_probe",
-        "esm/last|f1",
-        "delta_vs_random",
+        "failed_init_tests",
+        "product_class||esm/last|random/last|f1",
+        "delta",
     ),
     ("ESM + BiGCARP, product-class macro-F1", "product_class_probe", "esm+bigcarp_last|f1", "mean"),
     (
         "ESM + BiGCARP minus best single, macro-F1",
         "fusion_tests",
-        "product_class||esm+bigcarp_last|f1",
+        "product_class||esm+bigcarp_last|esm;bigcarp_embedder;bigcarp_last|f1",
         "delta",
     ),
     (
-        "BiGCARP + Stachelhaus ESM, is_aromatic AUC",
+        "ESM + BiGCARP minus its random-projection twin, macro-F1",
+        "fusion_tests",
+        "product_class||esm+bigcarp_last|esm+bigcarp_last~random|f1",
+        "delta",
+    ),
+    (
+        "BiGCARP + Stachelhaus ESM, is_aromatic AUC (grouped)",
         "adomain_probe",
         "is_aromatic|bigcarp+stachel|auc",
         "mean",
@@ -107,17 +113,38 @@ def sample_plan(seeds: Sequence[int], kernel_paths: Sequence[str]) -> dict[str, 
     return plan
 
 
-def run_sample(work: Path, label: str, how: dict, profile: str) -> Path | None:
-    """The sample's project root, running it first unless a finished run is there."""
+def _refresh_notebooks(root: Path) -> None:
+    """Replace a sample root's notebooks with the checkout's (its models stay)."""
+    shutil.rmtree(root / "notebooks")
+    shutil.copytree(
+        CHECKOUT / "notebooks",
+        root / "notebooks",
+        ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"),
+    )
+
+
+def run_sample(
+    work: Path, label: str, how: dict, profile: str, reanalyse: bool = False
+) -> Path | None:
+    """The sample's project root, running it first unless a finished run is there.
+
+    ``reanalyse``: rerun the notebooks of a finished sample with the checkout's code, keeping
+    its trained models (the notebooks reuse a stored run with the same data and settings), for
+    when the analysis changed but the training did not.
+    """
     root = work / re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")
     done = root / "sample.json"
-    if done.is_file():
-        return root
-    if root.exists():
-        shutil.rmtree(root)
-    make_root(root, share_cache=True)
     settings = get_profile(profile, root=root)
-    if how["reuse_esm"]:
+    if done.is_file() and not reanalyse:
+        return root
+    if reanalyse and (root / "notebooks").is_dir():
+        _refresh_notebooks(root)
+        done.unlink(missing_ok=True)
+    elif root.exists():
+        shutil.rmtree(root)
+    if not (root / "notebooks").is_dir():
+        make_root(root, share_cache=True)
+    if how["reuse_esm"] and not settings.models_dir.is_dir():
         local = get_profile(profile, root=CHECKOUT).models_dir
         for model in local.glob("esm2_*"):
             shutil.copytree(model, settings.models_dir / model.name)
@@ -151,7 +178,7 @@ def claim_labels(executed: Path) -> dict[str, str]:
 def verdicts_of(root: Path, profile: str, executed: Path) -> dict[str, str]:
     """Every verdict of one sample: the report's rows and the notebooks' claim lines."""
     rows = report.report_rows(get_profile(profile, root=root))
-    verdicts = {report.report_verdict_key(row): row["holds"] for _, row in rows.iterrows()}
+    verdicts = {report.report_verdict_key(row): row["verdict"] for _, row in rows.iterrows()}
     return verdicts | claim_labels(executed)
 
 
@@ -202,8 +229,10 @@ def write_markdown(
     verdicts: pd.DataFrame,
     identity: dict[str, list[tuple[str, bool, str]]],
     held_out: list[tuple[str, int, int, float]],
+    kept: Sequence[str] = (),
 ) -> None:
     kinds = measured["kind"].value_counts()
+    kept_counts = measured[measured["table"].isin(kept)]["n_samples"]
     lines = [
         f"# Training-run spread ({profile})",
         "",
@@ -219,6 +248,16 @@ def write_markdown(
         f"{kinds.get('sample', 0)} sampled, {kinds.get('varies', 0)} unchecked (text that "
         "differed between samples, or a value some samples lack).",
         "",
+        *(
+            [
+                f"Kept from the stored spread (byte-identical after the change that led to this "
+                f"measurement; measured by up to {int(kept_counts.max())} samples, incl. other "
+                f"kernel paths): {', '.join(kept)}.",
+                "",
+            ]
+            if len(kept_counts)
+            else []
+        ),
         "## Tolerances, tested by leaving one sample out",
         "",
         f"Rule (`crossgran.analysis.spread`): within {spread.SPREAD_SIGMAS:g} sds of the mean (the "
@@ -285,11 +324,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="where the samples' project roots are kept (resumable)",
     )
     parser.add_argument("--markdown", type=Path, default=CHECKOUT / "benchmarks" / "variance.md")
+    parser.add_argument(
+        "--keep-tables",
+        nargs="*",
+        default=[],
+        metavar="TABLE",
+        help="keep these tables' rows of the stored training_spread.csv (measured before, by "
+        "samples this run does not retrain) instead of re-measuring them; for tables a change "
+        "left byte-identical",
+    )
+    parser.add_argument(
+        "--reanalyse",
+        action="store_true",
+        help="rerun every sample's notebooks with this checkout's code, keeping its trained models",
+    )
     args = parser.parse_args(argv)
 
     plan = sample_plan(args.seeds, args.kernel_paths)
     roots = {
-        label: run_sample(args.work / args.profile, label, how, args.profile)
+        label: run_sample(args.work / args.profile, label, how, args.profile, args.reanalyse)
         for label, how in plan.items()
     }
     if None in roots.values():
@@ -315,6 +368,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             identity[label] = compare_runs(CHECKOUT, root, args.profile, atol=0.0)
 
     measured = spread.measure(samples)
+    if args.keep_tables:
+        stored = spread.read_spread(checkout.results_dir / spread.SPREAD_NAME)
+        kept = stored[stored["table"].isin(args.keep_tables)]
+        measured = pd.concat(
+            [measured[~measured["table"].isin(args.keep_tables)], kept], ignore_index=True
+        ).sort_values(["table", "key", "column"], ignore_index=True)
     verdict_spread = spread.measure_verdicts(verdicts)
     write_text_atomic(checkout.results_dir / spread.SPREAD_NAME, measured.to_csv(index=False))
     write_text_atomic(
@@ -330,6 +389,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         verdict_spread,
         identity,
         leave_one_out(samples),
+        args.keep_tables,
     )
     print(args.markdown.read_text())
     return 0

@@ -61,7 +61,7 @@ import time
 
 from crossgran import plots
 from crossgran.data.adomains import PROPERTIES
-from crossgran.data.mibig import PRODUCT_CLASSES
+from crossgran.data.mibig import PROBE_CLASSES
 from crossgran.data.tables import build_all, load_table
 from crossgran.session import prepare
 
@@ -96,9 +96,11 @@ for key, value in report.counts.items():
 # ## What the raw files needed, said out loud
 # Nothing is corrected silently. Each line names a quirk of the inputs and what was done:
 #
-# * **MIBiG classes** (`types.tsv`, CRLF line endings) — multi-label rows stay multi-label;
-#   BGCs with an empty class stay *unlabelled* and are left out of class probes, never given a
-#   guessed class.
+# * **MIBiG classes** (`types.tsv`, CRLF line endings) — multi-label rows stay multi-label.
+#   GECCO's table knows six classes and leaves MIBiG's seventh, *Other*, empty; the BGCs it
+#   leaves empty that NPLinker's MIBiG 2.0 compound table classes as Other only (196 of 236)
+#   get the class Other, the rest stay *unlabelled* and are left out of class probes, never
+#   given a guessed class.
 # * **MIBiG compositions** hold per-BGC domain *frequencies*, not counts: we recover the
 #   smallest integer counts with the same ratios. The order of domains in these BGCs is not
 #   known, so their corpus rows carry `ordered=False`.
@@ -155,7 +157,7 @@ corpus.assign(valid=corpus["split"].eq("valid")).groupby("source").agg(
 # each class equally for that reason.
 
 # %%
-figure = plots.class_balance(classes, PRODUCT_CLASSES)
+figure = plots.class_balance(classes, PROBE_CLASSES)
 plots.save(figure, settings.figures_dir, "01_class_balance")
 
 # %% [markdown]

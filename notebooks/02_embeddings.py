@@ -127,6 +127,20 @@ print(
 )
 
 # %% [markdown]
+# ### The untrained control
+# Every claim about what ESM *learned* must beat the same architecture before learning: its
+# initial weights (for the local model, the very initialisation its pretraining started from),
+# embedding the same sequences the same way. Notebooks 04 and 05 probe both.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+pfam_untrained, adomain_untrained = runs.embed_untrained_tables(settings, model, cache)
+print(
+    f"untrained {pfam_untrained.model_id}: {len(pfam_untrained.ids)} Pfam consensus and "
+    f"{len(adomain_untrained.ids)} A-domain sequences embedded"
+)
+
+# %% [markdown]
 # ### Does the ESM space already know which BGCs a family belongs to?
 # Each Pfam family is coloured by the MIBiG product class it is most associated with
 # (co-occurrence normalised by class size; `mixed` when no class holds half of it). A PCA of
@@ -192,9 +206,12 @@ print(
 # %% [markdown]
 # ## BiGCARP representations for the probes
 # Saved for notebooks 03–05: layer 0 (embedder output) and every ByteNet layer, as
-# (a) per-family averages over the corpus, (b) per-sentence means (MIBiG BGCs; unordered
-# bags averaged over several random orders), (c) the contextual AMP-binding token of each
-# A-domain inside its parent NRPS protein.
+# (a) per-family averages over the corpus (and over the corpus without the MIBiG BGCs that
+# label notebook 04's family probe), (b) per-sentence means (MIBiG BGCs; unordered bags
+# averaged over several random orders), (c) the contextual AMP-binding token of each A-domain
+# inside its parent NRPS protein. The same is exported from each run's **epoch-0 checkpoint**
+# (`bigcarp_<init>_epoch0.npz`): the untrained model every learned representation is shown
+# beside in notebooks 03–05.
 
 # %%
 # NBVAL_IGNORE_OUTPUT

@@ -22,12 +22,15 @@ import pytest
 import torch
 
 from crossgran.data.sources import fetch_wheel, read_wheel_member
+from crossgran.data.split import association_label_bgcs, split_of
 from crossgran.models.bigcarp import (
     CORPUS_COLUMNS,
     STREAMS,
+    Representations,
     Vocabulary,
     build_model,
     esm_projection,
+    export_representations,
     family_representations,
     init_token_embeddings,
     layer_representations,
@@ -373,3 +376,63 @@ def test_representation_shapes_and_batch_independence(straight_run, corpus):
         np.testing.assert_allclose(vector, reps[int(key[3:])][3][index], rtol=1e-5, atol=1e-5)
     with pytest.raises(IndexError, match="row1"):
         token_representations(model, vocab, sentences, [("row1", len(tokens[1]))], layers=[3])
+
+
+def test_association_label_bgcs_is_a_stable_half_apart_from_the_split():
+    ids = [f"BGC{i:07d}" for i in range(2000)]
+    mask = association_label_bgcs(ids)
+    assert mask.dtype == bool and 0.45 < mask.mean() < 0.55
+    # A function of the id alone: any subset or order gets the same answer per id.
+    np.testing.assert_array_equal(association_label_bgcs(ids[::-7]), mask[::-7])
+    # Not the train/valid split under another name: both labels occur in either split part.
+    valid = np.array([split_of(bgc, 0.1) == "valid" for bgc in ids])
+    assert 0.35 < mask[valid].mean() < 0.65
+
+
+def test_export_holds_out_association_bgcs_and_reads_any_epoch(straight_run, corpus, tmp_path):
+    # Ordered rows draw no orders, so the disjoint average can be recomputed on the kept rows.
+    rows = corpus.assign(ordered=True)
+    parent = rows["tokens"].iloc[0]
+    rows = pd.concat(
+        [rows, pd.DataFrame([{"seq_id": "nrps:P1", "source": "nrps", "tokens": parent}])],
+        ignore_index=True,
+    ).assign(ordered=True)
+    adomains = pd.DataFrame(
+        {
+            "domain_id": ["P1.A1", "P1.A2"],
+            "parent_protein": ["P1", "P1"],
+            "amp_token_index": [1, -1],
+        }
+    )
+    final = export_representations(straight_run, rows, adomains, n_orders=2, seed=0)
+    run = load_checkpoint(straight_run)
+    is_mibig = (rows["source"] == "mibig").to_numpy()
+    held = np.zeros(len(rows), dtype=bool)
+    held[is_mibig] = association_label_bgcs(rows.loc[is_mibig, "seq_id"].tolist())
+    assert 0 < held.sum() < is_mibig.sum()
+    every = family_representations(run.model, run.vocab, rows, None, n_orders=2, seed=0)
+    kept = family_representations(run.model, run.vocab, rows[~held], None, n_orders=2, seed=0)
+    position = {name: i for i, name in enumerate(final.families)}
+    rows_kept = [position[name] for name in kept[0][0]]
+    only_held = np.setdiff1d(np.arange(len(final.families)), rows_kept)
+    assert len(only_held) > 0  # some families occur only in held-out bags: NaN there
+    for layer in final.layers:
+        assert final.families == every[layer][0]
+        np.testing.assert_array_equal(final.family[layer], every[layer][1])
+        disjoint = final.family_disjoint[layer]
+        assert disjoint.shape == final.family[layer].shape
+        np.testing.assert_allclose(disjoint[rows_kept], kept[layer][1], rtol=1e-5, atol=1e-6)
+        assert np.isnan(disjoint[only_held]).all()
+    assert final.adomain_ids == ["P1.A1"]
+    assert final.bgc_ids == rows.loc[is_mibig, "seq_id"].tolist()
+
+    final.save(tmp_path / "final.npz")
+    back = Representations.load(tmp_path / "final.npz")
+    for layer in final.layers:
+        np.testing.assert_array_equal(back.family_disjoint[layer], final.family_disjoint[layer])
+
+    start = export_representations(straight_run, rows, adomains, n_orders=2, seed=0, epoch=0)
+    untrained = load_checkpoint(straight_run, epoch=0)
+    layer0 = family_representations(untrained.model, untrained.vocab, rows, [0], 2, 0)
+    np.testing.assert_array_equal(start.family[0], layer0[0][1])
+    assert not np.allclose(start.family[0], final.family[0])

@@ -346,7 +346,7 @@ def test_class_mapping_and_bad_records(tmp_path: Path, facts) -> None:
         },
         "memory",
     )
-    assert row["classes"] == "" and row["Other"] and not row["labelled"]
+    assert row["classes"] == "Other" and row["Other"] and row["labelled"]
     assert rows[0]["has_halogen"] is None  # unparsable SMILES: missing, not guessed
     bad = {
         "no accession": ({"cluster": {"biosyn_class": ["NRP"]}}, "mibig_accession"),

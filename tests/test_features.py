@@ -8,7 +8,6 @@ import pandas as pd
 import pytest
 
 from crossgran.analysis.features import (
-    complete_labelled_rows,
     count_matrix,
     count_weighted_mean,
     family_class_association,
@@ -17,7 +16,7 @@ from crossgran.analysis.features import (
     product_class_targets,
     random_features,
 )
-from crossgran.data.mibig import PRODUCT_CLASSES
+from crossgran.data.mibig import PROBE_CLASSES, PRODUCT_CLASSES
 from crossgran.data.tables import load_table
 
 
@@ -33,26 +32,6 @@ def test_product_class_targets_on_real_mibig(smoke_profile, smoke_build) -> None
     assert all(strict[:, k].sum() >= 3 for k in range(len(strict_kept)))
     dropped = set(PRODUCT_CLASSES) - set(strict_kept)
     assert all(by_id.loc[by_id["labelled"], name].sum() < 3 for name in dropped)
-
-
-def test_complete_labelled_rows_drop_a_bgc_missing_from_any_block(
-    smoke_profile, smoke_build
-) -> None:
-    classes = load_table(smoke_profile, "mibig_classes")
-    counts = load_table(smoke_profile, "mibig_domain_counts")
-    bgc_ids = np.array(sorted(counts["bgc_id"].unique()))
-    dense, _ = count_matrix(counts, bgc_ids)
-    holed = dense.copy()
-    holed[:3] = np.nan  # three BGCs without a vector in the second block
-    rows, targets, kept = complete_labelled_rows(
-        classes, bgc_ids, [dense, holed], PRODUCT_CLASSES, min_positives=2
-    )
-    assert not set(rows) & {0, 1, 2}
-    mask, expected, expected_kept = product_class_targets(
-        classes, bgc_ids[3:], PRODUCT_CLASSES, min_positives=2
-    )
-    assert rows.tolist() == (np.flatnonzero(mask) + 3).tolist()
-    assert kept == expected_kept and np.array_equal(targets, expected)
 
 
 def test_domain_count_features_on_real_mibig(smoke_profile, smoke_build) -> None:
@@ -87,7 +66,7 @@ def test_family_class_association_on_real_mibig(smoke_profile, smoke_build) -> N
         assert label == (shares.idxmax() if shares.max() >= 0.5 else "mixed")
     rare = present["pfam"].value_counts()
     assert not set(association.index) & set(rare[rare < 3].index)
-    assert set(association) <= {*PRODUCT_CLASSES, "mixed"}
+    assert set(association) <= {*PROBE_CLASSES, "mixed"}
 
 
 def test_one_hot_signatures_and_random_features() -> None:

@@ -7,6 +7,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.stats import norm
 from sklearn.datasets import load_breast_cancer, load_wine
 from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
 
@@ -21,6 +22,7 @@ from crossgran.analysis.probes import (
     summarise,
 )
 from crossgran.analysis.probes.cv import _multilabel_strata
+from crossgran.analysis.probes.stats import one_sided_p
 
 WORST_CONCAVE_POINTS = 27  # a single strongly (inversely) diagnostic breast-cancer feature
 
@@ -336,11 +338,11 @@ def test_parallel_folds_give_identical_scores(
 
 
 @pytest.mark.parametrize("path", ["vectorised", "loop"])
-def test_p_value_counts_the_observed_sample(
+def test_p_value_is_decided_by_a_spreadless_difference(
     cancer: tuple[np.ndarray, np.ndarray], path: str
 ) -> None:
-    """p = (1 + #{replicate delta <= 0}) / (1 + B): a candidate that wins every replicate gets
-    exactly 1/(B + 1), never an impossible 0, and one that loses every replicate exactly 1.
+    """A candidate that wins every replicate by the same margin (no spread: the z test has no
+    standard error) gets p = 0, and one that loses every replicate p = 1.
 
     Real labels; a perfect score (AUC 1) against a constant one (AUC 0.5 in every replicate,
     since every resample of 569 rows holds both classes). Both bootstrap paths are checked: a
@@ -356,7 +358,7 @@ def test_p_value_counts_the_observed_sample(
     n_bootstrap = 199
     wins = paired_bootstrap(target, perfect, constant, metric, n_bootstrap, seed=0)
     assert wins["delta"] == pytest.approx(0.5)
-    assert wins["p_value"] == 1 / (n_bootstrap + 1)
+    assert wins["p_value"] == 0.0
     loses = paired_bootstrap(target, constant, perfect, metric, n_bootstrap, seed=0)
     assert loses["p_value"] == 1.0
 
@@ -401,3 +403,14 @@ def test_probe_on_rare_labels_splits_without_warnings(
         for label in (2, 3):
             positives = fold_ids[labels[:, label] == 1]
             assert np.bincount(positives).max() < positives.size
+
+
+def test_one_sided_p_is_the_bootstrap_z_test() -> None:
+    """p = 1 - Phi(delta / sd of the replicates), so it is not floored at 1/(B + 1): an effect
+    four standard errors out gets p ~ 3e-5 from 1,000 replicates."""
+    differences = np.random.default_rng(0).normal(0.04, 0.01, size=1000)
+    sd = differences.std(ddof=1)
+    assert one_sided_p(0.04, differences) == pytest.approx(norm.sf(0.04 / sd))
+    assert one_sided_p(0.04, differences) < 1 / 1001
+    assert one_sided_p(-0.04, differences) > 0.99
+    assert one_sided_p(0.0, differences) == pytest.approx(0.5)

@@ -11,6 +11,8 @@ import pandas as pd
 import pytest
 
 from crossgran.analysis import report, spread
+from crossgran.analysis.comparisons import TEST_COLUMNS
+from crossgran.analysis.verdicts import VERDICTS
 from crossgran.profiles import get_profile
 
 CHECKOUT = Path(__file__).resolve().parents[1]
@@ -37,13 +39,31 @@ def measured() -> pd.DataFrame:
     return spread.measure(samples)
 
 
+TEST_TABLES = ("fusion_tests", "failed_init_tests", "cka_occurrence_tests", "layer_tests")
+
+
 def test_every_stored_table_has_unique_keys() -> None:
-    assert {"cka_summary", "product_class_probe", "adomain_probe"} <= set(STORED)
+    assert {"cka_summary", "product_class_probe", "adomain_probe", *TEST_TABLES} <= set(STORED)
     for name, table in STORED.items():
         frame = spread.long_form(name, table)
         keys = spread.TABLE_KEYS.get(name, table.columns[:1])
         assert len(frame) == len(table) * (table.shape[1] - len(keys)), name
         assert not frame.duplicated(["key", "column"]).any(), name
+
+
+def test_paired_tests_are_named_by_what_they_compare() -> None:
+    """A candidate is tested against several rival sets (e.g. a fusion against its parts and
+    against its controls), so (task, property, candidate, metric) repeats: the rival set is
+    part of a test's name, and the rival chosen from it is a value (it may vary by sample)."""
+    for name in TEST_TABLES:
+        assert spread.TABLE_KEYS[name] == ("task", "property", "candidate", "rivals", "metric")
+        table = STORED[name]
+        assert list(table.columns) == TEST_COLUMNS, name
+        keys = spread.long_form(name, table)
+        assert "rival" in set(keys["column"]) and "rivals" not in set(keys["column"])
+    fusion = STORED["fusion_tests"]
+    assert fusion.duplicated(["task", "property", "candidate", "metric"]).any()
+    assert spread.TABLE_KEYS["cka_occurrences"] == ("run_a", "run_b", "comparison")
 
 
 def test_untouched_tables_are_exact_and_moved_ones_are_samples(measured: pd.DataFrame) -> None:
@@ -121,7 +141,15 @@ def test_check_results_reads_the_profiles_spread(tmp_path: Path, measured: pd.Da
     settings = get_profile("mini", root=tmp_path)
     assert spread.check_results(settings) is None
     assert "no training spread measured" in spread.summary_line(None, "mini")
+    # A spread that lists none of the asked-for tables (a table newer than the measurement).
     settings.results_dir.mkdir(parents=True)
+    measured[measured["table"] != "layer_tests"].to_csv(
+        settings.results_dir / spread.SPREAD_NAME, index=False
+    )
+    STORED["layer_tests"].to_csv(settings.results_dir / "layer_tests.csv", index=False)
+    unmeasured = spread.check_results(settings, ["layer_tests"])
+    assert unmeasured is not None and unmeasured.empty
+    assert "no training spread measured for 'mini'" in spread.summary_line(unmeasured, "mini")
     measured.to_csv(settings.results_dir / spread.SPREAD_NAME, index=False)
     for name, table in _resampled(STORED, 7, 0.01).items():
         table.to_csv(settings.results_dir / f"{name}.csv", index=False)
@@ -137,8 +165,10 @@ def test_verdicts_that_flip_are_unstable_and_reported(tmp_path: Path) -> None:
         table.to_csv(results / f"{name}.csv", index=False)
     rows = report.report_rows(settings)
     keys = [report.report_verdict_key(row) for _, row in rows.iterrows()]
-    verdicts = {f"s{i}": dict(zip(keys, rows["holds"], strict=True)) for i in range(4)}
-    verdicts["s2"][keys[0]] = "no" if rows["holds"].iloc[0] == "yes" else "yes"
+    assert keys[0] == f"report: {rows['key'].iloc[0]}"
+    assert set(rows["verdict"]) <= {*VERDICTS, report.NOT_A_CLAIM}
+    verdicts = {f"s{i}": dict(zip(keys, rows["verdict"], strict=True)) for i in range(4)}
+    verdicts["s2"][keys[0]] = _another(rows["verdict"].iloc[0])
     measured = spread.measure_verdicts(verdicts)
     assert measured.set_index("verdict")["stable"].to_dict()[keys[0]] is False
     assert measured["stable"].sum() == len(keys) - 1
@@ -151,6 +181,11 @@ def test_verdicts_that_flip_are_unstable_and_reported(tmp_path: Path) -> None:
     # A verdict that never changed before, changed now: named as a difference.
     flipped = verdicts["s0"][keys[1]]
     stable = measured.set_index("verdict")
-    stable.loc[keys[1], "label"] = "no" if flipped == "yes" else "yes"
+    stable.loc[keys[1], "label"] = _another(flipped)
     stable.reset_index().to_csv(results / spread.VERDICT_SPREAD_NAME, index=False)
     assert f"DIFFERS: {keys[1]}" in report.agreement_line(replace(settings))
+
+
+def _another(verdict: str) -> str:
+    """A four-valued verdict other than ``verdict``."""
+    return VERDICTS[1] if verdict == VERDICTS[0] else VERDICTS[0]

@@ -297,6 +297,15 @@ def metric_bars(
     return fig
 
 
+def beside_controls(summary: pd.DataFrame, metric: str, title: str) -> plt.Figure:
+    """:func:`metric_bars` of one metric with every representation's controls beside it: the
+    bars of ``<name>``, ``<name>~random`` and ``<name>~untrained`` share a group."""
+    rows = summary[summary["metric"] == metric]
+    split = rows["feature_set"].str.split("~", n=1, expand=True).reindex(columns=[0, 1])
+    rows = rows.assign(representation=split[0], variant=split[1].fillna("as probed"))
+    return metric_bars(rows, group="representation", hue="variant", title=title)
+
+
 def property_heatmap(summary: pd.DataFrame, metric: str, title: str) -> plt.Figure:
     """Heat map of ``metric`` (rows: ``property``, columns: ``feature_set``), annotated."""
     part = summary[summary["metric"] == metric]

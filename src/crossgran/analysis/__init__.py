@@ -1,8 +1,10 @@
 """What the paper's analyses compute from the models' representations: row alignment, CKA,
-cross-validated probes and their statistics, the probes' task features, the paper's anchor
-figures and the paper-vs-reproduced report, the training-run spread, and one module per
-notebook analysis (``failed_init`` and ``evolution``: notebook 03; ``layers`` and ``layer_tasks``: 04;
-``fusion`` and ``halogenation``: 05).
+cross-validated probes and their statistics, the probes' task features and rows, the controls
+every learned representation is shown beside, paired comparisons and their four-valued
+verdicts, the paper's anchor figures and the paper-vs-reproduced report, the training-run
+spread, and one module per notebook analysis (``failed_init``, ``occurrence_cka`` and
+``evolution``: notebook 03; ``layers`` and ``layer_tasks``: 04; ``fusion`` and
+``halogenation``: 05).
 
 Submodules load on first access (``crossgran.analysis.cka`` or ``from crossgran.analysis
 import cka``), so importing the package pulls in neither scikit-learn nor torch.
@@ -15,18 +17,23 @@ from types import ModuleType
 
 __all__ = [
     "cka",
+    "comparisons",
+    "controls",
     "evolution",
     "failed_init",
     "features",
     "fusion",
     "halogenation",
+    "labelled_rows",
     "layer_tasks",
     "layers",
+    "occurrence_cka",
     "paper",
     "probes",
     "report",
     "rows",
     "spread",
+    "verdicts",
 ]
 
 

@@ -1,5 +1,8 @@
-"""Notebook 03, claim 2: BiGCARP's token table stays near its initialisation while the deeper
-layers move away from it, measured by linear CKA across checkpoints and on the final models.
+"""Notebook 03, claim 2's secondary figure: table-level CKA across checkpoints and on the final
+models (the token table and per-family averages). The paper's measure, CKA of layer outputs at
+held-out token occurrences, is :mod:`crossgran.analysis.occurrence_cka`; these tables are a
+different quantity and carry no paper value (a table of N(0, 1) rows stays near CKA 1 with its
+initial self under any initialisation, so they cannot test claim 2 on their own).
 
 Three kinds of comparison, each as plain linear CKA (the paper's) and debiased CKA (near 0 for
 unrelated representations whatever the width): a run's token table at every epoch against its
@@ -132,7 +135,10 @@ def cka_summary(
     exports: Mapping[str, bigcarp.Representations],
     last: int,
 ) -> pd.DataFrame:
-    """``cka_summary.csv``: the final models' CKA beside the paper's (``paper_linear_cka``).
+    """``cka_summary.csv``: the final models' table-level CKA. ``paper_linear_cka`` is filled
+    only where :data:`~crossgran.analysis.paper.PAPER_CKA` has the same (comparison, run_a,
+    run_b); the paper's values are of the occurrence measure, whose comparisons are named
+    differently, so for these tables it stays empty.
 
     Each run's final token table vs its initialisation, and the embedder vs the last layer
     (within each run, and ESM-init embedder vs random-init last layer) on the per-family

@@ -14,7 +14,6 @@ import numpy as np
 import pandas as pd
 
 __all__ = [
-    "complete_labelled_rows",
     "count_matrix",
     "count_weighted_mean",
     "family_class_association",
@@ -22,6 +21,7 @@ __all__ = [
     "one_hot_signatures",
     "product_class_targets",
     "random_features",
+    "unique_bag_rows",
 ]
 
 
@@ -47,27 +47,6 @@ def product_class_targets(
     chosen = table.loc[ids[mask], list(class_names)].astype(np.int64)
     kept = [name for name in class_names if chosen[name].sum() >= min_positives]
     return mask, chosen[kept].to_numpy(), kept
-
-
-def complete_labelled_rows(
-    classes: pd.DataFrame,
-    bgc_ids: np.ndarray,
-    blocks: Sequence[np.ndarray],
-    class_names: Sequence[str],
-    min_positives: int,
-) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """(rows of ``bgc_ids``, their 0/1 product-class indicator, its classes) for the BGCs that
-    are labelled and have a finite row in every one of ``blocks``.
-
-    Why both conditions: every feature set of a probe must see the same rows, so a BGC
-    without a vector in one of them (no embedded domain: a NaN row) is dropped from all; the
-    labels then follow :func:`product_class_targets`.
-    """
-    complete = np.all([np.isfinite(block).all(axis=1) for block in blocks], axis=0)
-    labelled, targets, kept = product_class_targets(
-        classes, bgc_ids[complete], class_names, min_positives=min_positives
-    )
-    return np.flatnonzero(complete)[labelled], targets, kept
 
 
 def count_weighted_mean(
@@ -179,3 +158,30 @@ def family_class_association(
     shares = rates.div(rates.sum(axis=1), axis=0)
     best = shares.idxmax(axis=1).where(shares.max(axis=1) >= 0.5, "mixed")
     return best.rename("class_association")
+
+
+def unique_bag_rows(counts: pd.DataFrame, bgc_ids: Sequence[str]) -> tuple[np.ndarray, int]:
+    """(indices into ``bgc_ids`` keeping the first BGC of every identical Pfam domain bag, how
+    many were dropped).
+
+    Why: two BGCs with the same families at the same counts get the same features from every
+    bag-level representation, so one in a training fold and one in a test fold is a leaked
+    answer. The paper removed such near-duplicates with BiG-SCAPE; offline the bags are all
+    there is, so identical bags are the duplicates. "First" follows the order of ``bgc_ids``
+    (pass them sorted so the choice is reproducible); a BGC without any domain in ``counts``
+    has the empty bag, and the empty bags are deduplicated like any other. Offline, GECCO's
+    counts are known only up to a common factor (``crossgran.data.mibig.frequencies_to_counts``),
+    so there "identical" means the same families in the same proportions.
+    """
+    ids = list(bgc_ids)
+    rows = counts[counts["bgc_id"].isin(set(ids))]
+    totals = rows.groupby(["bgc_id", "pfam"])["count"].sum().reset_index()
+    bags = (
+        totals.sort_values(["bgc_id", "pfam"])
+        .assign(item=lambda t: t["pfam"] + ":" + t["count"].astype(str))
+        .groupby("bgc_id")["item"]
+        .agg(" ".join)
+    )
+    keys = pd.Series(ids).map(bags).fillna("")
+    keep = np.flatnonzero(~keys.duplicated(keep="first").to_numpy())
+    return keep, len(ids) - len(keep)

@@ -11,14 +11,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 from joblib import Parallel, delayed
 
+from crossgran.analysis.comparisons import TEST_COLUMNS, claim_verdicts
+from crossgran.analysis.controls import random_family_vectors
 from crossgran.analysis.features import family_class_association, frequent_label_matrix
 from crossgran.analysis.layers import INITS, FamilyLayers
-from crossgran.analysis.paper import SIGNIFICANCE
 from crossgran.analysis.probes import (
     ProbeResult,
     Task,
@@ -26,20 +28,32 @@ from crossgran.analysis.probes import (
     cross_validated_scores,
     paired_bootstrap,
 )
+from crossgran.analysis.rows import rows_of
+from crossgran.data.split import association_label_bgcs
 from crossgran.data.tables import load_table
 from crossgran.profiles import Profile
 from crossgran.threads import limit
 
+if TYPE_CHECKING:
+    from crossgran.models.bigcarp import Representations
+    from crossgran.models.esm import EmbeddingResult
+
 __all__ = [
+    "RANDOM_MODEL",
+    "UNTRAINED_LABEL",
     "LayerTasks",
-    "deeper_vs_embedder",
+    "claim3_runs",
+    "claim3_tests",
+    "disjoint_families",
     "layer_probes",
     "peaks",
     "probe_tasks",
+    "probed_models",
     "umap_inputs",
-    "wins_by_task",
 ]
 
+UNTRAINED_LABEL = " (untrained)"  # model-name suffix of an untrained control (epoch 0)
+RANDOM_MODEL = "random projection"
 Fits = Mapping[tuple[str, str, int], ProbeResult]
 ProbeTask = tuple[Task, np.ndarray, np.ndarray]  # (task kind, rows of the families, labels)
 
@@ -60,12 +74,18 @@ class LayerTasks:
 def probe_tasks(
     settings: Profile, families: list[str], *, min_class_families: int, min_term_families: int
 ) -> LayerTasks:
-    """Product-class association (multiclass; ``mixed`` and classes with fewer than
+    """Product-class association (multiclass; computed from the MIBiG BGCs of
+    :func:`~crossgran.data.split.association_label_bgcs` only, which the BiGCARP family vectors
+    probed here are not averaged over; ``mixed`` and classes with fewer than
     ``min_class_families`` families excluded) and GO molecular function (multilabel over the
     terms held by at least ``min_term_families`` probed families; unannotated families left
     out, since they are unknown rather than known to lack every function)."""
-    association = family_class_association(
-        load_table(settings, "mibig_domain_counts"), load_table(settings, "mibig_classes")
+    counts = load_table(settings, "mibig_domain_counts")
+    label_bgcs = sorted(counts["bgc_id"].unique())
+    held_out = np.asarray(label_bgcs)[association_label_bgcs(label_bgcs)]
+    classes = load_table(settings, "mibig_classes")
+    association = family_class_association(  # class sizes, too, from the label BGCs only
+        counts[counts["bgc_id"].isin(held_out)], classes[classes["bgc_id"].isin(held_out)]
     )
     family_class = association.reindex(families)
     class_sizes = family_class[family_class != "mixed"].value_counts()
@@ -96,21 +116,62 @@ def probe_tasks(
     )
 
 
-def _probed_models(space: FamilyLayers) -> dict[str, dict[int, np.ndarray]]:
-    """Model name (as in ``layer_probes.csv``) -> layer -> representations."""
-    return {
-        f"ESM ({space.esm_model})": space.esm,
-        **{f"BiGCARP {label}": space.bigcarp[init] for init, label in INITS.items()},
+def disjoint_families(space: FamilyLayers, exported: Mapping[str, Representations]) -> list[str]:
+    """The families of ``space`` with a finite ``family_disjoint`` vector in every export: a
+    family seen only in the BGCs that label the probe has none, and is left out of it."""
+    finite = set(space.families)
+    for export in exported.values():
+        rows = rows_of(export.families, space.families)
+        seen = np.isfinite(export.family_disjoint[0][rows]).all(axis=1)
+        finite &= set(np.asarray(space.families)[seen])
+    return [family for family in space.families if family in finite]
+
+
+def probed_models(
+    space: FamilyLayers,
+    families: list[str],
+    esm_untrained: EmbeddingResult,
+    exported: Mapping[str, Representations],
+    *,
+    seed: int,
+) -> dict[str, dict[int, np.ndarray]]:
+    """Model name (as in ``layer_probes.csv``) -> layer -> representations of ``families``.
+
+    BiGCARP's family vectors are ``family_disjoint`` (averaged without the BGCs that label the
+    probe; ``families`` from :func:`disjoint_families`); beside each run stands its epoch-0
+    checkpoint (``exported["<init>~untrained"]``), beside ESM its untrained architecture, and a
+    width-matched random projection (one fixed random vector per family: chance by
+    construction, the floor every curve is read against).
+    """
+    in_space = rows_of(space.families, families)
+    esm_rows = rows_of(esm_untrained.ids, families)
+    models = {
+        f"ESM ({space.esm_model})": {k: v[in_space] for k, v in space.esm.items()},
+        f"ESM ({space.esm_model}){UNTRAINED_LABEL}": {
+            k: v[esm_rows] for k, v in esm_untrained.mean.items()
+        },
     }
+    for init, label in INITS.items():
+        for suffix, tag in (("", ""), ("~untrained", UNTRAINED_LABEL)):
+            export = exported[init + suffix]
+            rows = rows_of(export.families, families)
+            models[f"BiGCARP {label}{tag}"] = {
+                k: v[rows] for k, v in export.family_disjoint.items()
+            }
+    width = space.bigcarp["random"][0].shape[1]
+    models[RANDOM_MODEL] = {0: random_family_vectors(families, width, seed)}
+    return models
 
 
 def layer_probes(
-    settings: Profile, space: FamilyLayers, tasks: Mapping[str, ProbeTask]
+    settings: Profile,
+    models: Mapping[str, Mapping[int, np.ndarray]],
+    tasks: Mapping[str, ProbeTask],
 ) -> tuple[pd.DataFrame, dict[tuple[str, str, int], ProbeResult]]:
     """(``layer_probes.csv``, the fits by (task, model, layer)): a probe on every layer of ESM
     and of both runs for every task, on the same families and folds, with the macro-F1 and its
-    bootstrap interval over families. The probes are independent: one process each."""
-    models = _probed_models(space)
+    bootstrap interval over families (``models``: :func:`probed_models`). The probes are
+    independent: one process each."""
     seeds = tuple(range(settings.seed, settings.seed + settings.probe_seeds))
     jobs = [(task, model, layer) for task in tasks for model in models for layer in models[model]]
     with limit(blas_threads=1), Parallel(n_jobs=settings.probe_jobs) as parallel:
@@ -135,7 +196,7 @@ def layer_probes(
             "task": task,
             "model": model,
             "layer": layer,
-            "relative_depth": layer / max(models[model]),
+            "relative_depth": layer / max(max(models[model]), 1),
             "metric": "macro-F1",
             "mean": point,
             "ci_low": low,
@@ -157,57 +218,73 @@ def peaks(table: pd.DataFrame) -> pd.DataFrame:
     return table.loc[table.groupby(["task", "model"], sort=False)["mean"].idxmax()]
 
 
-def deeper_vs_embedder(
-    settings: Profile, fits: Fits, space: FamilyLayers, peak_rows: pd.DataFrame
-) -> pd.DataFrame:
-    """Claim 3's tests: per task (in the order of the fits) and run, the paired bootstrap of
-    the last layer's macro-F1 against the embedder's on the same families and folds;
-    ``wins`` when one-sided p < ``SIGNIFICANCE``, with the layer where the run's curve peaks."""
+def claim3_tests(settings: Profile, fits: Fits, last: int) -> pd.DataFrame:
+    """Claim 3's paired tests (macro-F1, bootstrap over families on the same folds), per task
+    and run, in the shared tests format: the trained last layer against the run's embedder,
+    against the same layer of its untrained epoch-0 checkpoint, and against the random
+    projection. ``property`` holds the run's label."""
     tasks = list(dict.fromkeys(task for task, _, _ in fits))
     records = []
     with limit(blas_threads=1):
         for task in tasks:
             for label in INITS.values():
                 model = f"BiGCARP {label}"
-                deep, embedder = fits[task, model, space.last], fits[task, model, 0]
-                test = paired_bootstrap(
-                    deep.y_true,
-                    deep.oof_scores,
-                    embedder.oof_scores,
-                    "f1",
-                    settings.n_bootstrap,
-                    settings.seed,
-                )
-                peak = peak_rows[(peak_rows["task"] == task) & (peak_rows["model"] == model)]
-                records.append(
-                    {
-                        "task": task,
-                        "run": label,
-                        **test,
-                        "wins": test["p_value"] < SIGNIFICANCE,
-                        "peak_layer": peak["layer"].iloc[0],
-                    }
-                )
-    return pd.DataFrame.from_records(records)
+                deep = fits[task, model, last]
+                rivals = {
+                    f"{model} embedder": fits[task, model, 0],
+                    f"{model}{UNTRAINED_LABEL} last layer": fits[
+                        task, model + UNTRAINED_LABEL, last
+                    ],
+                    RANDOM_MODEL: fits[task, RANDOM_MODEL, 0],
+                }
+                for rival, fit in rivals.items():
+                    test = paired_bootstrap(
+                        deep.y_true,
+                        deep.oof_scores,
+                        fit.oof_scores,
+                        "f1",
+                        settings.n_bootstrap,
+                        settings.seed,
+                    )
+                    records.append(
+                        {
+                            "task": task,
+                            "property": label,
+                            "candidate": f"{model} last layer",
+                            "rival": rival,
+                            "rivals": rival,
+                            "metric": "f1",
+                            "kind": "above",
+                            "candidate_mean": deep.mean()["f1"],
+                            "rival_mean": fit.mean()["f1"],
+                            **test,
+                        }
+                    )
+    return pd.DataFrame.from_records(records)[TEST_COLUMNS]
 
 
-def wins_by_task(deeper: pd.DataFrame) -> dict[str, int]:
-    """Per task, in how many runs the last layer beats the embedder (:func:`deeper_vs_embedder`)."""
-    return {task: int(group["wins"].sum()) for task, group in deeper.groupby("task", sort=False)}
+def claim3_runs(tests: pd.DataFrame, task: str) -> pd.Series:
+    """Per run label: whether its last layer beat all three rivals on ``task`` (Holm over the
+    notebook's claim-3 tests)."""
+    decided = claim_verdicts(tests)
+    held = decided[decided["task"] == task].groupby("property", sort=False)["verdict"]
+    return held.agg(lambda verdicts: bool((verdicts == "holds").all()))
 
 
 def umap_inputs(
     space: FamilyLayers, family_class: pd.Series
 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """(panels, labels) for the UMAP of the families with a product-class association: both
+    """(panels, labels) for the UMAP of the families with a product-class association
+    (``family_class`` is indexed by accession): both
     embedders, both last layers and the ESM layer that initialised the ESM-init table."""
-    labelled = np.flatnonzero(family_class.notna().to_numpy())
+    labelled = family_class.dropna()
+    rows = rows_of(space.families, list(labelled.index))
     reps, last = space.bigcarp, space.last
     panels = {
-        "ESM-init embedder": reps["esm"][0][labelled],
-        "random-init embedder": reps["random"][0][labelled],
-        f"ESM-init layer {last}": reps["esm"][last][labelled],
-        f"random-init layer {last}": reps["random"][last][labelled],
-        f"ESM layer {space.esm_init_layer}": space.esm[space.esm_init_layer][labelled],
+        "ESM-init embedder": reps["esm"][0][rows],
+        "random-init embedder": reps["random"][0][rows],
+        f"ESM-init layer {last}": reps["esm"][last][rows],
+        f"random-init layer {last}": reps["random"][last][rows],
+        f"ESM layer {space.esm_init_layer}": space.esm[space.esm_init_layer][rows],
     }
-    return panels, family_class.to_numpy()[labelled]
+    return panels, labelled.to_numpy()

@@ -155,17 +155,17 @@ def _headline_pairs(space: FamilyLayers) -> dict[str, tuple[np.ndarray, np.ndarr
         "random-init embedder vs its last layer": (
             reps["random"][0],
             reps["random"][last],
-            PAPER_CKA["embedder_vs_last", "random", "random"],
+            PAPER_CKA["embedder0_vs_last", "random", "random"],
         ),
         "ESM-init embedder vs its last layer": (
             reps["esm"][0],
             reps["esm"][last],
-            PAPER_CKA["embedder_vs_last", "esm", "esm"],
+            PAPER_CKA["embedder0_vs_last", "esm", "esm"],
         ),
         "ESM-init embedder vs random-init last layer": (
             reps["esm"][0],
             reps["random"][last],
-            PAPER_CKA["embedder_vs_last", "esm", "random"],
+            PAPER_CKA["embedder0_vs_last", "esm", "random"],
         ),
         "ESM-init embedder vs ESM (its initialisation)": (reps["esm"][0], esm, None),
         "random-init embedder vs ESM": (reps["random"][0], esm, None),

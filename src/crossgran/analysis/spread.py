@@ -69,6 +69,8 @@ FIXED_TOLERANCE = 1e-4
 # Training-history columns that measure the machine, not the run: never part of a result table.
 TIMING_COLUMNS = ("elapsed_s", "wall_s", "tokens_per_s")
 
+# A paired test is named by what it compares (``crossgran.analysis.comparisons``).
+_TEST_KEYS = ("task", "property", "candidate", "rivals", "metric")
 # The columns that name a row of each result table (everything else is a value). A table
 # not listed here is a matrix written with its row labels in the first column.
 TABLE_KEYS: dict[str, tuple[str, ...]] = {
@@ -80,7 +82,12 @@ TABLE_KEYS: dict[str, tuple[str, ...]] = {
     "cka_summary": ("run_a", "run_b", "comparison"),
     "esm_training": ("step",),
     "failed_init_probe": ("feature_set", "metric"),
-    "fusion_tests": ("task", "property", "candidate", "metric"),
+    "fusion_tests": _TEST_KEYS,
+    "failed_init_tests": _TEST_KEYS,
+    "cka_occurrence_tests": _TEST_KEYS,
+    "layer_tests": _TEST_KEYS,
+    "cka_occurrences": ("run_a", "run_b", "comparison"),
+    "adomain_probe_ungrouped": ("property", "feature_set", "metric"),
     "halogenation_probe": ("feature_set", "metric"),
     "layer_probes": ("task", "model", "layer", "metric"),
     "product_class_probe": ("feature_set", "metric"),
@@ -292,9 +299,9 @@ def check_results(settings: Profile, names: Sequence[str] | None = None) -> pd.D
 
 def summary_line(checked: pd.DataFrame | None, profile: str) -> str:
     """One portable line about a check: counts only (the values are a training sample)."""
-    if checked is None:
+    if checked is None or checked.empty:
         return (
-            f"no training spread measured for '{profile}' "
+            f"no training spread measured for '{profile}' (or for these tables) "
             f"(python benchmarks/variance.py --profile {profile})"
         )
     fixed = checked["kind"] == "fixed"

@@ -3,7 +3,8 @@
 Modules, from the inputs to the tables: :mod:`~crossgran.data.sources` (pinned PyPI wheels
 and pyhmmer files), :mod:`~crossgran.data.remote` (downloads with a hash lock),
 :mod:`~crossgran.data.readers` (FASTA/TSV), :mod:`~crossgran.data.hmm` (Pfam annotation),
-:mod:`~crossgran.data.pfam`, :mod:`~crossgran.data.mibig`, :mod:`~crossgran.data.mibig_release`, :mod:`~crossgran.data.mibig_domains`,
+:mod:`~crossgran.data.pfam`, :mod:`~crossgran.data.mibig`, :mod:`~crossgran.data.nplinker`,
+:mod:`~crossgran.data.mibig_release`, :mod:`~crossgran.data.mibig_domains`,
 :mod:`~crossgran.data.adomains`, :mod:`~crossgran.data.corpus` (one builder per table family),
 :mod:`~crossgran.data.split` (the one hash split), :mod:`~crossgran.data.tables`
 (:func:`build_all`, :func:`load_table`) and :mod:`~crossgran.data.manifest`.
@@ -21,6 +22,7 @@ __all__ = [
     "manifest",
     "mibig",
     "mibig_release",
+    "nplinker",
     "pfam",
     "readers",
     "remote",

@@ -27,7 +27,7 @@ import pandas as pd
 from Bio import SeqIO
 from rdkit import Chem, RDLogger
 
-from crossgran.data.mibig import CLASS_COLUMNS, OTHER, PRODUCT_CLASSES
+from crossgran.data.mibig import CLASS_COLUMNS, OTHER, PROBE_CLASSES, PRODUCT_CLASSES
 
 __all__ = [
     "ACCESSION",
@@ -42,19 +42,19 @@ __all__ = [
     "read_json_release",
 ]
 
-# MIBiG 3.1's ``cluster.biosyn_class`` vocabulary, mapped explicitly onto the offline profiles'
-# six probe classes. "Other" (a curated statement that none of the six applies) has no probe
-# column of its own: it is kept in the ``Other`` column, and a BGC whose only class is Other
-# gets ``classes`` "" and ``labelled`` False, as BGCs without one of the six are in GECCO's
-# offline table, so both profiles probe the same kind of population. Any other value is an error.
-MIBIG_CLASSES: dict[str, str | None] = {
+# MIBiG 3.1's ``cluster.biosyn_class`` vocabulary, mapped explicitly onto the seven probe
+# classes (``crossgran.data.mibig.PROBE_CLASSES``). "Other" (a curated statement that none of
+# the six applies) is a class like the others, as in the paper and as the offline profiles name
+# it from NPLinker's MIBiG 2.0 table, so both profiles probe the same population. Any other
+# value is an error.
+MIBIG_CLASSES: dict[str, str] = {
     "Polyketide": "Polyketide",
     "NRP": "NRP",
     "RiPP": "RiPP",
     "Terpene": "Terpene",
     "Saccharide": "Saccharide",
     "Alkaloid": "Alkaloid",
-    "Other": None,
+    "Other": "Other",
 }
 # Halogens that occur in natural products (F, Cl, Br, I): the halogenation task's label.
 HALOGEN_ATOMIC_NUMBERS = frozenset({9, 17, 35, 53})
@@ -130,13 +130,13 @@ def parse_json_record(
             f"{sorted(MIBIG_CLASSES)}; map them in "
             "crossgran.data.mibig_release.MIBIG_CLASSES"
         )
-    mapped = {MIBIG_CLASSES[label] for label in labels} - {None}
-    present = [name for name in PRODUCT_CLASSES if name in mapped]
+    mapped = {MIBIG_CLASSES[label] for label in labels}
+    present = [name for name in PROBE_CLASSES if name in mapped]
     row: dict[str, object] = {
         "bgc_id": bgc_id,
         "classes": ";".join(present),
         **{name: name in mapped for name in PRODUCT_CLASSES},
-        OTHER: OTHER in labels,
+        OTHER: OTHER in mapped,
         "labelled": bool(present),
     }
     compounds = cluster.get("compounds", [])

@@ -4,6 +4,8 @@ Why wheels: MIBiG, Pfam and the A-domain database cannot be downloaded on an off
 machine, but real copies ship inside pinned PyPI packages (GECCO's BGC-relevant Pfam 35.0
 subset and MIBiG class table; PARAS's curated NRPS A-domains). We ``pip download --no-deps``
 the wheel (no heavy dependency tree is installed) and read members straight from the zip.
+NPLinker's wheel adds the MIBiG 2.0 compound table, whose classes include MIBiG's "Other",
+which GECCO's class table leaves out (see :mod:`crossgran.data.nplinker`).
 A wheel whose hash differs is refused: a silently changed input would make every
 downstream number unreproducible.
 """
@@ -85,6 +87,15 @@ WHEELS: dict[str, PinnedWheel] = {
         "9e6f8ca13da3403e12674a3e6d2e710136cbf03d99a93ea91ab837bc8730cec9",
         "MIT",
         "3,653 NRPS A-domains with substrates, signatures, parent proteins, SMILES",
+    ),
+    # Pinned 2026-11-28 (issue 13); only its MIBiG 2.0 compound table is read.
+    "nplinker": PinnedWheel(
+        "nplinker",
+        "1.3.2",
+        "0abfa35cda46e813d71736a5c6a9a139dcedcfea1e93bc88312fb6828023dc57",
+        "Apache-2.0",
+        "MIBiG 2.0 compound table (2,112 compounds of 1,470 BGCs) with MIBiG class:subclass; "
+        "read for the class 'Other' that GECCO's table leaves empty",
     ),
 }
 

@@ -8,11 +8,24 @@ formula serves every split of the project, so two splits of the same ids always 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from typing import Literal
 
-__all__ = ["Split", "first_n", "hash_fraction", "split_of"]
+import numpy as np
+
+__all__ = [
+    "ASSOCIATION_FRACTION",
+    "Split",
+    "association_label_bgcs",
+    "first_n",
+    "hash_fraction",
+    "split_of",
+]
 
 Split = Literal["train", "valid"]
+
+# Share of MIBiG BGCs whose co-occurrence labels the claim-3 family probe.
+ASSOCIATION_FRACTION = 0.5
 
 
 def hash_fraction(key: str) -> float:
@@ -30,3 +43,19 @@ def first_n(ids: list[str], limit: int | None) -> list[str]:
     """The first ``limit`` ids (all of them for ``None``): profiles subset by position, callers
     sort first where the order is not meaningful (see ``Profile``'s subset limits)."""
     return ids if limit is None else ids[:limit]
+
+
+def association_label_bgcs(bgc_ids: Sequence[str]) -> np.ndarray:
+    """Boolean mask over ``bgc_ids``: the MIBiG BGCs whose co-occurrence labels the claim-3
+    family probe (family-class association), about :data:`ASSOCIATION_FRACTION` of them.
+
+    Why a second hash: the probe's label is computed from MIBiG co-occurrence, and BiGCARP's
+    family vectors are averaged over a corpus mostly made of the same MIBiG bags; the label
+    BGCs are left out of that average (``Representations.family_disjoint``) so the probe cannot
+    read its label back from the rows it was computed on. The ``"association:"`` prefix makes
+    this choice independent of the train/valid split (same formula, different key), and, like
+    that split, a function of the id alone, so subsets and reorderings agree.
+    """
+    return np.array(
+        [hash_fraction("association:" + bgc) < ASSOCIATION_FRACTION for bgc in bgc_ids], dtype=bool
+    )

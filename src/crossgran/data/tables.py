@@ -6,7 +6,8 @@ Tables (tab-separated, deterministic bytes, so MANIFEST hashes show any change):
   Pfam-A 35.0, plus each family's clan): accession, name, description, HMM length, consensus
   sequence (ESM's input for a family), GO terms (InterPro membership);
 * ``mibig_classes``   — 1,870 MIBiG BGCs (downloading: the MIBiG 3.1 release), multi-label
-  product classes (empty = unlabelled);
+  product classes, the six of GECCO's table plus "Other" named from NPLinker's MIBiG 2.0
+  table (empty = unlabelled);
 * ``mibig_domain_counts`` — long table of per-BGC Pfam counts (GECCO's composition matrix;
   downloading: counted from the BGCs' annotated GenBank proteins);
 * ``adomains``        — PARAS's 3,653 NRPS A-domains with substrate, Stachelhaus signature and
@@ -126,12 +127,14 @@ class _PfamAndMibig:
 def _pfam_and_mibig_from_wheels(
     profile: Profile, gecco: Path, report: BuildReport
 ) -> _PfamAndMibig:
-    """GECCO's Pfam 35.0 subset and MIBiG class table (the offline profiles)."""
+    """GECCO's Pfam 35.0 subset and MIBiG class table, with "Other" from NPLinker's MIBiG 2.0
+    table (the offline profiles; fetched here, after gecco and paras, as only they need it)."""
     hmm_file = extract_wheel_member(gecco, "gecco/hmmer/Pfam.h3m", profile.raw_dir / "extracted")
     hmms, hmm_sha = hmm.read_hmms(hmm_file), sha256_file(gecco)
     families = build_pfam_families(hmms, gecco)
     _report_families(families, report)
-    part = build_mibig_offline(gecco, report, profile.max_bgcs)
+    nplinker = fetch_wheel("nplinker", profile.raw_dir)
+    part = build_mibig_offline(gecco, report, profile.max_bgcs, nplinker=nplinker)
     return _PfamAndMibig(hmms, hmm_sha, families, part, [])
 
 

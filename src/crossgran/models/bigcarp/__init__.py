@@ -11,7 +11,8 @@ the initialisation) for CKA-vs-init analyses, and exposes per-layer representati
 
 Modules: :mod:`.vocab` (tokens, the corpus columns), :mod:`.model` (network and
 initialisation), :mod:`.train` (masked-LM training), :mod:`.checkpoint` (a run's folder),
-:mod:`.represent` (per-layer representations and their files).
+:mod:`.represent` (per-layer representations and their files), :mod:`.vectors` (the ESM
+family-vectors file).
 """
 
 from crossgran.models.bigcarp.checkpoint import HISTORY_COLUMNS, TrainedRun, load_checkpoint
@@ -31,8 +32,6 @@ from crossgran.models.bigcarp.represent import (
     export_representations,
     family_representations,
     layer_representations,
-    load_family_vectors,
-    save_family_vectors,
     sequence_representations,
     token_representations,
 )
@@ -44,6 +43,7 @@ from crossgran.models.bigcarp.train import (
     train_mlm,
     training_windows,
 )
+from crossgran.models.bigcarp.vectors import load_family_vectors, save_family_vectors
 from crossgran.models.bigcarp.vocab import (
     CORPUS_COLUMNS,
     MASK,

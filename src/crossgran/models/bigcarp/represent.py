@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -22,8 +22,9 @@ import pandas as pd
 import torch
 from sequence_models.convolutional import ByteNetLM
 
-from crossgran.cache import load_layers, load_npz, save_layers, save_npz
-from crossgran.models.bigcarp.checkpoint import load_checkpoint
+from crossgran.cache import load_layers, save_layers
+from crossgran.data.split import association_label_bgcs
+from crossgran.models.bigcarp.checkpoint import TrainedRun, load_checkpoint
 from crossgran.models.bigcarp.model import d_model, num_blocks
 from crossgran.models.bigcarp.train import ORDER_STREAM, pad_windows, stream_rng
 from crossgran.models.bigcarp.vocab import Vocabulary, split_tokens
@@ -34,8 +35,6 @@ __all__ = [
     "export_representations",
     "family_representations",
     "layer_representations",
-    "load_family_vectors",
-    "save_family_vectors",
     "sequence_representations",
     "token_representations",
 ]
@@ -131,11 +130,30 @@ def _corpus_passes(
 
 @dataclass
 class _CorpusSums:
-    """Weighted per-family sums and per-row means of one pass over a corpus, every layer."""
+    """Weighted per-family sums and per-row means of one pass over a corpus, every layer;
+    ``kept_*``: the same family sums over the rows of a ``kept`` mask only (None: no mask)."""
 
     family_sums: dict[int, np.ndarray]
     family_weights: np.ndarray
     row_means: dict[int, np.ndarray]
+    kept_sums: dict[int, np.ndarray] | None = None
+    kept_weights: np.ndarray | None = None
+
+
+class _FamilySums:
+    """float64 per-family sums (index_add, not ``np.add.at``, which is slow for hundreds of
+    thousands of tokens) and their total weights, every layer."""
+
+    def __init__(self, n_tokens: int, width: int, layers: list[int]) -> None:
+        self.sums = {layer: torch.zeros((n_tokens, width), dtype=torch.float64) for layer in layers}
+        self.weights = torch.zeros(n_tokens, dtype=torch.float64)
+
+    def add(
+        self, keep: torch.Tensor, mask: np.ndarray, weight: float, per_layer: Sequence[np.ndarray]
+    ) -> None:
+        self.weights.index_add_(0, keep, torch.full((len(keep),), weight, dtype=torch.float64))
+        for total, array in zip(self.sums.values(), per_layer, strict=True):
+            total.index_add_(0, keep, torch.from_numpy(array[mask]).double() * weight)
 
 
 def _accumulate(
@@ -146,13 +164,15 @@ def _accumulate(
     n_orders: int,
     seed: int,
     chunk: int,
+    kept: np.ndarray | None = None,
 ) -> _CorpusSums:
-    """One pass over ``corpus`` feeding both per-family averages and per-row means, so that
-    exporting both costs one set of forward passes. Sums are float64 (index_add, not
-    ``np.add.at``, which is slow for hundreds of thousands of tokens)."""
+    """One pass over ``corpus`` feeding per-family averages (over every row and, given a
+    ``kept`` row mask, over the kept rows only) and per-row means, so that exporting all of
+    them costs one set of forward passes. The all-row sums are accumulated exactly as
+    before the mask existed, so their numbers do not depend on it."""
     width = d_model(model)
-    family_sums = {layer: torch.zeros((len(vocab), width), dtype=torch.float64) for layer in layers}
-    family_weights = torch.zeros(len(vocab), dtype=torch.float64)
+    every = _FamilySums(len(vocab), width, layers)
+    subset = None if kept is None else _FamilySums(len(vocab), width, layers)
     row_means = {layer: np.zeros((len(corpus), width)) for layer in layers}
     is_family = np.zeros(len(vocab), dtype=bool)
     is_family[vocab.family_indices] = True
@@ -161,15 +181,20 @@ def _accumulate(
     ):
         keep = torch.from_numpy(ids[is_family[ids]])
         mask = is_family[ids]
-        family_weights.index_add_(0, keep, torch.full((len(keep),), weight, dtype=torch.float64))
+        every.add(keep, mask, weight, per_layer)
+        if subset is not None and kept[position]:
+            subset.add(keep, mask, weight, per_layer)
         for layer, array in zip(layers, per_layer, strict=True):
-            family_sums[layer].index_add_(0, keep, torch.from_numpy(array[mask]).double() * weight)
             row_means[layer][position] += weight * array.mean(axis=0)
     empty = np.array([not tokens for tokens in split_tokens(corpus)], dtype=bool)
     for layer in layers:
         row_means[layer][empty] = np.nan
     return _CorpusSums(
-        {k: v.numpy() for k, v in family_sums.items()}, family_weights.numpy(), row_means
+        {k: v.numpy() for k, v in every.sums.items()},
+        every.weights.numpy(),
+        row_means,
+        None if subset is None else {k: v.numpy() for k, v in subset.sums.items()},
+        None if subset is None else subset.weights.numpy(),
     )
 
 
@@ -188,6 +213,20 @@ def _family_averages(
         )
         for layer in layers
     }
+
+
+def _kept_averages(sums: _CorpusSums, layers: list[int]) -> dict[int, np.ndarray]:
+    """Per layer, the kept rows' per-family averages on the rows of :func:`_family_averages`
+    (every family seen in the whole corpus); NaN where a family occurs only outside them."""
+    seen = np.flatnonzero(sums.family_weights > 0)
+    weights = sums.kept_weights[seen, None]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return {
+            layer: np.where(weights > 0, sums.kept_sums[layer][seen] / weights, np.nan).astype(
+                np.float32
+            )
+            for layer in layers
+        }
 
 
 def family_representations(
@@ -265,9 +304,12 @@ def token_representations(
 class Representations:
     """One run's exported representations, every layer (0 = embedder output).
 
-    ``family[k]`` rows follow ``families`` (per-family averages over the corpus); ``bgc[k]``
-    rows follow ``bgc_ids`` (per-MIBiG-BGC means); ``adomain[k]`` rows follow ``adomain_ids``
-    (each A-domain's AMP-binding token in its parent NRPS protein's sentence).
+    ``family[k]`` rows follow ``families`` (per-family averages over the corpus);
+    ``family_disjoint[k]`` has the same rows, averaged over the corpus without the MIBiG BGCs of
+    :func:`~crossgran.data.split.association_label_bgcs` (NaN for a family seen only there;
+    empty in files written before it existed); ``bgc[k]`` rows follow ``bgc_ids``
+    (per-MIBiG-BGC means); ``adomain[k]`` rows follow ``adomain_ids`` (each A-domain's
+    AMP-binding token in its parent NRPS protein's sentence).
     """
 
     layers: list[int]
@@ -277,17 +319,21 @@ class Representations:
     bgc: dict[int, np.ndarray]
     adomain_ids: list[str]
     adomain: dict[int, np.ndarray]
+    family_disjoint: dict[int, np.ndarray] = field(default_factory=dict)
 
     def save(self, path: Path | str) -> None:
         """An ``.npz`` (layers, families, bgc_ids, adomain_ids, then family_L<k>, bgc_L<k>,
-        adomain_L<k> per layer), written atomically."""
+        adomain_L<k> and family_disjoint_L<k> per layer), written atomically."""
         header = {
             "layers": np.asarray(self.layers),
             "families": np.asarray(self.families, dtype=str),
             "bgc_ids": np.asarray(self.bgc_ids, dtype=str),
             "adomain_ids": np.asarray(self.adomain_ids, dtype=str),
         }
-        save_layers(path, header, {"family": self.family, "bgc": self.bgc, "adomain": self.adomain})
+        per_layer = {"family": self.family, "bgc": self.bgc, "adomain": self.adomain}
+        if self.family_disjoint:
+            per_layer["family_disjoint"] = self.family_disjoint
+        save_layers(path, header, per_layer)
 
     @classmethod
     def load(cls, path: Path | str) -> Representations:
@@ -301,25 +347,14 @@ class Representations:
             per_layer["bgc"],
             header["adomain_ids"].tolist(),
             per_layer["adomain"],
+            per_layer.get("family_disjoint", {}),
         )
 
 
-def export_representations(
-    run_dir: Path | str, corpus: pd.DataFrame, adomains: pd.DataFrame, n_orders: int, seed: int
-) -> Representations:
-    """One run's representations for the probe notebooks (see :class:`Representations`);
-    A-domains without a located AMP-binding token are left out.
-
-    Reads the corpus columns ``seq_id``, ``source``, ``tokens`` and ``ordered`` (NRPS parent
-    proteins are the rows ``nrps:<parent_protein>``) and the A-domain columns ``domain_id``,
-    ``parent_protein`` and ``amp_token_index`` (-1: not located).
-    """
-    run = load_checkpoint(run_dir)
-    layers = resolve_layers(None, num_blocks(run.model))
-    sums = _accumulate(run.model, run.vocab, corpus, layers, n_orders, seed, chunk=256)
-    family = _family_averages(run.vocab, sums, layers)
-    is_mibig = (corpus["source"] == "mibig").to_numpy()
-    per_bgc = {layer: sums.row_means[layer][is_mibig].astype(np.float32) for layer in layers}
+def _adomain_tokens(
+    run: TrainedRun, corpus: pd.DataFrame, adomains: pd.DataFrame, layers: list[int]
+) -> tuple[list[str], dict[int, np.ndarray]]:
+    """(domain ids, per layer their AMP-binding token's vectors in the parent's sentence)."""
     located = adomains[adomains["amp_token_index"] >= 0]
     sentences = corpus.set_index("seq_id")["tokens"]
     parents = {
@@ -333,33 +368,45 @@ def export_representations(
         list(zip(located["parent_protein"], located["amp_token_index"], strict=True)),
         layers,
     )
+    return located["domain_id"].tolist(), per_adomain
+
+
+def export_representations(
+    run_dir: Path | str,
+    corpus: pd.DataFrame,
+    adomains: pd.DataFrame,
+    n_orders: int,
+    seed: int,
+    *,
+    epoch: int | None = None,
+) -> Representations:
+    """One run's representations for the probe notebooks (see :class:`Representations`) at
+    checkpoint ``epoch`` (None: the last completed; 0: the untrained initialisation, the
+    control every learned representation must beat); A-domains without a located
+    AMP-binding token are left out.
+
+    Reads the corpus columns ``seq_id``, ``source``, ``tokens`` and ``ordered`` (NRPS parent
+    proteins are the rows ``nrps:<parent_protein>``) and the A-domain columns ``domain_id``,
+    ``parent_protein`` and ``amp_token_index`` (-1: not located).
+    """
+    run = load_checkpoint(run_dir, epoch)
+    layers = resolve_layers(None, num_blocks(run.model))
+    is_mibig = (corpus["source"] == "mibig").to_numpy()
+    held_out = np.zeros(len(corpus), dtype=bool)
+    held_out[is_mibig] = association_label_bgcs(corpus.loc[is_mibig, "seq_id"].tolist())
+    sums = _accumulate(
+        run.model, run.vocab, corpus, layers, n_orders, seed, chunk=256, kept=~held_out
+    )
+    family = _family_averages(run.vocab, sums, layers)
+    per_bgc = {layer: sums.row_means[layer][is_mibig].astype(np.float32) for layer in layers}
+    adomain_ids, per_adomain = _adomain_tokens(run, corpus, adomains, layers)
     return Representations(
         layers,
         family[layers[0]][0],
         {k: family[k][1] for k in layers},
         corpus.loc[is_mibig, "seq_id"].tolist(),
         per_bgc,
-        located["domain_id"].tolist(),
+        adomain_ids,
         per_adomain,
+        _kept_averages(sums, layers),
     )
-
-
-# --------------------------------------------------------------------------- ESM vectors file
-
-
-def save_family_vectors(path: Path | str, family_vectors: Mapping[str, np.ndarray]) -> None:
-    """Write family vectors as an .npz with ``families`` (str) and ``vectors`` (n, d)."""
-    names = sorted(family_vectors)
-    save_npz(
-        path,
-        {
-            "families": np.array(names),
-            "vectors": np.stack([np.asarray(family_vectors[n]) for n in names]),
-        },
-    )
-
-
-def load_family_vectors(path: Path | str) -> dict[str, np.ndarray]:
-    """Read the .npz written by :func:`save_family_vectors`."""
-    stored = load_npz(path)
-    return dict(zip(stored["families"].tolist(), stored["vectors"], strict=True))

@@ -13,6 +13,8 @@ Why this package instead of calling fair-esm directly:
   head, no averaged attention maps (fair-esm always computes them), PyTorch's fused
   attention, and small length-sorted batches (padding and quadratic attention make
   fair-esm's 4,096-token batches slower than one sequence at a time on CPU).
+* **An untrained control.** :func:`untrained_esm` rebuilds a model's architecture with its
+  initial weights, so a claim resting on pretraining can be checked against the bare network.
 * **Reruns are free.** Pooled vectors are cached per sequence, keyed by everything that
   changes them (:mod:`.embed`).
 """
@@ -51,6 +53,7 @@ from crossgran.models.esm.pretrain import (
     split_sequences,
     train_local_esm,
 )
+from crossgran.models.esm.untrained import UNTRAINED_MARK, untrained_esm
 
 __all__ = [
     "ALLOWED_RESIDUES",
@@ -65,6 +68,7 @@ __all__ = [
     "LOCAL_PREFIX",
     "REGRESSION_URL",
     "STANDARD_AMINO_ACIDS",
+    "UNTRAINED_MARK",
     "EmbeddingResult",
     "LoadedEsm",
     "ModelFilesMissingError",
@@ -77,6 +81,7 @@ __all__ = [
     "local_model_dir",
     "split_sequences",
     "train_local_esm",
+    "untrained_esm",
     "window_starts",
     "wrap_model",
 ]
