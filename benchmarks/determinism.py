@@ -25,8 +25,12 @@ the last is a failure. ``--switches`` answers the cheaper question of *which* sw
 anything: it trains one BiGCARP epoch and a few local-ESM steps under every path and prints
 the sha256 of the weights.
 
+``--against-checkout`` runs once and holds the result against the outputs committed in the
+checkout (``cold_run.py --adopt``): how the ``evidence`` profile's committed tables are shown
+to be reproducible.
+
 Usage: ``python benchmarks/determinism.py [--profile smoke] [--atol 1e-9] [--keep]
-[--kernel-path aten-default] [--switches]``
+[--kernel-path aten-default] [--switches] [--against-checkout]``
 """
 
 from __future__ import annotations
@@ -47,7 +51,7 @@ import numpy as np
 import pandas as pd
 
 from crossgran.analysis import spread
-from crossgran.profiles import get_profile
+from crossgran.profiles import PROFILE_NAMES, get_profile
 
 CHECKOUT = Path(__file__).resolve().parents[1]
 
@@ -138,8 +142,13 @@ def compare_csv(first: Path, second: Path, atol: float) -> tuple[bool, str]:
 
 
 def manifest_outputs(root: Path, profile: str) -> dict[str, str]:
-    """Output table name -> sha256 from the profile's manifest ({} when it is missing)."""
-    path = get_profile(profile, root=root).manifest_path
+    """Output table name -> sha256 from the profile's manifest, or from the copy that
+    ``cold_run.py --adopt`` commits as ``results/<profile>/MANIFEST.json`` ({} when neither
+    exists)."""
+    settings = get_profile(profile, root=root)
+    path = settings.manifest_path
+    if not path.is_file():
+        path = settings.results_dir / "MANIFEST.json"
     if not path.is_file():
         return {}
     return {
@@ -223,12 +232,11 @@ def fingerprint(profile: str) -> dict[str, str]:
     import torch
 
     from crossgran import threads
-    from crossgran.data.tables import load_table, profile_proteins
-    from crossgran.models import bigcarp, esm
+    from crossgran.data.tables import load_table
+    from crossgran.models import bigcarp, esm, runs
 
     settings = get_profile(profile, root=CHECKOUT)
     corpus = load_table(settings, "domain_corpus")
-    nrps, proteome = profile_proteins(settings)
     digests = {"cpu_capability": torch.backends.cpu.get_cpu_capability()}
     started = time.perf_counter()
     with (
@@ -247,11 +255,13 @@ def fingerprint(profile: str) -> dict[str, str]:
         table = np.load(Path(scratch) / "bigcarp" / "token_table_e001.npy")
         digests["bigcarp_epoch1_token_table"] = hashlib.sha256(table.tobytes()).hexdigest()[:16]
         esm_config = replace(settings.esm, train_steps=20)
+        fragments = runs.esm_pretraining_fragments(settings)
         esm.train_local_esm(
-            [*nrps.values(), *proteome.values()],
+            fragments.sequences,
             esm_config,
             out_dir=Path(scratch) / "esm",
             seed=settings.seed,
+            groups=fragments.groups,
         )
         digests["esm_20_steps_weights"] = hashlib.sha256(
             (Path(scratch) / "esm" / "model.pt").read_bytes()
@@ -287,13 +297,32 @@ def switches(profile: str) -> int:
     return 0
 
 
+def against_checkout(root: Path, profile: str, atol: float) -> int:
+    """One cold run compared with the checkout's committed ``results/<profile>/``."""
+    code, seconds = run_pipeline(make_root(root), profile)
+    print(f"cold run: exit {code} in {seconds:.0f} s", flush=True)
+    if code != 0:
+        return 2
+    rows = compare_runs(CHECKOUT, root, profile, atol)
+    print_table(rows)
+    differing = sum(not equal for _, equal, _ in rows)
+    print(f"\n{len(rows) - differing}/{len(rows)} identical (numeric tolerance {atol:g})")
+    return 1 if differing else 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--profile",
         default="smoke",
-        choices=("smoke", "mini"),
+        choices=[name for name in PROFILE_NAMES if not get_profile(name).downloads],
         help="profile to run twice (default: smoke, about 3 min per run on 2 cores)",
+    )
+    parser.add_argument(
+        "--against-checkout",
+        action="store_true",
+        help="run once and compare with the outputs committed in the checkout "
+        "(those of `cold_run.py --adopt`, e.g. the evidence profile's)",
     )
     parser.add_argument(
         "--atol",
@@ -325,6 +354,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     scratch = Path(tempfile.mkdtemp(prefix="crossgran-determinism-"))
     try:
+        if args.against_checkout:
+            return against_checkout(scratch / "run", args.profile, args.atol)
         roots = [make_root(scratch / f"run{i}") for i in (1, 2)]
         for index, (root, path) in enumerate(
             zip(roots, ("default", args.kernel_path), strict=True), 1

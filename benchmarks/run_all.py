@@ -25,10 +25,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import os
-import platform
 import re
-import resource
 import shutil
 import subprocess
 import sys
@@ -38,7 +35,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from determinism import CHECKOUT, compare_within_spread, make_root
+from cold_run import cold_run, machine
+from determinism import CHECKOUT, compare_within_spread
 
 from crossgran.cache import write_text_atomic
 
@@ -82,46 +80,17 @@ def run_streamed(
 
 
 def time_mini() -> tuple[Outcome, int, list[tuple[str, bool, str]]]:
-    """``crossgran run --profile mini`` in a fresh root; (outcome, peak RSS in bytes, rows of
-    :func:`determinism.compare_within_spread` holding its results against the committed ones)."""
+    """``crossgran run --profile mini`` from cold (:func:`cold_run.cold_run`); (outcome, peak
+    RSS in bytes, rows of :func:`determinism.compare_within_spread` holding its results against
+    the committed ones)."""
     scratch = Path(tempfile.mkdtemp(prefix="crossgran-mini-"))
     try:
-        root = make_root(scratch / "root")
-        outcome = run_streamed(
-            "crossgran run --profile mini",
-            [sys.executable, "-m", "crossgran.cli", "run", "--profile", "mini"],
-            env={**os.environ, "CROSSGRAN_ROOT": str(root)},
-            cwd=root,
-        )
-        compared = compare_within_spread(CHECKOUT, root, "mini") if outcome.returncode == 0 else []
+        run = cold_run("mini", scratch)
+        outcome = Outcome("crossgran run --profile mini", run.returncode, run.wall_s)
+        compared = compare_within_spread(CHECKOUT, run.root, "mini") if run.returncode == 0 else []
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # KiB on Linux
-    return outcome, peak_kib * 1024, compared
-
-
-def machine() -> dict[str, str]:
-    """Cores, memory and CPU model: the numbers mean little without the machine."""
-    facts = {
-        "cores (os.cpu_count)": str(os.cpu_count()),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-    }
-    for source, key, label in (
-        ("/proc/meminfo", "MemTotal", "RAM"),
-        ("/proc/cpuinfo", "model name", "CPU"),
-    ):
-        try:
-            text = Path(source).read_text()
-        except OSError:
-            continue
-        found = re.search(rf"^{key}\s*:\s*(.+)$", text, re.MULTILINE)
-        if found and label == "RAM":
-            kib = int(found.group(1).split()[0])
-            facts[label] = f"{kib / 1024**2:.1f} GiB"
-        elif found:
-            facts[label] = found.group(1).strip()
-    return facts
+    return outcome, run.peak_rss_bytes, compared
 
 
 def verdict(ok: bool) -> str:

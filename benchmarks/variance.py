@@ -34,8 +34,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
+from cold_run import machine
 from determinism import CHECKOUT, KERNEL_PATHS, compare_runs, make_root, run_pipeline
-from run_all import machine
 
 from crossgran.analysis import report, spread
 from crossgran.cache import write_text_atomic
@@ -83,26 +83,36 @@ HEADLINES = [
         "product_class||esm/last|random/last|f1",
         "delta",
     ),
-    ("ESM + BiGCARP, product-class macro-F1", "product_class_probe", "esm+bigcarp_last|f1", "mean"),
+    (
+        "ESM + BiGCARP, product-class macro-F1",
+        "product_class_probe",
+        "linear probe|esm+bigcarp_last|f1",
+        "mean",
+    ),
     (
         "ESM + BiGCARP minus best single, macro-F1",
         "fusion_tests",
-        "product_class||esm+bigcarp_last|esm;bigcarp_embedder;bigcarp_last|f1",
+        "linear probe|product_class||esm+bigcarp_last|esm;bigcarp_embedder;bigcarp_last|f1",
         "delta",
     ),
     (
         "ESM + BiGCARP minus its random-projection twin, macro-F1",
         "fusion_tests",
-        "product_class||esm+bigcarp_last|esm+bigcarp_last~random|f1",
+        "linear probe|product_class||esm+bigcarp_last|esm+bigcarp_last~random|f1",
         "delta",
     ),
     (
         "BiGCARP + Stachelhaus ESM, is_aromatic AUC (grouped)",
         "adomain_probe",
-        "is_aromatic|bigcarp+stachel|auc",
+        "is_aromatic|linear probe|bigcarp+stachel|auc",
         "mean",
     ),
-    ("BiGCARP A-domain token, is_aromatic AUC", "adomain_probe", "is_aromatic|bigcarp|auc", "mean"),
+    (
+        "BiGCARP A-domain token, is_aromatic AUC",
+        "adomain_probe",
+        "is_aromatic|linear probe|bigcarp|auc",
+        "mean",
+    ),
 ]
 
 

@@ -19,7 +19,7 @@
 # *Cross-Granularity Representations for Biological Sequences: Insights from ESM and BiGCARP*
 # (Xiao et al., BIBM 2025) compares two views of the same biology: **ESM** reads amino acids,
 # **BiGCARP** reads the ordered Pfam domains of a biosynthetic gene cluster (BGC). Every later
-# notebook needs the same four tables, built here:
+# notebook needs the same tables, built here:
 #
 # | table | what it is for |
 # |---|---|
@@ -27,6 +27,7 @@
 # | `mibig_classes` (+ `mibig_domain_counts`) | MIBiG product classes: the BGC-level probe of notebooks 03 and 05 |
 # | `adomains` | NRPS adenylation domains and their substrates: the intermediate-level probe of notebook 05 |
 # | `domain_corpus` | the Pfam-token sentences BiGCARP is trained on (notebooks 02–03) |
+# | `compounds` (+ `halogenase_bgcs`) | MIBiG compound structures, and the BGCs with a tryptophan halogenase labelled by them: notebook 05's halogenation task |
 #
 # With the `mini` and `smoke` profiles everything comes from **pinned PyPI packages** (GECCO's
 # Pfam 35.0 BGC subset and MIBiG table, PARAS's curated A-domains, pyhmmer's test proteome),
@@ -34,8 +35,10 @@
 # (a networked GPU machine) replaces GECCO's Pfam subset and MIBiG table with Pfam-A 35.0 and
 # the MIBiG 3.1 release (downloaded once, hashes locked in `data/full.lock.json`): its MIBiG
 # sentences are the BGCs' domains in gene order (hmmsearch over the GenBank proteins,
-# `ordered=True`), and it adds the `compounds` and `halogenase_domains` tables of notebook 05's
-# halogenation task.
+# `ordered=True`), its compounds come with the release, and its halogenation rows are the
+# halogenase domains themselves (`halogenase_domains`, with their protein sequences). Offline,
+# the compound structures come from the pinned `nplinker` wheel (MIBiG 2.0's compound table),
+# and a halogenation row is a BGC whose GECCO composition holds PF04820.
 
 # %%
 # Colab only: clone the repository and install crossgran into this runtime, then let the

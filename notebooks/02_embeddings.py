@@ -55,10 +55,10 @@ import time
 import pandas as pd
 
 from crossgran import plots
-from crossgran.analysis import features, spread
+from crossgran.analysis import features, spread, vector_geometry
 from crossgran.cache import ArrayCache
 from crossgran.data.tables import load_table
-from crossgran.models import esm, runs
+from crossgran.models import bigcarp, esm, runs
 from crossgran.session import prepare
 
 # full: stops here if inputs are unobtainable
@@ -73,9 +73,13 @@ print(
 
 # %% [markdown]
 # ## A local ESM-2, pretrained on the offline proteins
-# Training data: the NRPS proteins, the proteome and the Pfam consensus sequences; 5% of the
-# sequences (chosen by hash) are held out. A model that learned anything must beat the
-# **unigram baseline** (amino-acid frequencies alone) on held-out masked-token perplexity.
+# Training data: the proteome and the NRPS proteins with every probed A-domain **cut out**
+# (flanks of at least 30 residues kept). The model never trains on what it later embeds: not
+# the A-domains of notebook 05's probe, and not the Pfam HMM consensus sequences (which are
+# not proteins at all). 5% of the proteins (chosen by hash of the sequence) are held out, every
+# fragment of a protein on the same side; held out by protein, not by homology cluster. A model
+# that learned anything must beat the **unigram baseline** (amino-acid frequencies alone) on
+# held-out masked-token perplexity.
 # Like every training run here, the result is a **sample**: another CPU's floating-point
 # path (AVX-512 or AVX2 kernels, say) trains slightly different weights, so every number
 # derived from this model is checked against a measured spread, below and in 03–05.
@@ -84,12 +88,23 @@ print(
 # %%
 # NBVAL_IGNORE_OUTPUT
 started = time.perf_counter()
-esm_history = runs.pretrain_local_esm(settings)
+pretraining = runs.pretrain_local_esm(settings)
+esm_history = None if pretraining is None else pretraining.history
 model = esm.load_esm(settings.esm.spec, settings.models_dir, device="cpu")
 print(
     f"{model.model_id}: {model.num_layers} layers x {model.embed_dim}; ready in "
     f"{time.perf_counter() - started:.0f} s"
 )
+
+# %%
+if pretraining is not None:
+    corpus = pretraining.corpus
+    print(
+        f"{corpus['proteins']:,} proteins, {corpus['proteins_cut']:,} of them with A-domains cut "
+        f"out ({corpus['occurrences_cut']:,} copies, {corpus['residues_excised']:,} residues): "
+        f"{corpus['fragments']:,} fragments, {corpus['residues']:,} residues; held out: "
+        f"{corpus['valid_proteins']:,} proteins, {corpus['valid_residues']:,} residues"
+    )
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -139,6 +154,26 @@ print(
     f"untrained {pfam_untrained.model_id}: {len(pfam_untrained.ids)} Pfam consensus and "
     f"{len(adomain_untrained.ids)} A-domain sequences embedded"
 )
+
+# %% [markdown]
+# ### How much room do the family vectors use?
+# The BiGCARP `esm` runs start from these family vectors, so their geometry bounds what ESM
+# initialisation can hand over. Three numbers per table, beside a Gaussian table of the same
+# shape: the mean pairwise cosine, the share of the squared norm in the one vector all families
+# share (their mean), and the participation ratio of the centred table (how many dimensions
+# its variance effectively spreads over). Mean pooling over residues alone already gives a
+# large shared component, so the untrained network is the control that matters.
+
+# %%
+geometry = vector_geometry.geometry_table(
+    {
+        "trained ESM, last layer": pfam_esm.mean[pfam_esm.layer_index(-1)],
+        "untrained ESM, last layer": pfam_untrained.mean[pfam_untrained.layer_index(-1)],
+    },
+    seed=settings.seed,
+)
+geometry.rename_axis("table").to_csv(settings.results_dir / "esm_family_geometry.csv")
+print(geometry.round(3).to_string())
 
 # %% [markdown]
 # ### Does the ESM space already know which BGCs a family belongs to?
@@ -218,3 +253,7 @@ print(
 started = time.perf_counter()
 exported = runs.export_bigcarp_runs(settings)
 print(f"representations of {', '.join(exported)} exported in {time.perf_counter() - started:.0f} s")
+print(
+    f"checkpoint rule '{settings.bigcarp.checkpoint}' (lowest held-out loss, or last): epochs "
+    + ", ".join(f"{init} {exported[init].epoch}" for init in bigcarp.INIT_MODES)
+)

@@ -68,8 +68,10 @@ from crossgran.models import bigcarp, runs
 from crossgran.session import prepare
 
 settings = prepare(profile, on_colab=ON_COLAB)  # full: stops here if inputs are unobtainable
-runs_loaded = {
-    init: bigcarp.load_checkpoint(settings.models_dir / f"bigcarp_{init}")
+runs_loaded = {  # each at the profile's checkpoint: the lowest held-out loss, or the last
+    init: bigcarp.load_checkpoint(
+        settings.models_dir / f"bigcarp_{init}", settings.bigcarp.checkpoint
+    )
     for init in bigcarp.INIT_MODES
 }
 exports = {
@@ -80,7 +82,9 @@ exports = {
 last = exports["random"].layers[-1]
 print(
     f"profile {settings.name}: BiGCARP runs {', '.join(runs_loaded)}; "
-    f"{runs_loaded['random'].epoch} epochs, layers 0..{last}"
+    f"{len(runs_loaded['random'].history)} epochs, layers 0..{last}; "
+    f"checkpoint rule '{settings.bigcarp.checkpoint}' selects epochs "
+    + ", ".join(f"{init} {run.epoch}" for init, run in runs_loaded.items())
 )
 
 # %% [markdown]
@@ -94,12 +98,15 @@ plots.save(figure, settings.figures_dir, "03_mlm_curves")
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-for init, run in runs_loaded.items():
-    print(
-        f"{init:10s} held-out loss epoch 1 {run.history.iloc[0]['valid_loss']:.3f} -> "
-        f"epoch {int(run.history.iloc[-1]['epoch'])} {run.history.iloc[-1]['valid_loss']:.3f}; "
-        f"masked accuracy {run.history.iloc[-1]['valid_masked_accuracy']:.3f}"
+print(
+    "\n".join(
+        f"{init:10s} held-out loss epoch 1 {run.history.iloc[0]['valid_loss']:.3f} -> epoch "
+        f"{run.epoch} (selected) {run.history.set_index('epoch').at[run.epoch, 'valid_loss']:.3f}; "
+        "masked accuracy "
+        f"{run.history.set_index('epoch').at[run.epoch, 'valid_masked_accuracy']:.3f}"
+        for init, run in runs_loaded.items()
     )
+)
 
 # %% [markdown]
 # ## (b) Claim 1: product-class probe on the embedder and the last layer, beside controls

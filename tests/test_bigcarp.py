@@ -11,6 +11,7 @@ import hashlib
 import inspect
 import io
 import itertools
+import json
 import sys
 from collections.abc import Iterator
 from dataclasses import replace
@@ -25,16 +26,19 @@ from crossgran.data.sources import fetch_wheel, read_wheel_member
 from crossgran.data.split import association_label_bgcs, split_of
 from crossgran.models.bigcarp import (
     CORPUS_COLUMNS,
+    HISTORY_COLUMNS,
     STREAMS,
     Representations,
     Vocabulary,
     build_model,
+    chosen_epoch,
     esm_projection,
     export_representations,
     family_representations,
     init_token_embeddings,
     layer_representations,
     load_checkpoint,
+    selected_epoch,
     sequence_representations,
     stream_rng,
     token_representations,
@@ -44,6 +48,7 @@ from crossgran.models.bigcarp import (
 )
 from crossgran.models.bigcarp import represent as represent_module
 from crossgran.models.bigcarp import train as train_module
+from crossgran.models.bigcarp.checkpoint import RUN, run_record, same_run
 from crossgran.profiles import BigcarpConfig, get_profile
 from crossgran.threads import limit
 
@@ -242,6 +247,105 @@ def test_frozen_table_is_bit_identical_after_training(
     assert not torch.equal(initial["decoder.conv.weight"], trained["decoder.conv.weight"])
 
 
+def test_best_checkpoint_is_the_lowest_held_out_loss(training_corpus, vocab, tmp_path):
+    # Measured on this corpus: the held-out loss of this run falls at epoch 2 and rises at 3
+    # (4.033 -> 4.059), so "best" and "last" differ and the rule must read the history.
+    config = replace(TINY, epochs=3)
+    _train(training_corpus, vocab, config, "random", None, tmp_path, seed=3)
+    history = load_checkpoint(tmp_path).history
+    lowest = int(history.loc[history["valid_loss"].idxmin(), "epoch"])
+    assert selected_epoch(tmp_path, "last") == 3
+    assert selected_epoch(tmp_path, "best") == lowest != 3, history
+    best = load_checkpoint(tmp_path, "best")
+    assert best.epoch == lowest and list(best.history["epoch"]) == [1, 2, 3]
+    for name, tensor in load_checkpoint(tmp_path, lowest).model.state_dict().items():
+        assert torch.equal(best.model.state_dict()[name], tensor), name
+
+
+def test_checkpoint_rule_ties_go_to_the_earliest_and_epoch_0_never_counts():
+    rows = [(0, 3.0), (1, 4.5), (2, 4.1), (3, 4.1), (4, 4.3)]  # epoch 0: no trained row
+    history = pd.DataFrame(
+        [{**dict.fromkeys(HISTORY_COLUMNS, 1.0), "epoch": e, "valid_loss": v} for e, v in rows]
+    )
+    assert chosen_epoch(history, "best") == 2 and chosen_epoch(history, "last") == 4
+    with pytest.raises(ValueError, match="no trained epoch"):
+        chosen_epoch(history[history["epoch"] == 0], "best")
+    with pytest.raises(ValueError, match="checkpoint='last'"):
+        chosen_epoch(history.assign(valid_loss=np.nan), "best")
+    with pytest.raises(ValueError, match="unknown checkpoint rule"):
+        chosen_epoch(history, "final")
+
+
+def test_gelu_run_trains_and_is_read_back_with_gelu(training_corpus, vocab, tmp_path):
+    config = replace(TINY, epochs=1, activation="gelu")
+    history = _train(training_corpus, vocab, config, "random", None, tmp_path, seed=3)
+    assert history["valid_loss"].iloc[-1] < 0.8 * np.log(len(vocab))
+    run = load_checkpoint(tmp_path)
+    activations = {type(m) for m in run.model.modules()} & {torch.nn.GELU, torch.nn.ReLU}
+    assert activations == {torch.nn.GELU} and run.config.activation == "gelu"
+    with pytest.raises(ValueError, match="unknown BiGCARP activation"):
+        build_model(replace(TINY, activation="tanh"), vocab, TINY.d_embedding)
+
+
+def test_weight_decay_0_is_plain_adam(training_corpus, vocab):
+    config = replace(TINY, weight_decay=0.0)
+    model = build_model(config, vocab, TINY.d_embedding, seed=0)
+    optimizer = train_module._optimizer(model, config)
+    assert [group["weight_decay"] for group in optimizer.param_groups] == [0.0, 0.0]
+    twin = build_model(config, vocab, TINY.d_embedding, seed=0)
+    adam = torch.optim.Adam(twin.parameters(), lr=config.lr)
+    batch = train_module.pad_windows(
+        [np.asarray(vocab.encode(t.split())[:32]) for t in training_corpus["tokens"][:8]],
+        vocab.pad_index,
+    )
+    for net, step in ((model, optimizer), (twin, adam)):
+        for _ in range(3):  # three steps: Adam's moments enter the update from the second
+            logits = net(batch, input_mask=(batch != vocab.pad_index).unsqueeze(-1).float())
+            loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), batch.flatten())
+            step.zero_grad()
+            loss.backward()
+            step.step()
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(twin.state_dict()[name], tensor), name
+    decayed = train_module._optimizer(model, TINY)
+    assert [group["weight_decay"] for group in decayed.param_groups] == [TINY.weight_decay, 0.0]
+
+
+def test_run_json_without_the_new_fields_still_resumes(
+    training_corpus, vocab, family_vectors, straight_run, tmp_path
+):
+    """A run.json written before weight_decay, activation and checkpoint existed (today's
+    stored mini runs) holds a run trained with 0.01 and ReLU: it continues under those
+    values, a checkpoint rule never invalidates it, and another decay or activation does."""
+    for path in straight_run.iterdir():
+        (tmp_path / path.name).write_bytes(path.read_bytes())
+    record = json.loads((tmp_path / RUN).read_text())
+    for key in ("weight_decay", "activation", "checkpoint"):
+        del record["config"][key]
+    (tmp_path / RUN).write_text(json.dumps(record))
+    d_embedding = record["d_embedding"]
+    for config in (TINY, replace(TINY, checkpoint="last")):
+        assert same_run(record, run_record(config, "esm", 3, d_embedding))
+    for config in (replace(TINY, weight_decay=0.0), replace(TINY, activation="gelu")):
+        assert not same_run(record, run_record(config, "esm", 3, d_embedding))
+    more = replace(TINY, epochs=3, checkpoint="last")
+    history = _train(training_corpus, vocab, more, "esm", family_vectors, tmp_path, seed=3)
+    assert list(history["epoch"]) == [1, 2, 3]
+    stored = load_checkpoint(straight_run).history
+    pd.testing.assert_frame_equal(history.iloc[:2], stored)  # epochs 1-2 kept, not retrained
+    assert load_checkpoint(tmp_path).config.activation == "relu"
+    with pytest.raises(ValueError, match="different run"):
+        _train(
+            training_corpus,
+            vocab,
+            replace(more, activation="gelu"),
+            "esm",
+            family_vectors,
+            tmp_path,
+            seed=3,
+        )
+
+
 def _leftovers(directory: Path) -> list[Path]:
     """Temporary files of crossgran.cache.atomic_path that a crash could leave behind."""
     return sorted(directory.rglob("*.part"))
@@ -430,6 +534,14 @@ def test_export_holds_out_association_bgcs_and_reads_any_epoch(straight_run, cor
     back = Representations.load(tmp_path / "final.npz")
     for layer in final.layers:
         np.testing.assert_array_equal(back.family_disjoint[layer], final.family_disjoint[layer])
+
+    assert final.epoch == back.epoch == TINY.epochs  # the epoch read is recorded
+    replace(final, epoch=None).save(tmp_path / "older.npz")  # files from before it was
+    assert Representations.load(tmp_path / "older.npz").epoch is None
+    best = export_representations(straight_run, rows, adomains, n_orders=2, seed=0, epoch="best")
+    assert best.epoch == selected_epoch(straight_run, "best")
+    best.save(tmp_path / "best.npz")
+    assert Representations.load(tmp_path / "best.npz").epoch == best.epoch
 
     start = export_representations(straight_run, rows, adomains, n_orders=2, seed=0, epoch=0)
     untrained = load_checkpoint(straight_run, epoch=0)

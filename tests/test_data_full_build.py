@@ -11,6 +11,10 @@ What the 127.0.0.1 server holds (fetched by ``build_all`` through ``$CROSSGRAN_M
   BGC99000xx whose CDS translations are Pfam consensus sequences, so where hmmsearch must find
   each domain, and hence each token index, is known in advance. Compound structures are real
   PARAS SMILES (3-chlorotyrosine, valine) and its one unparsable SMILES.
+
+The halogenation features (``crossgran.analysis.halogenation.halogenation_features``) are read
+from a one-epoch BiGCARP run on the built corpus and a tiny random ESM: each representation at
+its site, and the errors for tables or runs that do not hold the sites.
 """
 
 from __future__ import annotations
@@ -18,10 +22,12 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from Bio import SeqIO
 from Bio.Seq import Seq
@@ -38,7 +44,9 @@ from crossgran.data.pfam import TRP_HALOGENASE
 from crossgran.data.readers import read_tsv_member
 from crossgran.models import esm as cesm
 from crossgran.models.bigcarp import (
+    Representations,
     Vocabulary,
+    export_representations,
     layer_representations,
     load_checkpoint,
     train_mlm,
@@ -238,6 +246,21 @@ def tiny_run(built) -> Path:
     return out
 
 
+@pytest.fixture(scope="module")
+def exported(built, tiny_run) -> dict[str, Representations]:
+    """The tiny run's exports as notebook 05 loads them: its last epoch (the loopback corpus may
+    have no validation rows for a best epoch) and epoch 0."""
+    profile, _ = built
+    corpus = tables.load_table(profile, "domain_corpus")
+    adomains = tables.load_table(profile, "adomains")
+    return {
+        suffix: export_representations(
+            tiny_run, corpus, adomains, n_orders=2, seed=profile.seed, epoch=epoch
+        )
+        for suffix, epoch in (("", "last"), ("~untrained", 0))
+    }
+
+
 # ---------------------------------------------------------------- the build
 
 
@@ -336,53 +359,102 @@ def test_manifest_lists_remote_inputs_with_locked_hashes(built, served) -> None:
 # ---------------------------------------------------------------- halogenation features
 
 
-def test_task_features_read_each_representation_at_its_site(
-    built, pfam, tiny_esm, tiny_run
+def test_features_read_each_representation_at_its_site(
+    built, pfam, tiny_esm, tiny_run, exported
 ) -> None:
     profile, _ = built
-    features, labels, groups = halogenation.task_features(profile, tiny_esm, tiny_run)
-    assert list(features) == list(halogenation.FEATURE_SETS)
-    assert labels.tolist() == [1, 1, 0]  # the NA-labelled BGC9900003 is left out
-    assert groups.tolist() == ["BGC9900001", "BGC9900001", "BGC9900002"]
-    run = load_checkpoint(tiny_run)
-    width = SMALL["bigcarp"].d_model
+    data = halogenation.halogenation_features(profile, exported, tiny_run, esm_model=tiny_esm)
+    assert data.labels.tolist() == [1, 1, 0]  # the NA-labelled BGC9900003 is left out
+    assert data.groups.tolist() == ["BGC9900001", "BGC9900001", "BGC9900002"]
+    features, width = data.features, SMALL["bigcarp"].d_model
     assert features["esm"].shape == (3, tiny_esm.embed_dim)
     assert features["bigcarp_domain"].shape == features["bigcarp_mean"].shape == (3, width)
-    assert features[halogenation.FUSED].shape == (3, tiny_esm.embed_dim + 2 * width)
-    assert features["random"].shape == features[halogenation.FUSED].shape
-    np.testing.assert_array_equal(
-        features[halogenation.FUSED][:, -width:], features["bigcarp_mean"]
-    )
 
+    run = load_checkpoint(tiny_run)  # the last epoch, the one exported as trained
     corpus = tables.load_table(profile, "domain_corpus").set_index("seq_id")["tokens"]
-    sentence = corpus["BGC9900001"].split()
-    last = layer_representations(run.model, run.vocab, [sentence], layers=[-1])[0][0]
-    for row, index in ((0, 3), (1, 5)):  # the two halogenases of one BGC: different contexts
-        np.testing.assert_allclose(
-            features["bigcarp_domain"][row], last[index], rtol=1e-5, atol=1e-5
-        )
-        np.testing.assert_allclose(
-            features["bigcarp_mean"][row], last.mean(axis=0), rtol=1e-5, atol=1e-5
-        )
+    for bgc_id, sites in (("BGC9900001", ((0, 3), (1, 5))), ("BGC9900002", ((2, 0),))):
+        sentence = corpus[bgc_id].split()
+        last = layer_representations(run.model, run.vocab, [sentence], layers=[-1])[0][0]
+        for row, index in sites:  # the halogenase's token index in the gene-ordered sentence
+            assert sentence[index] == HALO
+            np.testing.assert_allclose(
+                features["bigcarp_domain"][row], last[index], rtol=1e-5, atol=1e-5
+            )
+            np.testing.assert_allclose(
+                features["bigcarp_mean"][row], last.mean(axis=0), rtol=1e-5, atol=1e-5
+            )
+    # The two halogenases of one BGC: different contexts, different vectors, one BGC mean.
     assert not np.allclose(features["bigcarp_domain"][0], features["bigcarp_domain"][1])
 
+    # Every domain is the Trp_halogenase consensus: ESM's mean over those residues alone.
     alone = cesm.embed({"halogenase": hmm.consensus_sequence(pfam[HALO])}, tiny_esm, [-1])
-    np.testing.assert_allclose(
-        features["esm"][2], alone.mean[alone.layer_index(-1)][0], rtol=1e-5, atol=1e-5
-    )
+    expected = alone.mean[alone.layer_index(-1)][0]
+    for row in range(3):
+        np.testing.assert_allclose(features["esm"][row], expected, rtol=1e-5, atol=1e-5)
 
 
 def test_release_without_a_halogenase_names_the_fix(
-    server, tmp_path, smoke_profile, tiny_esm
+    server, tmp_path, smoke_profile, tiny_esm, exported
 ) -> None:
     profile, report = _build(server, tmp_path, smoke_profile, max_bgcs=1)  # BGC0001090 only
     assert report.counts["halogenase_domains"] == 0
     assert tables.load_table(profile, "halogenase_domains").empty
     with pytest.raises(ValueError, match=rf"no {HALO} \(Trp_halogenase\) hit.*max_bgcs=1"):
-        halogenation.task_features(profile, tiny_esm, profile.models_dir / "absent")
+        halogenation.halogenation_features(
+            profile, exported, profile.models_dir / "absent", esm_model=tiny_esm
+        )
 
 
-def test_offline_profiles_have_no_halogenation_table(tmp_path, tiny_esm) -> None:
-    profile = get_profile("smoke", root=tmp_path)
-    with pytest.raises(FileNotFoundError, match="only the full profile's build"):
-        halogenation.task_features(profile, tiny_esm, profile.models_dir / "absent")
+@pytest.mark.parametrize(
+    ("name", "table"), [("full", "halogenase_domains"), ("smoke", "halogenase_bgcs")]
+)
+def test_unbuilt_tables_name_the_fix(tmp_path, tiny_esm, exported, name, table) -> None:
+    profile = get_profile(name, root=tmp_path)
+    with pytest.raises(FileNotFoundError, match=rf"{table}\.tsv does not exist.*Fix: .*01_data"):
+        halogenation.halogenation_features(
+            profile, exported, profile.models_dir / "absent", esm_model=tiny_esm
+        )
+
+
+def test_absent_run_dir_names_the_fix(built, tiny_esm, exported) -> None:
+    profile, _ = built
+    absent = profile.models_dir / "absent"
+    with pytest.raises(FileNotFoundError, match=r"absent has no state\.pt; train with"):
+        halogenation.halogenation_features(profile, exported, absent, esm_model=tiny_esm)
+
+
+def _without_sentence(corpus: pd.DataFrame) -> pd.DataFrame:
+    return corpus[corpus["seq_id"] != "BGC9900002"]
+
+
+def _unordered(corpus: pd.DataFrame) -> pd.DataFrame:
+    return corpus.assign(ordered=False)
+
+
+def _reversed(corpus: pd.DataFrame) -> pd.DataFrame:
+    """BGC9900001's tokens reversed: its halogenase sites 3 and 5 now hold other families."""
+    flipped = corpus["tokens"].str.split().str[::-1].str.join(" ")
+    return corpus.assign(tokens=flipped.where(corpus["seq_id"] == "BGC9900001", corpus["tokens"]))
+
+
+@pytest.mark.parametrize(
+    ("tamper", "message"),
+    [
+        (_without_sentence, r"no sentence for 1 halogenase BGC\(s\), e\.g\. BGC9900002"),
+        (_unordered, r"sentences are unordered bags"),
+        (_reversed, r"2 halogenase site\(s\) .*e\.g\. BGC9900001\[3\].*different builds"),
+    ],
+)
+def test_sentences_that_do_not_hold_the_sites_name_the_fix(
+    built, tiny_run, tiny_esm, exported, tmp_path, tamper, message
+) -> None:
+    """The built tables with domain_corpus from elsewhere: a halogenase's token index must not
+    be read in a sentence it was not found in."""
+    profile, _ = built
+    copy = get_profile("full", root=tmp_path, **SMALL)
+    shutil.copytree(profile.processed_dir, copy.processed_dir)
+    corpus = tamper(tables.load_table(profile, "domain_corpus"))
+    corpus.to_csv(tables.table_path(copy, "domain_corpus"), sep="\t", index=False)
+    fix = r"\. Fix: rebuild the tables \(notebook 01_data\), then retrain"
+    with pytest.raises(ValueError, match=message + r".*" + fix):
+        halogenation.halogenation_features(copy, exported, tiny_run, esm_model=tiny_esm)

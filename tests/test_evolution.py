@@ -142,36 +142,6 @@ def test_cka_evolution_compares_every_checkpoint(runs_and_exports, monkeypatch) 
     )
 
 
-def test_table_vs_depth_reads_the_last_epoch() -> None:
-    """Pure arithmetic on the two tables: the table's CKA against the largest deeper one."""
-    summary = pd.DataFrame(
-        {
-            "comparison": ["token_table_vs_init", "embedder_vs_last", "embedder_vs_last"],
-            "run_a": ["esm", "esm", "random"],
-            "run_b": ["esm", "esm", "random"],
-            "linear_cka": [0.9, 0.3, 0.2],
-        }
-    )
-    evolution_table = pd.DataFrame(
-        {  # epochs out of order: the last one must be read
-            "comparison": ["last_vs_init"] * 3,
-            "run_a": ["esm"] * 3,
-            "epoch": [2, 0, 1],
-            "linear_cka": [0.4, 1.0, 0.6],
-        }
-    )
-    result = evolution.table_vs_depth(summary, evolution_table)
-    assert (result.table_stays, result.esm_depth, result.random_depth, result.last_moves) == (
-        0.9,
-        0.3,
-        0.2,
-        0.4,
-    )
-    assert result.supported
-    summary.loc[0, "linear_cka"] = 0.35
-    assert not evolution.table_vs_depth(summary, evolution_table).supported
-
-
 def test_checkpoint_subset_is_evenly_spaced_over_sorted_ids(smoke_profile, smoke_build) -> None:
     corpus = load_table(smoke_profile, "domain_corpus").sort_values("seq_id")
     subset = evolution.checkpoint_subset(smoke_profile, 25)

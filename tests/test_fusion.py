@@ -7,7 +7,9 @@ concatenation must beat both alone (claim 4 holds on the product-class task) and
 concatenation of their random projections. The untrained controls are noise. The A-domain ESM
 rows are shuffled, with the domain's number in column 0, so the test sees that rows were
 aligned by id. A spy on ``cross_validated_scores`` records every matrix that was probed, so the
-feature sets themselves (not only their scores) can be checked.
+feature sets themselves (not only their scores) can be checked. The smoke profile runs the
+linear probe only; the paper's probes (``paper_probes``) are checked with a small MLP and, for
+the BiLSTM's wiring, a stand-in sequence probe (the BiLSTM itself: tests/test_probes_sequence.py).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crossgran.analysis import comparisons, fusion, halogenation
+from crossgran.analysis import comparisons, fusion
 from crossgran.analysis.controls import random_family_vectors, random_residue_features
 from crossgran.analysis.features import (
     count_matrix,
@@ -26,7 +28,12 @@ from crossgran.analysis.features import (
     random_features,
     unique_bag_rows,
 )
-from crossgran.analysis.probes import bootstrap_ci, cross_validated_scores, paired_bootstrap
+from crossgran.analysis.probes import (
+    LINEAR_PROBE,
+    bootstrap_ci,
+    cross_validated_scores,
+    paired_bootstrap,
+)
 from crossgran.data.adomains import PROPERTIES
 from crossgran.data.pfam import AMP_BINDING
 from crossgran.data.tables import load_table
@@ -120,20 +127,22 @@ def spy():
 
 @pytest.fixture(scope="module")
 def product_class(settings, stand_ins, spy):
-    results, rows = fusion.product_class_probes(
+    sets, rows = fusion.product_class_probes(
         settings,
         stand_ins["esm_pfam"],
         stand_ins["bigcarp_runs"],
         stand_ins["pfam2vec"],
         esm_layer=1,
     )
+    assert list(sets) == [LINEAR_PROBE]  # smoke: no paper probes
+    results = sets[LINEAR_PROBE]
     matrices = {name: spy[id(result)] for name, result in results.items()}
     return results, rows, matrices
 
 
 @pytest.fixture(scope="module")
 def class_tables(settings, product_class):
-    return fusion.product_class_tables(settings, product_class[0])
+    return fusion.product_class_tables(settings, {LINEAR_PROBE: product_class[0]})
 
 
 @pytest.fixture(scope="module")
@@ -210,7 +219,12 @@ def test_product_class_tables_test_the_fusion_and_every_single_against_controls(
 ) -> None:
     table, tests = class_tables
     assert len(table) == len(product_class[0]) * table["metric"].nunique()
-    assert list(tests.columns) == comparisons.TEST_COLUMNS
+    assert table.columns[0] == "probe" and not table.duplicated(["feature_set", "metric"]).any()
+    fixed = {"pfam2vec", "pfam_counts"}  # random forests here (count_probe_model="rf")
+    assert set(table.loc[table["feature_set"].isin(fixed), "probe"]) == {"random forest"}
+    assert set(table.loc[~table["feature_set"].isin(fixed), "probe"]) == {LINEAR_PROBE}
+    assert list(tests.columns) == comparisons.PROBE_TEST_COLUMNS
+    assert set(tests["probe"]) == {LINEAR_PROBE}
     assert (tests["task"] == "product_class").all() and set(tests["metric"]) == {"f1", "auc"}
     learned = [fusion.CLASS_FUSION, *fusion.CLASS_SINGLES]
     expected = {(fusion.CLASS_FUSION, ";".join(fusion.CLASS_SINGLES))}
@@ -275,7 +289,9 @@ def test_adomain_probes_group_folds_and_bootstrap_by_parent_protein(
     table, tests, ungrouped, skipped = adomain_probed
     assert skipped == [f"{THIN} (only 2 parent proteins in its rarer class)"]
     probed = [prop for prop in PROPERTIES if prop != THIN]
-    assert table.columns[0] == "property" and list(dict.fromkeys(table["property"])) == probed
+    assert list(table.columns[:2]) == list(ungrouped.columns[:2]) == ["property", "probe"]
+    assert set(table["probe"]) == set(ungrouped["probe"]) == {LINEAR_PROBE}
+    assert list(dict.fromkeys(table["property"])) == probed
     for prop in probed:
         rows = table[table["property"] == prop]
         assert set(rows["feature_set"]) == set(x)
@@ -315,7 +331,7 @@ def test_adomain_probes_group_folds_and_bootstrap_by_parent_protein(
 
 def test_adomain_tests_cover_each_probed_property(adomain_probed) -> None:
     table, tests, _, _ = adomain_probed
-    assert list(tests.columns) == comparisons.TEST_COLUMNS
+    assert list(tests.columns) == comparisons.PROBE_TEST_COLUMNS
     assert set(tests["metric"]) == {"auc"} and (tests["task"] == "adomain").all()
     pairs = {("stachel", "esm_mean"), ("esm_mean", "bigcarp")}
     pairs |= {
@@ -335,11 +351,11 @@ def test_claim4_reads_both_fusion_verdicts_from_the_notebook_tests(
     class_tables, adomain_probed
 ) -> None:
     table = fusion.fusion_tests(class_tables[1], adomain_probed[1])
-    assert list(table.columns) == comparisons.TEST_COLUMNS
+    assert list(table.columns) == comparisons.PROBE_TEST_COLUMNS
     assert len(table) == len(class_tables[1]) + len(adomain_probed[1])
     claim = fusion.claim4(table)
     decided = comparisons.claim_verdicts(table).set_index(
-        ["task", "property", "candidate", "rival", "metric"]
+        ["probe", "task", "property", "candidate", "rival", "metric"]
     )["verdict"]
     fused = claim[claim["task"] == "product_class"].set_index("metric")
     assert set(fused.index) == {"f1", "auc"} and set(fused["rival"]) <= set(fusion.CLASS_SINGLES)
@@ -347,15 +363,15 @@ def test_claim4_reads_both_fusion_verdicts_from_the_notebook_tests(
     domains = claim[claim["task"] == "adomain"]
     assert len(domains) == adomain_probed[0]["property"].nunique() * len(fusion.FUSIONS)
     for row in claim.itertuples():
-        assert row.verdict == decided[row.task, row.property, row.candidate, row.rival, row.metric]
-        random = decided[
-            row.task, row.property, row.candidate, f"{row.candidate}~random", row.metric
-        ]
+        key = (row.probe, row.task, row.property, row.candidate)
+        assert row.verdict == decided[(*key, row.rival, row.metric)]
+        random = decided[(*key, f"{row.candidate}~random", row.metric)]
         assert row.verdict_vs_random == random
 
 
 def _row(candidate: str, rival: str, low: float, high: float, p_value: float, **extra) -> dict:
     return {
+        "probe": LINEAR_PROBE,
         "task": "adomain",
         "property": "is_aromatic",
         "candidate": candidate,
@@ -394,9 +410,10 @@ def test_claim4_verdicts_on_a_made_up_table() -> None:
                 property="",
             ),
         ]
-    )[comparisons.TEST_COLUMNS]
+    )[comparisons.PROBE_TEST_COLUMNS]
     claim = fusion.claim4(tests).set_index("candidate")
     assert list(claim.columns) == [
+        "probe",
         "task",
         "property",
         "metric",
@@ -429,25 +446,143 @@ def test_claim4_verdicts_on_a_made_up_table() -> None:
     ]
 
 
-def test_halogenation_probes_use_the_papers_probe_grouped_by_bgc(settings, monkeypatch) -> None:
-    """The task's features are a stand-in here (the table needs the full build)."""
-    rng = np.random.default_rng(1)
-    groups = np.repeat([f"BGC{i:07d}" for i in range(30)], 2)
-    labels = np.repeat(rng.permutation([0, 1] * 15), 2)
-    features = {name: rng.normal(size=(60, 3)) for name in halogenation.FEATURE_SETS}
-    features[halogenation.FUSED][:, 0] += 2.0 * labels
-    monkeypatch.setattr(halogenation, "task_features", lambda *_: (features, labels, groups))
-    monkeypatch.setattr(halogenation, "MLP_HIDDEN", (8,))
-    probe = fusion.halogenation_probes(settings, None, "unused")
-    assert (probe.n_domains, probe.n_bgcs, probe.n_halogenated) == (60, 30, 30)
-    assert set(probe.table["model"]) == {"mlp"}
-    assert list(probe.table["feature_set"].unique()) == list(halogenation.FEATURE_SETS)
-    assert list(probe.tests.columns) == comparisons.TEST_COLUMNS
-    assert (probe.tests["task"] == "halogenation").all() and (probe.tests["property"] == "").all()
-    fused = probe.tests[probe.tests["candidate"] == halogenation.FUSED]
-    assert set(fused["rival"]) <= set(halogenation.PARTS) and set(fused["metric"]) == {"auc"}
-    claim = fusion.claim4(
-        fusion.fusion_tests(probe.tests.iloc[:0], probe.tests.iloc[:0], [probe.tests])
+SMALL_MLP = (8,)
+
+
+@pytest.fixture(scope="module")
+def paper_settings(settings):
+    return replace(settings, paper_probes=True)
+
+
+@pytest.fixture(scope="module")
+def paper_class(paper_settings, stand_ins):
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(fusion, "PAPER_MLP", SMALL_MLP)
+        return fusion.product_class_probes(
+            paper_settings,
+            stand_ins["esm_pfam"],
+            stand_ins["bigcarp_runs"],
+            stand_ins["pfam2vec"],
+            esm_layer=1,
+        )
+
+
+def test_paper_probes_add_an_mlp_set_on_the_same_rows_and_folds(
+    paper_settings, paper_class, product_class
+) -> None:
+    sets, rows = paper_class
+    mlp = "MLP (8)"
+    assert list(sets) == [LINEAR_PROBE, mlp] and set(sets[mlp]) == set(product_class[0])
+    np.testing.assert_array_equal(rows.bgc_ids, product_class[1].bgc_ids)
+    for name, result in sets[mlp].items():
+        if name in ("pfam2vec", "pfam_counts"):  # baselines keep their model, probed once
+            assert result is sets[LINEAR_PROBE][name] and result.model == "rf"
+        else:
+            assert (result.model, result.hidden, result.probe) == ("mlp", SMALL_MLP, mlp)
+        np.testing.assert_array_equal(result.fold_ids, sets[LINEAR_PROBE][name].fold_ids)
+    table, tests = fusion.product_class_tables(paper_settings, sets)
+    assert not table.duplicated(["probe", "feature_set", "metric"]).any()
+    assert set(table["probe"]) == {LINEAR_PROBE, mlp, "random forest"}
+    assert len(table) == (2 * len(sets[mlp]) - 2) * table["metric"].nunique()
+    per_probe = tests.groupby("probe")[["candidate", "rivals", "metric"]].apply(
+        lambda t: set(map(tuple, t.to_numpy()))
     )
-    assert claim["candidate"].tolist() == [halogenation.FUSED]
-    assert claim["verdict_vs_random"].tolist() == ["not run"]
+    assert set(per_probe.index) == {LINEAR_PROBE, mlp} and per_probe[LINEAR_PROBE] == per_probe[mlp]
+    claim = fusion.claim4(tests)
+    assert sorted(claim["probe"].unique()) == sorted([LINEAR_PROBE, mlp])
+    assert len(claim) == 2 * 2  # per probe: macro-F1 and macro-AUC of the one fusion
+
+
+def test_paper_probes_on_adomains_probe_every_feature_set_with_the_mlp(
+    paper_settings, adomain, thinned, monkeypatch
+) -> None:
+    monkeypatch.setattr(fusion, "PAPER_MLP", SMALL_MLP)
+    monkeypatch.setattr(fusion, "PROPERTIES", ("is_aromatic",))  # one property is enough here
+    _, x = adomain
+    table, tests, ungrouped, _ = fusion.adomain_probes(paper_settings, thinned, x)
+    for frame, names in ((table, set(x)), (ungrouped, set(fusion.UNGROUPED))):
+        for probe in (LINEAR_PROBE, "MLP (8)"):
+            assert set(frame.loc[frame["probe"] == probe, "feature_set"]) == names
+    linear = tests[tests["probe"] == LINEAR_PROBE].drop(columns="probe")
+    mlp = tests[tests["probe"] == "MLP (8)"].drop(columns="probe")
+    keys = ["property", "candidate", "rivals"]
+    assert linear[keys].to_numpy().tolist() == mlp[keys].to_numpy().tolist()
+
+
+def test_the_bilstm_is_not_run_over_unordered_bags(settings, paper_settings) -> None:
+    assert "paper_probes is off" in fusion.sequence_probe_reason(settings)
+    reason = fusion.sequence_probe_reason(paper_settings)
+    assert "unordered domain bags" in reason and "`full`" in reason
+    with pytest.raises(ValueError, match="cannot run here"):
+        fusion.product_class_sequence_probes(paper_settings, {}, {}, {}, None, esm_layer=1)
+
+
+def test_the_bilstm_reads_each_bgc_in_gene_order_beside_its_controls(
+    paper_settings, stand_ins, paper_class, monkeypatch
+) -> None:
+    """Gene order is faked (the smoke bags marked ordered) and the BiLSTM replaced by a spy:
+    this checks what it is given; tests/test_probes_sequence.py checks the BiLSTM itself."""
+    from types import SimpleNamespace
+
+    from crossgran.analysis.probes import fold_plan, probe_result
+    from crossgran.models.bigcarp import Vocabulary, build_model, layer_representations
+
+    real_load = fusion.load_table
+
+    def ordered(settings, name):
+        table = real_load(settings, name)
+        return table.assign(ordered=True) if name == "domain_corpus" else table
+
+    calls: list[dict] = []
+
+    def spy(sequences, y, *, task, folds, seeds, config, device, torch_threads):
+        plan = fold_plan(y, task=task, groups=None, folds=folds, seeds=seeds)
+        scores = [np.full(y.shape, 0.5)]
+        hidden = (config.hidden,) * config.layers
+        result = probe_result(plan, scores, task=task, model="bilstm", seeds=seeds, hidden=hidden)
+        calls.append({"sequences": sequences, "y": y, "folds": folds, "result": result})
+        return result
+
+    monkeypatch.setattr(fusion, "load_table", ordered)
+    monkeypatch.setattr(fusion, "sequence_probe_scores", spy)
+    corpus = ordered(paper_settings, "domain_corpus")
+    vocab = Vocabulary.from_corpus(corpus)
+    config = replace(paper_settings.bigcarp, d_model=8, n_layers=2, r=2)
+    models = {
+        suffix: SimpleNamespace(model=build_model(config, vocab, 6, seed=seed), vocab=vocab)
+        for seed, suffix in enumerate(["", "~untrained"])
+    }
+    sets, rows = paper_class
+    assert fusion.sequence_probe_reason(paper_settings) == ""
+    bilstm = fusion.product_class_sequence_probes(
+        paper_settings, stand_ins["esm_pfam"], models, sets, rows, esm_layer=1
+    )
+    assert list(bilstm) == ["BiLSTM (2 x 512)"]  # the paper's sizes were asked for
+    results = bilstm["BiLSTM (2 x 512)"]
+    assert results["pfam2vec"] is sets[LINEAR_PROBE]["pfam2vec"]
+    assert set(results) == set(sets[LINEAR_PROBE]) - {"pfam_counts", "random"}
+    assert results["bigcarp_embedder~random"] is results["bigcarp_last~random"]
+    assert len(calls) == len(results) - 2  # pfam2vec is pooled; one random control per width
+    assert all(c["folds"] == paper_settings.probe_folds for c in calls)
+    assert all(np.array_equal(c["y"], rows.targets) for c in calls)
+    given = {name: c["sequences"] for name, r in results.items() for c in calls if c["result"] is r}
+    sentences = corpus.set_index("seq_id").loc[rows.bgc_ids, "tokens"].str.split().tolist()
+    esm = stand_ins["esm_pfam"][""]
+    vectors = dict(zip(esm.ids, esm.mean[1], strict=True))
+    kept = [[i for i, t in enumerate(tokens) if t in vectors] for tokens in sentences]
+    layers = layer_representations(models[""].model, vocab, sentences[:5], layers=[0, -1])
+    for row in range(5):
+        tokens = [sentences[row][i] for i in kept[row]]
+        np.testing.assert_allclose(given["esm"][row], np.stack([vectors[t] for t in tokens]))
+        for n, name in enumerate(["bigcarp_embedder", "bigcarp_last"]):
+            np.testing.assert_allclose(given[name][row], layers[row][n][kept[row]], rtol=1e-5)
+        random = random_family_vectors(tokens, ESM_WIDTH, paper_settings.seed)
+        np.testing.assert_array_equal(given["esm~random"][row], random)
+        for suffix in ("", "~random", "~untrained"):
+            parts = [given[f"esm{suffix}"][row], given[f"bigcarp_last{suffix}"][row]]
+            np.testing.assert_array_equal(
+                given[f"{fusion.CLASS_FUSION}{suffix}"][row], np.hstack(parts)
+            )
+    table, tests = fusion.product_class_tables(paper_settings, {**sets, **bilstm})
+    assert set(tests["probe"]) == {LINEAR_PROBE, "MLP (8)", "BiLSTM (2 x 512)"}
+    assert not table.duplicated(["probe", "feature_set", "metric"]).any()

@@ -153,3 +153,47 @@ def test_anchors_are_consistent() -> None:
         key = (anchor.select["comparison"], anchor.select["run_a"], anchor.select["run_b"])
         assert paper.PAPER_CKA.get(key) == anchor.paper
     assert paper.PAPER_CKA["layer0_vs_epoch0", "esm", "esm"] == 0.954
+
+
+def _two_probes(measured: Profile, root, shift: float, probes: tuple[str, str]) -> Profile:
+    """``measured``'s real tables under two probe names: the first as written, the second a
+    copy with every number moved by ``shift``, so a test can see which probe's row was read."""
+    copy = replace(measured, root=root)
+    copy.results_dir.mkdir(parents=True)
+    for name in ("product_class_probe", "fusion_tests"):
+        table = pd.read_csv(measured.results_dir / f"{name}.csv")
+        moved = table.copy()
+        floats = moved.select_dtypes("float").columns
+        moved[floats] += shift
+        both = pd.concat([table.assign(probe=probes[0]), moved.assign(probe=probes[1])])
+        both[["probe", *table.columns]].to_csv(copy.results_dir / f"{name}.csv", index=False)
+    return copy
+
+
+def test_a_row_reads_the_papers_probe_where_it_ran(measured: Profile, tmp_path) -> None:
+    mlp, linear = "MLP (512, 256)", probes.LINEAR_PROBE
+    assert paper.PROBES_BY_TABLE["product_class_probe"][1:] == (mlp, linear)
+    assert probes.probe_label("mlp", (512, 256)) == mlp
+    assert (
+        probes.probe_label("bilstm", (512, 512)) == paper.PROBES_BY_TABLE["product_class_probe"][0]
+    )
+    assert probes.probe_label("mlp", (512, 128)) == paper.PROBES_BY_TABLE["halogenation_probe"][0]
+    base = report.report_rows(measured).set_index("key")
+    both = report.report_rows(_two_probes(measured, tmp_path / "a", 0.01, (linear, mlp)))
+    both = both.set_index("key")
+    key = "pc:esm>pfam2vec:f1"
+    assert both.loc[key, "probe"] == mlp and base.loc[key, "probe"] == ""
+    assert both.loc[key, "ours"] == pytest.approx(base.loc[key, "ours"] + 0.01)
+    assert both.loc[key, "delta"] == pytest.approx(base.loc[key, "delta"] + 0.01)
+    text = report.write_report(_two_probes(measured, tmp_path / "b", 0.0, (linear, mlp)))
+    assert f"| {mlp} |" in text.read_text() and "| probe |" in text.read_text()
+    # Only the linear probe there: the row reads it and says so.
+    alone = _two_probes(measured, tmp_path / "c", 0.0, (linear, linear))
+    for name in ("product_class_probe", "fusion_tests"):
+        path = alone.results_dir / f"{name}.csv"
+        pd.read_csv(path).drop_duplicates().to_csv(path, index=False)
+    assert report.report_rows(alone).set_index("key").loc[key, "probe"] == linear
+    # Two probes, neither named by the anchor: reading either would be arbitrary.
+    odd = _two_probes(measured, tmp_path / "d", 0.0, ("probe A", "probe B"))
+    with pytest.raises(ValueError, match="names none of them"):
+        report.report_rows(odd)

@@ -1,5 +1,5 @@
 """The model-run steps' controls: untrained ESM tables beside the trained ones, epoch-0
-BiGCARP exports beside the final ones, and which MIBiG BGCs BiGCARP trained on."""
+BiGCARP exports beside the selected (trained) ones, and which MIBiG BGCs BiGCARP trained on."""
 
 from __future__ import annotations
 
@@ -74,7 +74,7 @@ def test_export_writes_the_epoch0_control_of_every_run(settings, monkeypatch) ->
 
     def export(run_dir, corpus, adomains, n_orders, seed, *, epoch=None):
         calls.append((run_dir.name, epoch))
-        matrix = {0: np.full((1, 2), -1.0 if epoch is None else float(epoch), np.float32)}
+        matrix = {0: np.full((1, 2), -1.0 if isinstance(epoch, str) else float(epoch), np.float32)}
         return bigcarp.Representations([0], ["PF00001"], matrix, [], {0: np.zeros((0, 2))}, [], {})
 
     monkeypatch.setattr(bigcarp, "export_representations", export)
@@ -84,7 +84,9 @@ def test_export_writes_the_epoch0_control_of_every_run(settings, monkeypatch) ->
         key for init in bigcarp.INIT_MODES for key in (init, f"{init}~untrained")
     ]
     for init in bigcarp.INIT_MODES:
-        assert (f"bigcarp_{init}", None) in calls and (f"bigcarp_{init}", 0) in calls
+        # The trained export reads the checkpoint the profile's rule selects.
+        assert (f"bigcarp_{init}", settings.bigcarp.checkpoint) in calls
+        assert (f"bigcarp_{init}", 0) in calls
         assert f"bigcarp_{init}.npz" in calls and f"bigcarp_{init}_epoch0.npz" in calls
         assert exported[init].family[0][0, 0] == -1.0
         assert exported[f"{init}~untrained"].family[0][0, 0] == 0.0

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from crossgran.analysis import report, spread
-from crossgran.analysis.comparisons import TEST_COLUMNS
+from crossgran.analysis.comparisons import PROBE_TEST_COLUMNS, TEST_COLUMNS
 from crossgran.analysis.verdicts import VERDICTS
 from crossgran.profiles import get_profile
 
@@ -54,11 +54,14 @@ def test_every_stored_table_has_unique_keys() -> None:
 def test_paired_tests_are_named_by_what_they_compare() -> None:
     """A candidate is tested against several rival sets (e.g. a fusion against its parts and
     against its controls), so (task, property, candidate, metric) repeats: the rival set is
-    part of a test's name, and the rival chosen from it is a value (it may vary by sample)."""
+    part of a test's name, and the rival chosen from it is a value (it may vary by sample).
+    Notebook 05 runs every comparison within each probe, so there the probe names it too."""
+    named_by = ("task", "property", "candidate", "rivals", "metric")
     for name in TEST_TABLES:
-        assert spread.TABLE_KEYS[name] == ("task", "property", "candidate", "rivals", "metric")
+        probed = name == "fusion_tests"
+        assert spread.TABLE_KEYS[name] == (("probe", *named_by) if probed else named_by)
         table = STORED[name]
-        assert list(table.columns) == TEST_COLUMNS, name
+        assert list(table.columns) == (PROBE_TEST_COLUMNS if probed else TEST_COLUMNS), name
         keys = spread.long_form(name, table)
         assert "rival" in set(keys["column"]) and "rivals" not in set(keys["column"])
     fusion = STORED["fusion_tests"]

@@ -329,3 +329,23 @@ def property_heatmap(summary: pd.DataFrame, metric: str, title: str) -> plt.Figu
     ax.tick_params(axis="x", rotation=30)
     fig.tight_layout()
     return fig
+
+
+# Probes run once per feature set and shared by every probe's comparisons (Pfam2vec's random
+# forest, the paper's baseline): drawn in every probe's figure.
+SHARED_PROBES = ("random forest",)
+
+
+def probe_views(summary: pd.DataFrame) -> dict[str, tuple[str, pd.DataFrame]]:
+    """Probe label -> (figure-name suffix, rows to draw) of a summary with a ``probe`` column:
+    each probe that read the representations (linear probe, MLP, BiLSTM) with the shared
+    baselines' rows (:data:`SHARED_PROBES`). The linear probe's suffix is "" (its figures keep
+    their names on every profile); the others get ``_<label as a slug>``, e.g.
+    ``_mlp_512_256``."""
+    shared = summary["probe"].isin(SHARED_PROBES)
+    views = {}
+    for probe in dict.fromkeys(summary.loc[~shared, "probe"]):
+        slug = "".join(c if c.isalnum() else "_" for c in probe.lower())
+        suffix = "" if probe == "linear probe" else "_" + "_".join(filter(None, slug.split("_")))
+        views[probe] = (suffix, summary[shared | (summary["probe"] == probe)])
+    return views

@@ -35,6 +35,14 @@ def auto_profile_name() -> str:
     return "full" if full_inputs_obtainable(get_profile("full", find_root())) else DEFAULT_PROFILE
 
 
+def torch_device() -> str:
+    """``"cuda"`` where a CUDA GPU is present, else ``"cpu"``: where this session's torch work
+    (BiLSTM probes, model inference) runs."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def prepare(name: str, on_colab: bool = False, bigcarp_seed: int | None = None) -> Profile:
     """What every notebook's setup cell needs, in one call: the profile (chosen by the machine
     on Colab, see :func:`auto_profile_name`), its inputs checked (``full`` stops here, with one

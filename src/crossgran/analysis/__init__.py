@@ -3,8 +3,8 @@ cross-validated probes and their statistics, the probes' task features and rows,
 every learned representation is shown beside, paired comparisons and their four-valued
 verdicts, the paper's anchor figures and the paper-vs-reproduced report, the training-run
 spread, and one module per notebook analysis (``failed_init``, ``occurrence_cka`` and
-``evolution``: notebook 03; ``layers`` and ``layer_tasks``: 04; ``fusion`` and
-``halogenation``: 05).
+``evolution``: notebook 03; ``layers`` and ``layer_tasks``: 04; ``fusion``,
+``halogenation`` and ``halogenation_probe``: 05; ``vector_geometry``: 02).
 
 Submodules load on first access (``crossgran.analysis.cka`` or ``from crossgran.analysis
 import cka``), so importing the package pulls in neither scikit-learn nor torch.
@@ -24,6 +24,7 @@ __all__ = [
     "features",
     "fusion",
     "halogenation",
+    "halogenation_probe",
     "labelled_rows",
     "layer_tasks",
     "layers",
@@ -33,6 +34,7 @@ __all__ = [
     "report",
     "rows",
     "spread",
+    "vector_geometry",
     "verdicts",
 ]
 

@@ -21,7 +21,15 @@ import pandas as pd
 from crossgran.analysis.probes import ProbeResult, compare_to_best
 from crossgran.analysis.verdicts import decide
 
-__all__ = ["TEST_COLUMNS", "Comparison", "claim_verdicts", "control_comparisons", "run_comparisons"]
+__all__ = [
+    "PROBE_TEST_COLUMNS",
+    "TEST_COLUMNS",
+    "Comparison",
+    "claim_verdicts",
+    "control_comparisons",
+    "run_comparisons",
+    "run_probe_comparisons",
+]
 
 TEST_COLUMNS = [
     "task",
@@ -38,6 +46,9 @@ TEST_COLUMNS = [
     "high",
     "p_value",
 ]
+# The tests of a task probed with several probes (``fusion_tests.csv``): the probe whose results
+# were compared comes first; a comparison never pits one probe against another.
+PROBE_TEST_COLUMNS = ["probe", *TEST_COLUMNS]
 
 
 @dataclass(frozen=True)
@@ -79,6 +90,22 @@ def run_comparisons(
     tests = pd.concat(tables, ignore_index=True)
     tests = tests[tests["metric"].isin(metrics)].assign(task=task, property=prop)
     return tests[TEST_COLUMNS].reset_index(drop=True)
+
+
+def run_probe_comparisons(
+    sets: Mapping[str, Mapping[str, ProbeResult]],
+    comparisons: Sequence[Comparison],
+    **kwargs,
+) -> pd.DataFrame:
+    """:func:`run_comparisons` within each probe set (probe label -> feature set -> result;
+    only the comparisons whose feature sets the set has), in :data:`PROBE_TEST_COLUMNS`.
+    ``kwargs`` as for :func:`run_comparisons`."""
+    tables = []
+    for probe, results in sets.items():
+        present = [c for c in comparisons if {c.candidate, *c.rivals} <= set(results)]
+        tests = run_comparisons(results, present, **kwargs)
+        tables.append(tests.assign(probe=probe)[PROBE_TEST_COLUMNS])
+    return pd.concat(tables, ignore_index=True)
 
 
 def claim_verdicts(tests: pd.DataFrame) -> pd.DataFrame:

@@ -14,7 +14,6 @@ their own epoch-0 state; and the ESM-init embedder against the random-init last 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -26,7 +25,7 @@ from crossgran.data.tables import load_table
 from crossgran.models import bigcarp
 from crossgran.profiles import Profile
 
-__all__ = ["TableVsDepth", "checkpoint_subset", "cka_evolution", "cka_summary", "table_vs_depth"]
+__all__ = ["checkpoint_subset", "cka_evolution", "cka_summary"]
 
 _SUMMARY_PAIRS = (
     ("esm", "esm"),
@@ -171,31 +170,3 @@ def cka_summary(
         PAPER_CKA.get((r.comparison, r.run_a, r.run_b)) for r in summary.itertuples()
     ]
     return summary
-
-
-@dataclass(frozen=True)
-class TableVsDepth:
-    """Claim 2's numbers: how close the ESM-init token table stays to its initialisation
-    against how far the deeper layers are from the embedder and from their own start."""
-
-    table_stays: float  # ESM-init token table vs its initialisation (final model)
-    esm_depth: float  # ESM-init embedder vs last layer
-    random_depth: float  # random-init embedder vs last layer
-    last_moves: float  # ESM-init last layer vs its own epoch-0 state (last checkpoint)
-
-    @property
-    def supported(self) -> bool:
-        """The table stays closer to its start than any deeper comparison."""
-        return bool(self.table_stays > max(self.esm_depth, self.random_depth, self.last_moves))
-
-
-def table_vs_depth(summary: pd.DataFrame, evolution: pd.DataFrame) -> TableVsDepth:
-    """Claim 2 from :func:`cka_summary` and :func:`cka_evolution`'s tables (linear CKA)."""
-    lookup = summary.set_index(["comparison", "run_a", "run_b"])["linear_cka"]
-    last_moves = evolution.query("comparison == 'last_vs_init' and run_a == 'esm'")
-    return TableVsDepth(
-        table_stays=lookup["token_table_vs_init", "esm", "esm"],
-        esm_depth=lookup["embedder_vs_last", "esm", "esm"],
-        random_depth=lookup["embedder_vs_last", "random", "random"],
-        last_moves=last_moves.sort_values("epoch")["linear_cka"].iloc[-1],
-    )

@@ -7,8 +7,7 @@ a paired bootstrap on the same out-of-fold predictions:
 * MIBiG product class (BGC level, multilabel, 7 classes incl. Other): :func:`product_class_probes`;
 * NRPS A-domain substrate properties (domain level, binary; folds *and* bootstrap grouped by
   parent protein): :func:`adomain_features`, :func:`adomain_probes`;
-* halogenation (``crossgran.analysis.halogenation``; profiles that download MIBiG only):
-  :func:`halogenation_probes`.
+* halogenation: ``crossgran.analysis.halogenation_probe`` (its tests join :func:`fusion_tests`).
 
 Beside every learned representation stand its controls, pooled exactly as it is: a
 width-matched, domain-consistent random projection (``~random``: one fixed random vector per
@@ -17,14 +16,22 @@ Pfam family, or per amino acid for ESM's residue-level features) and the untrain
 the concatenations of its parts' controls. The paper's baseline, Pfam2vec with a random forest,
 stands beside Pfam counts. :func:`fusion_tests` gathers every comparison into
 ``fusion_tests.csv`` and :func:`claim4` reads the verdicts from it.
+
+Probes: every feature set is probed with the linear probe (standardised logistic regression);
+a profile with ``paper_probes`` also probes each one (controls included) with the paper's
+probes: the MLP (512, 256) on pooled product-class vectors and on A-domain properties and,
+where MIBiG sentences are gene-ordered, a BiLSTM over the BGC's per-domain vectors
+(:func:`product_class_sequence_probes`). Pfam2vec keeps its random
+forest and Pfam counts ``settings.count_probe_model`` under every probe. A task's results are
+:data:`ProbeSets`, one set of feature sets per probe; every table carries a ``probe`` column
+("linear probe", "MLP (512, 256)", ...: ``ProbeResult.probe``) and every comparison is run
+within one probe set, so a test never pits one probe against another.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -32,11 +39,11 @@ import pandas as pd
 
 from crossgran.analysis import halogenation
 from crossgran.analysis.comparisons import (
-    TEST_COLUMNS,
+    PROBE_TEST_COLUMNS,
     Comparison,
     claim_verdicts,
     control_comparisons,
-    run_comparisons,
+    run_probe_comparisons,
 )
 from crossgran.analysis.controls import random_family_vectors, random_residue_features
 from crossgran.analysis.features import (
@@ -46,30 +53,41 @@ from crossgran.analysis.features import (
     random_features,
 )
 from crossgran.analysis.labelled_rows import ProbeRows, product_class_rows
-from crossgran.analysis.probes import ProbeResult, cross_validated_scores, summarise
+from crossgran.analysis.probes import (
+    LINEAR_PROBE,
+    ModelName,
+    ProbeResult,
+    cross_validated_scores,
+    probe_label,
+    summarise_sets,
+)
+from crossgran.analysis.probes.sequence import PAPER_BILSTM, sequence_probe_scores
 from crossgran.analysis.rows import rows_of
 from crossgran.data.adomains import PROPERTIES
 from crossgran.data.pfam import AMP_BINDING
 from crossgran.data.tables import load_table
+from crossgran.models.bigcarp import layer_representations, split_tokens
 from crossgran.profiles import Profile
 
 if TYPE_CHECKING:
-    from crossgran.models.bigcarp import Representations
-    from crossgran.models.esm import EmbeddingResult, LoadedEsm
+    from crossgran.models.bigcarp import Representations, TrainedRun
+    from crossgran.models.esm import EmbeddingResult
 
 __all__ = [
     "CLASS_FUSION",
     "CLASS_SINGLES",
     "CONTROLS",
     "FUSIONS",
-    "HalogenationProbe",
+    "PAPER_MLP",
+    "ProbeSets",
     "adomain_features",
     "adomain_probes",
     "claim4",
     "fusion_tests",
-    "halogenation_probes",
     "product_class_probes",
+    "product_class_sequence_probes",
     "product_class_tables",
+    "sequence_probe_reason",
 ]
 
 CONTROLS = ("random", "untrained")
@@ -81,15 +99,42 @@ ADOMAIN_SINGLES = ["stachel", "esm_mean", "bigcarp"]
 # the properties the paper reports.
 UNGROUPED = [*ADOMAIN_SINGLES, *FUSIONS]
 UNGROUPED_PROPERTIES = ("is_aromatic", "has_heterocycle")
+PAPER_MLP = (512, 256)  # the paper's MLP for A-domain properties and pooled product classes
+# Probe label -> feature set -> result: one set of a task's feature sets per probe.
+ProbeSets = dict[str, dict[str, ProbeResult]]
 
 
-def _cv(settings: Profile) -> dict:
-    """The profile's cross-validation settings, shared by every probe of the notebook."""
-    return {
-        "folds": settings.probe_folds,
-        "seeds": range(settings.probe_seeds),
-        "n_jobs": settings.probe_jobs,
-    }
+def _cv(settings: Profile, model: ModelName = "logreg") -> dict:
+    """The profile's cross-validation settings for ``model``'s probes: the paper's probes get
+    ``settings.paper_probe_seeds`` where the profile caps them (their first seeds' folds are the
+    linear probe's, as folds depend on the seed alone)."""
+    seeds = settings.probe_seeds
+    if model in ("mlp", "bilstm") and settings.paper_probe_seeds is not None:
+        seeds = settings.paper_probe_seeds
+    return {"folds": settings.probe_folds, "seeds": range(seeds), "n_jobs": settings.probe_jobs}
+
+
+def _probes(settings: Profile, mlp_hidden: tuple[int, ...]) -> list[tuple[ModelName, tuple]]:
+    """(model, hidden sizes) of every probe a feature set gets: the linear probe, and with the
+    profile's ``paper_probes`` the paper's MLP of ``mlp_hidden``."""
+    probes: list[tuple[ModelName, tuple]] = [("logreg", ())]
+    if settings.paper_probes:
+        probes.append(("mlp", tuple(mlp_hidden)))
+    return probes
+
+
+def _table(settings: Profile, sets: ProbeSets, groups: np.ndarray | None = None) -> pd.DataFrame:
+    """A task's summary table, every probe's rows with their ``probe``."""
+    return summarise_sets(sets, settings.n_bootstrap, seed=settings.seed, groups=groups)
+
+
+def _tests(
+    settings: Profile, sets: ProbeSets, comparisons: Sequence[Comparison], **kwargs
+) -> pd.DataFrame:
+    """A task's paired tests, run within each probe (``comparisons.run_probe_comparisons``)."""
+    return run_probe_comparisons(
+        sets, comparisons, n_bootstrap=settings.n_bootstrap, seed=settings.seed, **kwargs
+    )
 
 
 def _fused(
@@ -121,15 +166,17 @@ def product_class_probes(
     pfam2vec: tuple[list[str], np.ndarray],
     *,
     esm_layer: int,
-) -> tuple[dict[str, ProbeResult], ProbeRows]:
-    """(probe results by feature set, the probed rows) of the MIBiG product-class task.
+) -> tuple[ProbeSets, ProbeRows]:
+    """(probe results by probe and feature set, the probed rows) of the MIBiG product-class task.
 
     ``esm_pfam`` and ``bigcarp_runs`` map ``""`` to the trained model and ``"~untrained"`` to
     its control; ``pfam2vec`` is (families, vectors). Feature sets: ``esm`` (the BGC's family
     vectors at ``esm_layer``, weighted by domain count), ``bigcarp_embedder`` and
     ``bigcarp_last`` (random-init BiGCARP's per-BGC means at layer 0 and its last layer), their
     controls, :data:`CLASS_FUSION` and its controls, ``pfam2vec`` (random forest),
-    ``pfam_counts`` (``settings.count_probe_model``) and ``random`` (one vector per BGC).
+    ``pfam_counts`` (``settings.count_probe_model``) and ``random`` (one vector per BGC). Each
+    is probed with the linear probe and, with ``settings.paper_probes``, the MLP
+    :data:`PAPER_MLP`; Pfam2vec and Pfam counts keep their own model in every set.
     """
     counts = load_table(settings, "mibig_domain_counts")
     run = bigcarp_runs[""]
@@ -144,7 +191,7 @@ def product_class_probes(
         blocks[f"bigcarp_embedder{suffix}"] = export.bgc[0]
         blocks[f"bigcarp_last{suffix}"] = export.bgc[last]
     pooled = {}  # one random projection per width: the embedder and last layer share one
-    for name in ["esm", "bigcarp_embedder", "bigcarp_last"]:
+    for name in CLASS_SINGLES:
         width = blocks[name].shape[1]
         if width not in pooled:
             pooled[width] = _random_pooled(settings, bgc_ids, width)
@@ -157,40 +204,156 @@ def product_class_probes(
     features["random"] = random_features(
         len(rows.rows), features[CLASS_FUSION].shape[1], settings.seed
     )
-    models = {"pfam_counts": settings.count_probe_model, "pfam2vec": "rf"}
-    results: dict[str, ProbeResult] = {}
-    probed: dict[tuple[bytes, str], ProbeResult] = {}  # identical inputs are probed once
-    for name, x in features.items():
-        model = models.get(name, "logreg")
-        key = (hashlib.sha256(np.ascontiguousarray(x).tobytes()).digest(), model)
-        if key not in probed:
-            probed[key] = cross_validated_scores(
-                x, rows.targets, task="multilabel", model=model, **_cv(settings)
-            )
-        results[name] = probed[key]
-    return results, rows
+    fixed: dict[str, ModelName] = {"pfam_counts": settings.count_probe_model, "pfam2vec": "rf"}
+    sets: ProbeSets = {}
+    probed: dict[tuple, ProbeResult] = {}  # identical inputs to one probe are probed once
+    for model, hidden in _probes(settings, PAPER_MLP):
+        results: dict[str, ProbeResult] = {}
+        for name, x in features.items():
+            use = (fixed[name], ()) if name in fixed else (model, hidden)
+            key = (hashlib.sha256(np.ascontiguousarray(x).tobytes()).digest(), *use)
+            if key not in probed:
+                probed[key] = cross_validated_scores(
+                    x,
+                    rows.targets,
+                    task="multilabel",
+                    model=use[0],
+                    mlp_hidden=use[1],
+                    **_cv(settings, use[0]),
+                )
+            results[name] = probed[key]
+        sets[probe_label(model, hidden)] = results
+    return sets, rows
 
 
-def product_class_tables(
-    settings: Profile, results: Mapping[str, ProbeResult]
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(``product_class_probe.csv``, the task's paired tests): the fusion against the best
-    single representation, its random-projection concatenation and Pfam2vec; every single
-    representation against its controls and Pfam2vec."""
-    table = summarise(results, settings.n_bootstrap, seed=settings.seed)
-    comparisons = [
+def _class_comparisons() -> list[Comparison]:
+    return [
         Comparison(CLASS_FUSION, tuple(CLASS_SINGLES)),
         *control_comparisons([CLASS_FUSION, *CLASS_SINGLES], CONTROLS),
         *(Comparison(name, ("pfam2vec",)) for name in [CLASS_FUSION, *CLASS_SINGLES]),
     ]
-    tests = run_comparisons(
-        results,
-        comparisons,
-        task="product_class",
-        n_bootstrap=settings.n_bootstrap,
-        seed=settings.seed,
-    )
+
+
+def product_class_tables(
+    settings: Profile, sets: Mapping[str, Mapping[str, ProbeResult]]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(``product_class_probe.csv``, the task's paired tests), both with a ``probe`` column.
+    Within each probe set: the fusion against the best single representation, its
+    random-projection concatenation and Pfam2vec; every single representation against its
+    controls and Pfam2vec."""
+    table = _table(settings, sets)
+    tests = _tests(settings, sets, _class_comparisons(), task="product_class")
     return table, tests
+
+
+def sequence_probe_reason(settings: Profile) -> str:
+    """Why the BiLSTM product-class probe does not run under ``settings`` ("" when it does).
+
+    It needs the paper's probes switched on and MIBiG sentences in gene order: over an
+    unordered domain bag (offline, GECCO's composition table has no gene order) a sequence
+    model would read an order drawn here, not the BGC's."""
+    if not settings.paper_probes:
+        return "this profile runs the linear probe only (paper_probes is off)"
+    corpus = load_table(settings, "domain_corpus")
+    mibig = corpus[corpus["source"] == "mibig"]
+    unordered = int((~mibig["ordered"].astype(bool)).sum())
+    if mibig.empty or unordered:
+        return (
+            f"{unordered} of {len(mibig)} MIBiG sentences are unordered domain bags in this "
+            "profile (the offline MIBiG data has no gene order), and a sequence model over "
+            "them would read an order drawn here; it runs where MIBiG is gene-ordered (`full`)"
+        )
+    return ""
+
+
+def _token_sequences(
+    settings: Profile,
+    esm_pfam: Mapping[str, EmbeddingResult],
+    bigcarp_models: Mapping[str, TrainedRun],
+    bgc_ids: Sequence[str],
+    esm_layer: int,
+) -> dict[str, list[np.ndarray]]:
+    """Per feature set, one (domains, width) array per BGC in gene order: the per-domain
+    counterparts of :func:`product_class_probes`' pooled features (``esm``,
+    ``bigcarp_embedder``, ``bigcarp_last``, their controls, :data:`CLASS_FUSION` and its
+    controls). Positions are the BGC's domains whose family has an ESM vector, the domains the
+    pooled ESM feature averages; BiGCARP reads the whole sentence and gives its vectors there."""
+    corpus = load_table(settings, "domain_corpus").set_index("seq_id")
+    sentences = split_tokens(corpus.loc[list(bgc_ids)].reset_index())
+    vectors = {
+        suffix: dict(zip(result.ids, result.mean[esm_layer], strict=True))
+        for suffix, result in esm_pfam.items()
+    }
+    kept = [[i for i, token in enumerate(tokens) if token in vectors[""]] for tokens in sentences]
+    if not all(kept):
+        raise ValueError("a probed BGC has no domain with an ESM vector; rebuild its rows")
+    sequences: dict[str, list[np.ndarray]] = {}
+    for suffix, table in vectors.items():
+        sequences[f"esm{suffix}"] = [
+            np.stack([table[tokens[i]] for i in where])
+            for tokens, where in zip(sentences, kept, strict=True)
+        ]
+    for suffix, run in bigcarp_models.items():
+        per_layer = layer_representations(run.model, run.vocab, sentences, layers=[0, -1])
+        for n, name in enumerate(["bigcarp_embedder", "bigcarp_last"]):
+            sequences[f"{name}{suffix}"] = [
+                layers[n][where] for layers, where in zip(per_layer, kept, strict=True)
+            ]
+    randoms: dict[int, list[np.ndarray]] = {}  # one random projection per width, as pooled
+    for name in CLASS_SINGLES:
+        width = sequences[name][0].shape[1]
+        if width not in randoms:
+            randoms[width] = [
+                random_family_vectors([tokens[i] for i in where], width, settings.seed)
+                for tokens, where in zip(sentences, kept, strict=True)
+            ]
+        sequences[f"{name}~random"] = randoms[width]
+    for suffix in ("", *(f"~{control}" for control in CONTROLS)):
+        parts = [sequences[f"esm{suffix}"], sequences[f"bigcarp_last{suffix}"]]
+        sequences[f"{CLASS_FUSION}{suffix}"] = [
+            np.hstack(pair) for pair in zip(*parts, strict=True)
+        ]
+    return sequences
+
+
+def product_class_sequence_probes(
+    settings: Profile,
+    esm_pfam: Mapping[str, EmbeddingResult],
+    bigcarp_models: Mapping[str, TrainedRun],
+    pooled: Mapping[str, Mapping[str, ProbeResult]],
+    rows: ProbeRows,
+    *,
+    esm_layer: int,
+    device: str = "cpu",
+) -> ProbeSets:
+    """The paper's BiLSTM product-class probe (``crossgran.analysis.probes.sequence``, its
+    settings, one seed) on :func:`product_class_probes`' rows and folds, as one more probe set
+    for :func:`product_class_tables`: every per-domain feature set of :func:`_token_sequences`,
+    beside the pooled Pfam2vec baseline it is compared with. Call only where
+    :func:`sequence_probe_reason` is empty. ``bigcarp_models`` maps ``""`` to random-init
+    BiGCARP's trained checkpoint and ``"~untrained"`` to its epoch 0 (``bigcarp.load_checkpoint``).
+    """
+    reason = sequence_probe_reason(settings)
+    if reason:
+        raise ValueError(f"the BiLSTM probe cannot run here: {reason}")
+    sequences = _token_sequences(settings, esm_pfam, bigcarp_models, rows.bgc_ids, esm_layer)
+    results: dict[str, ProbeResult] = {}
+    probed: dict[int, ProbeResult] = {}  # the embedder's and last layer's random control: one
+    for name, inputs in sequences.items():
+        if id(inputs) not in probed:
+            probed[id(inputs)] = sequence_probe_scores(
+                inputs,
+                rows.targets,
+                task="multilabel",
+                folds=settings.probe_folds,
+                seeds=(0,),  # the paper ran one seed: the pooled probes' first folds
+                config=PAPER_BILSTM,
+                device=device,
+                torch_threads=settings.torch_threads,
+            )
+        results[name] = probed[id(inputs)]
+    results["pfam2vec"] = pooled[LINEAR_PROBE]["pfam2vec"]
+    return {next(iter(probed.values())).probe: results}
 
 
 def _residue_controls(
@@ -248,6 +411,47 @@ def _adomain_comparisons() -> list[Comparison]:
     ]
 
 
+def _adomain_sets(
+    settings: Profile,
+    features: Mapping[str, np.ndarray],
+    names: Sequence[str],
+    labels: np.ndarray,
+    defined: np.ndarray,
+    groups: np.ndarray | None,
+    *,
+    paper: bool,
+) -> ProbeSets:
+    """The probe sets of one property: ``names``' features on the ``defined`` rows, with
+    folds grouped by ``groups`` (None: plain stratified folds); ``paper``: the paper's probes
+    run on this property (:func:`_paper_property`)."""
+    probes = _probes(settings, PAPER_MLP) if paper else [("logreg", ())]
+    return {
+        probe_label(model, hidden): {
+            name: cross_validated_scores(
+                features[name][defined],
+                labels,
+                task="binary",
+                groups=groups,
+                model=model,
+                mlp_hidden=hidden,
+                **_cv(settings, model),
+            )
+            for name in names
+        }
+        for model, hidden in probes
+    }
+
+
+def _paper_property(settings: Profile, prop: str) -> bool:
+    """Whether the paper's probes run on A-domain property ``prop`` under ``settings``."""
+    chosen = settings.paper_probe_properties
+    return settings.paper_probes and (chosen is None or prop in chosen)
+
+
+def _first_property(table: pd.DataFrame) -> pd.DataFrame:
+    return table[["property", *table.columns.drop("property")]]
+
+
 def adomain_probes(
     settings: Profile, domains: pd.DataFrame, features: Mapping[str, np.ndarray]
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, list[str]]:
@@ -257,10 +461,12 @@ def adomain_probes(
     For each substrate property, the domains whose label leaves it undefined are dropped, and
     folds *and* bootstrap replicates are grouped by parent protein, so neither a probe nor an
     interval can lean on sibling modules of one protein; a property whose rarer class spans
-    fewer parent proteins than folds is skipped. The :data:`UNGROUPED` feature sets are probed
-    once more, for the :data:`UNGROUPED_PROPERTIES` the paper reports, with plain stratified
-    folds and a row bootstrap, as the paper did: those numbers
-    leak homologues between folds, so they are reported beside, never tested.
+    fewer parent proteins than folds is skipped. Every feature set is probed with the linear
+    probe and, with ``settings.paper_probes``, the paper's MLP (512, 256); comparisons run
+    within each probe. The :data:`UNGROUPED` feature sets are probed once more, for the
+    :data:`UNGROUPED_PROPERTIES` the paper reports, with plain stratified folds and a row
+    bootstrap, as the paper did: those numbers leak homologues between folds, so they are
+    reported beside, never tested.
     """
     tables, ungrouped, tests, skipped = [], [], [], []
     for prop in PROPERTIES:
@@ -271,98 +477,35 @@ def adomain_probes(
         if minority < settings.probe_folds:
             skipped.append(f"{prop} (only {minority} parent proteins in its rarer class)")
             continue
-        results = {
-            name: cross_validated_scores(
-                x[defined], labels, task="binary", groups=parents, **_cv(settings)
-            )
-            for name, x in features.items()
-        }
-        tables.append(
-            summarise(results, settings.n_bootstrap, seed=settings.seed, groups=parents).assign(
-                property=prop
-            )
+        paper = _paper_property(settings, prop)
+        sets = _adomain_sets(
+            settings, features, list(features), labels, defined, parents, paper=paper
         )
+        tables.append(_table(settings, sets, groups=parents).assign(property=prop))
         tests.append(
-            run_comparisons(
-                results,
+            _tests(
+                settings,
+                sets,
                 _adomain_comparisons(),
                 task="adomain",
                 prop=prop,
                 metrics=("auc",),
-                n_bootstrap=settings.n_bootstrap,
-                seed=settings.seed,
                 groups=parents,
             )
         )
-        if prop not in UNGROUPED_PROPERTIES:
-            continue
-        leaky = {
-            name: cross_validated_scores(
-                features[name][defined], labels, task="binary", **_cv(settings)
-            )
-            for name in UNGROUPED
-        }
-        ungrouped.append(
-            summarise(leaky, settings.n_bootstrap, seed=settings.seed).assign(property=prop)
-        )
+        if prop in UNGROUPED_PROPERTIES:
+            leaky = _adomain_sets(settings, features, UNGROUPED, labels, defined, None, paper=paper)
+            ungrouped.append(_table(settings, leaky).assign(property=prop))
     if not tables:
         raise ValueError(f"no A-domain property could be probed: {'; '.join(skipped)}")
     table, leaky_table = (
         pd.concat(t or [tables[0].iloc[:0]], ignore_index=True) for t in (tables, ungrouped)
     )
-    table = table[["property", *table.columns.drop("property")]]
-    leaky_table = leaky_table[["property", *leaky_table.columns.drop("property")]]
-    return table, pd.concat(tests, ignore_index=True), leaky_table, skipped
-
-
-@dataclass(frozen=True)
-class HalogenationProbe:
-    """The halogenation task's summary table, its fusion test and its size."""
-
-    table: pd.DataFrame  # halogenation_probe.csv
-    tests: pd.DataFrame  # the fusion against the best of its parts, task "halogenation"
-    n_domains: int
-    n_bgcs: int
-    n_halogenated: int
-
-
-def halogenation_probes(
-    settings: Profile, esm_model: LoadedEsm, run_dir: Path | str
-) -> HalogenationProbe:
-    """The halogenation task (``crossgran.analysis.halogenation``) with the paper's MLP probe,
-    folds grouped by BGC; ``run_dir`` is the BiGCARP run whose representations are probed."""
-    features, labels, groups = halogenation.task_features(settings, esm_model, run_dir)
-    results = {
-        name: cross_validated_scores(
-            x,
-            labels,
-            task="binary",
-            groups=groups,
-            model="mlp",
-            mlp_hidden=halogenation.MLP_HIDDEN,
-            **_cv(settings),
-        )
-        for name, x in features.items()
-    }
-    table = summarise(results, settings.n_bootstrap, seed=settings.seed, groups=groups)
-    tests = run_comparisons(
-        results,
-        [
-            Comparison(halogenation.FUSED, tuple(halogenation.PARTS)),
-            Comparison("esm", ("bigcarp_domain",)),
-        ],
-        task="halogenation",
-        metrics=("auc",),
-        n_bootstrap=settings.n_bootstrap,
-        seed=settings.seed,
-        groups=groups,
-    )
-    return HalogenationProbe(
-        table=table,
-        tests=tests,
-        n_domains=len(labels),
-        n_bgcs=len(set(groups)),
-        n_halogenated=int(labels.sum()),
+    return (
+        _first_property(table),
+        pd.concat(tests, ignore_index=True),
+        _first_property(leaky_table),
+        skipped,
     )
 
 
@@ -371,20 +514,23 @@ def fusion_tests(
     domain_tests: pd.DataFrame,
     halogen_tests: Sequence[pd.DataFrame] = (),
 ) -> pd.DataFrame:
-    """``fusion_tests.csv``: every paired test of notebook 05, all tasks in one table."""
-    return pd.concat([class_tests, domain_tests, *halogen_tests], ignore_index=True)[TEST_COLUMNS]
+    """``fusion_tests.csv``: every paired test of notebook 05, all tasks and probes in one
+    table (``comparisons.PROBE_TEST_COLUMNS``)."""
+    tables = [class_tests, domain_tests, *halogen_tests]
+    return pd.concat(tables, ignore_index=True)[PROBE_TEST_COLUMNS]
 
 
 def claim4(tests: pd.DataFrame) -> pd.DataFrame:
-    """Claim 4 per task, property, fusion and metric: the verdict (Holm over the notebook's
-    tests) of the fusion against the best single representation, the same for the fusion
-    against the concatenation of its parts' random projections, and the delta and adjusted p
-    of the first. A fusion gain means little unless the random concatenation fails to match it."""
+    """Claim 4 per probe, task, property, fusion and metric: the verdict (Holm over the
+    notebook's tests) of the fusion against the best single representation, the same for the
+    fusion against the concatenation of its parts' random projections, and the delta and
+    adjusted p of the first. A fusion gain means little unless the random concatenation fails
+    to match it."""
     decided = claim_verdicts(tests)
     fusions = decided[decided["candidate"].isin([CLASS_FUSION, *FUSIONS, halogenation.FUSED])]
     best = fusions[~fusions["rival"].str.contains("~") & (fusions["rival"] != "pfam2vec")]
     control = fusions[fusions["rival"].str.endswith("~random")]
-    keys = ["task", "property", "candidate", "metric"]
+    keys = ["probe", "task", "property", "candidate", "metric"]
     merged = best.merge(
         control[[*keys, "verdict"]], on=keys, how="left", suffixes=("", "_vs_random")
     )

@@ -55,7 +55,7 @@ def _sentence_rng(seed: int, seq_id: str, k: int) -> np.random.Generator:
 
 def occurrence_outputs(
     run_dir: Path | str,
-    epoch: int | None,
+    epoch: int | bigcarp.CheckpointRule | None,
     corpus_rows: pd.DataFrame,
     layers: Sequence[int],
     *,
@@ -64,7 +64,8 @@ def occurrence_outputs(
 ) -> list[dict[int, np.ndarray]]:
     """Per row of ``corpus_rows`` (columns ``seq_id``, ``tokens``, ``ordered``), per layer of
     ``layers`` (keys as given; negative values count from the end), the (n_tokens, d_model)
-    float32 outputs of checkpoint ``epoch`` (None: the last) at the row's token occurrences
+    float32 outputs of checkpoint ``epoch`` (None: the last; ``"best"``/``"last"``: the run's
+    checkpoint rule, :func:`crossgran.models.bigcarp.chosen_epoch`) at the row's token occurrences
     (pad never included: sentences run whole, padding masked).
 
     An ordered row runs once. An unordered row (a MIBiG bag) has no real order, so it runs in
@@ -229,7 +230,7 @@ def _run_pairs(
     outputs: dict[tuple[str, str], list[np.ndarray]] = {}
     for init in runs:
         run_dir = settings.models_dir / f"bigcarp_{init}"
-        for epoch, tag in ((0, "epoch0"), (None, "final")):
+        for epoch, tag in ((0, "epoch0"), (settings.bigcarp.checkpoint, "final")):
             per_row = occurrence_outputs(
                 run_dir, epoch, rows, [0, -1], n_orders=1, seed=settings.seed
             )

@@ -14,6 +14,12 @@ model would fail (``crossgran.analysis.verdicts``). Every claim that rests on a 
 representation also names the *controls* that representation must beat first (its
 width-matched random projection and its untrained model); a gap in the paper smaller than
 the equivalence margin is shown, but marked as not a claim.
+
+Which probe a row reads (``Anchor.probes``): the paper's where this profile ran it, else the
+linear probe. The paper probed A-domain properties with an MLP (512, 256) and halogenation with
+an MLP (512, 128); its product-class table came from a BiLSTM over gene-ordered domain vectors
+(its final code also has an MLP (512, 256) on mean-pooled vectors). So product-class rows read
+the BiLSTM where MIBiG is gene-ordered, else the MLP, else the linear probe.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from typing import Literal
 __all__ = [
     "ANCHORS",
     "PAPER_CKA",
+    "PROBES_BY_TABLE",
     "SIGNIFICANCE",
     "Anchor",
     "TestKind",
@@ -54,7 +61,9 @@ class Anchor:
     a tests CSV (shared format: task, property, candidate, rival, metric, kind, delta, low,
     high, p_value) with the paired test; ``rivals`` lists the acceptable ``rival`` values
     (the best of several is chosen per metric by the notebook). ``controls``: keys of the
-    anchors that must *hold* for this claim to be testable at all.
+    anchors that must *hold* for this claim to be testable at all. ``probes``: the probes
+    (names as in the tables' ``probe`` column) whose row this anchor reads, first choice first
+    (:data:`PROBES_BY_TABLE`).
     """
 
     key: str
@@ -72,6 +81,7 @@ class Anchor:
     controls: tuple[str, ...] = ()
     note: str = ""
     value: str = "mean"
+    probes: tuple[str, ...] = ()
 
 
 _METRICS = (("f1", "macro-F1"), ("auc", "macro-AUC"))
@@ -569,10 +579,17 @@ def _claim3() -> list[Anchor]:
     return rows
 
 
-ANCHORS: tuple[Anchor, ...] = (
-    *_product_class(),
-    *_adomain(),
-    *_halogenation(),
-    *_cka(),
-    *_claim3(),
+_LINEAR = "linear probe"
+# The probes whose rows a table's anchors read, first choice first (module docstring); names as
+# ``crossgran.analysis.probes.probe_label`` writes them. Tables without a ``probe`` column
+# (notebooks 03 and 04, CKA) have one row per selection and need no choice.
+PROBES_BY_TABLE: dict[str, tuple[str, ...]] = {
+    "product_class_probe": ("BiLSTM (2 x 512)", "MLP (512, 256)", _LINEAR),
+    "adomain_probe": ("MLP (512, 256)", _LINEAR),
+    "halogenation_probe": ("MLP (512, 128)", _LINEAR),
+}
+
+ANCHORS: tuple[Anchor, ...] = tuple(
+    replace(anchor, probes=PROBES_BY_TABLE.get(anchor.source, ()))
+    for anchor in (*_product_class(), *_adomain(), *_halogenation(), *_cka(), *_claim3())
 )

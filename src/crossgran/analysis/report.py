@@ -8,6 +8,10 @@ can be stricter than the notebook line that printed it (each notebook corrects o
 tests). Since our numbers are one training sample, the report also says, per verdict,
 whether it came out the same in every training run measured by ``benchmarks/variance.py``
 (``verdict_spread.csv``, :func:`crossgran.analysis.spread.measure_verdicts`).
+
+A table probed with several probes has a ``probe`` column; a row then reads the first of its
+anchor's ``probes`` (the paper's probe before the linear one, ``paper.PROBES_BY_TABLE``) that
+the table holds for it, takes its test from the same probe, and the report names that probe.
 """
 
 from __future__ import annotations
@@ -45,8 +49,17 @@ RESAMPLED = {
     "claim 3": "Pfam families",
 }
 _UNTESTABLE_OFFLINE = {
-    "halogenation": "needs the MIBiG release's compound structures (`full`)",
+    "halogenation": "ESM and the fusion need the BGCs' protein sequences, which only the MIBiG "
+    "release has (`full`); offline data keep Pfam counts only",
 }
+
+
+def _matching(table: pd.DataFrame, select: Mapping[str, str]) -> pd.DataFrame:
+    """The rows of ``table`` whose columns equal ``select`` (as text; missing is "")."""
+    match = pd.Series(True, index=table.index)
+    for column, wanted in select.items():
+        match &= table[column].astype("string").fillna("") == wanted
+    return table[match]
 
 
 def _match(table: pd.DataFrame | None, select: Mapping[str, str], what: str) -> pd.Series | None:
@@ -55,17 +68,39 @@ def _match(table: pd.DataFrame | None, select: Mapping[str, str], what: str) -> 
     arbitrary number, so that raises."""
     if table is None or any(column not in table for column in select):
         return None
-    match = pd.Series(True, index=table.index)
-    for column, wanted in select.items():
-        match &= table[column].astype("string").fillna("") == wanted
-    rows = table[match]
+    rows = _matching(table, select)
     if len(rows) > 1:
         raise ValueError(f"{what}.csv has {len(rows)} rows for {dict(select)}")
     return None if rows.empty else rows.iloc[0]
 
 
-def _ours(anchor: Anchor, tables: Tables) -> dict[str, float]:
-    row = _match(tables.get(anchor.source), anchor.select, anchor.source)
+def _probe(anchor: Anchor, tables: Tables) -> str:
+    """The probe whose row ``anchor`` reads: the first of ``anchor.probes`` its source table
+    holds for it, else the only probe there is; "" when the table has no ``probe`` column (or no
+    row). Several probes and none of them chosen would make the row arbitrary, so that raises."""
+    table = tables.get(anchor.source)
+    if table is None or "probe" not in table or any(c not in table for c in anchor.select):
+        return ""
+    available = set(_matching(table, anchor.select)["probe"].astype(str))
+    chosen = [probe for probe in anchor.probes if probe in available]
+    if chosen or len(available) <= 1:
+        return chosen[0] if chosen else next(iter(available), "")
+    raise ValueError(
+        f"{anchor.source}.csv has probes {sorted(available)} for {anchor.select} and anchor "
+        f"{anchor.key} names none of them (paper.PROBES_BY_TABLE)"
+    )
+
+
+def _with_probe(select: Mapping[str, str], probe: str, table: pd.DataFrame | None) -> dict:
+    """``select`` narrowed to ``probe`` where ``table`` has a ``probe`` column."""
+    if probe and table is not None and "probe" in table:
+        return {**select, "probe": probe}
+    return dict(select)
+
+
+def _ours(anchor: Anchor, tables: Tables, probe: str) -> dict[str, float]:
+    table = tables.get(anchor.source)
+    row = _match(table, _with_probe(anchor.select, probe, table), anchor.source)
     if row is None:
         return {"ours": np.nan, "ci_low": np.nan, "ci_high": np.nan}
     return {
@@ -75,14 +110,15 @@ def _ours(anchor: Anchor, tables: Tables) -> dict[str, float]:
     }
 
 
-def _test(anchor: Anchor, tables: Tables) -> dict[str, object]:
-    """The anchor's paired test (delta, CI, one-sided p, the rival it was run against)."""
+def _test(anchor: Anchor, tables: Tables, probe: str) -> dict[str, object]:
+    """The anchor's paired test (delta, CI, one-sided p, the rival it was run against), from
+    the results of the probe the anchor's number comes from."""
     empty = {"rival": "", "delta": np.nan, "low": np.nan, "high": np.nan, "p_value": np.nan}
     table = tables.get(anchor.tests)
     if anchor.kind == "none" or table is None or anchor.test_select is None:
         return empty
     table = table[table["rival"].astype(str).isin(anchor.rivals)]
-    row = _match(table, anchor.test_select, anchor.tests)
+    row = _match(table, _with_probe(anchor.test_select, probe, table), anchor.tests)
     if row is None:
         return empty
     return {key: row[key] for key in empty}
@@ -101,6 +137,7 @@ def _reason(anchor: Anchor, found: bool, controls: list[str]) -> str:
 
 def _rows(profile_name: str, tables: Tables) -> pd.DataFrame:
     """One row per anchor from already-read result tables (see :func:`report_rows`)."""
+    probes = [_probe(a, tables) for a in ANCHORS]
     records = [
         {
             "key": a.key,
@@ -110,12 +147,13 @@ def _rows(profile_name: str, tables: Tables) -> pd.DataFrame:
             "kind": a.kind,
             "note": a.note if a.kind != "none" else "",
             "metric": a.metric,
+            "probe": probe,
             "paper": a.paper,
-            **_ours(a, tables),
-            **_test(a, tables),
+            **_ours(a, tables, probe),
+            **_test(a, tables, probe),
             "profile": profile_name,
         }
-        for a in ANCHORS
+        for a, probe in zip(ANCHORS, probes, strict=True)
     ]
     rows = pd.DataFrame.from_records(records)
     tested = rows["kind"].ne("none") & rows["delta"].notna()
@@ -142,8 +180,9 @@ def _rows(profile_name: str, tables: Tables) -> pd.DataFrame:
 
 
 def report_rows(settings: Profile) -> pd.DataFrame:
-    """One row per anchor: the paper's value, ours (with 95% CI), the paired test (delta, CI,
-    one-sided p and its Holm adjustment) and the verdict, with the reason where no test ran."""
+    """One row per anchor: the probe it read, the paper's value, ours (with 95% CI), the paired
+    test (delta, CI, one-sided p and its Holm adjustment) and the verdict, with the reason
+    where no test ran."""
     return _rows(settings.name, read_tables(settings.results_dir))
 
 
@@ -251,8 +290,12 @@ def _header(settings: Profile, rows: pd.DataFrame, measured: bool) -> list[str]:
             "Insights from ESM and BiGCARP*, IEEE BIBM 2025 (doi:10.1109/BIBM66473.2025.11356265)."
         ),
         (
-            "Ours: the CSVs in this folder, written by notebooks 03 and 05; the model and probe "
-            "sizes of this profile are not the paper's, so compare verdicts, not decimals."
+            "Ours: the CSVs in this folder, written by notebooks 03 and 05; the model sizes of "
+            "this profile are not the paper's, so compare verdicts, not decimals. The probe "
+            "column names the probe our number and its test come from: the paper's where this "
+            "profile ran it (MLP (512, 256) for A-domain properties, MLP (512, 128) for "
+            "halogenation, for product classes the BiLSTM over gene-ordered domains, else the "
+            "MLP (512, 256) on pooled vectors), otherwise the linear probe."
         ),
         "",
         (
@@ -296,15 +339,16 @@ def write_report(settings: Profile) -> Path:
     rows["stability"] = [_stability(row, measured) for _, row in rows.iterrows()]
     lines = [
         *_header(settings, rows, measured is not None),
-        "| task | claim | metric | paper | ours (95% CI) | test | Δ (95% CI) | p (Holm) "
+        "| task | claim | metric | probe | paper | ours (95% CI) | test | Δ (95% CI) | p (Holm) "
         "| verdict | over training runs |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for _, row in rows.iterrows():
         paper = "—" if pd.isna(row["paper"]) else f"{row['paper']:.3f}"
         p = "—" if pd.isna(row["p_holm"]) else f"{row['p_holm']:.3f}"
+        probe = row["probe"] or "—"
         lines.append(
-            f"| {row['task']} | {_claim(row)} | {row['metric']} | {paper} | "
+            f"| {row['task']} | {_claim(row)} | {row['metric']} | {probe} | {paper} | "
             f"{_interval(row['ours'], row['ci_low'], row['ci_high'])} | {_test_words(row)} | "
             f"{_interval(row['delta'], row['low'], row['high'], signed=True)} | {p} | "
             f"{_verdict_text(row)} | {row['stability']} |"

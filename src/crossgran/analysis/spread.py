@@ -69,28 +69,31 @@ FIXED_TOLERANCE = 1e-4
 # Training-history columns that measure the machine, not the run: never part of a result table.
 TIMING_COLUMNS = ("elapsed_s", "wall_s", "tokens_per_s")
 
-# A paired test is named by what it compares (``crossgran.analysis.comparisons``).
+# A paired test is named by what it compares (``crossgran.analysis.comparisons``); in a table
+# of several probes' tests also by the probe (a comparison never pits one probe against another).
 _TEST_KEYS = ("task", "property", "candidate", "rivals", "metric")
+_PROBE_TEST_KEYS = ("probe", *_TEST_KEYS)
 # The columns that name a row of each result table (everything else is a value). A table
 # not listed here is a matrix written with its row labels in the first column.
 TABLE_KEYS: dict[str, tuple[str, ...]] = {
-    "adomain_probe": ("property", "feature_set", "metric"),
+    "adomain_probe": ("property", "probe", "feature_set", "metric"),
     "bigcarp_training": ("init", "epoch"),
     "cka_headline": ("pair",),
     "cka_esm_vs_bigcarp": ("init", "esm_layer", "bigcarp_layer"),
     "cka_evolution": ("run_a", "run_b", "comparison", "epoch"),
     "cka_summary": ("run_a", "run_b", "comparison"),
     "esm_training": ("step",),
+    "esm_family_geometry": ("table",),
     "failed_init_probe": ("feature_set", "metric"),
-    "fusion_tests": _TEST_KEYS,
+    "fusion_tests": _PROBE_TEST_KEYS,
     "failed_init_tests": _TEST_KEYS,
     "cka_occurrence_tests": _TEST_KEYS,
     "layer_tests": _TEST_KEYS,
     "cka_occurrences": ("run_a", "run_b", "comparison"),
-    "adomain_probe_ungrouped": ("property", "feature_set", "metric"),
-    "halogenation_probe": ("feature_set", "metric"),
+    "adomain_probe_ungrouped": ("property", "probe", "feature_set", "metric"),
+    "halogenation_probe": ("probe", "feature_set", "metric"),
     "layer_probes": ("task", "model", "layer", "metric"),
-    "product_class_probe": ("feature_set", "metric"),
+    "product_class_probe": ("probe", "feature_set", "metric"),
 }
 
 

@@ -48,7 +48,13 @@ def handle(args: argparse.Namespace) -> int:
 
     from crossgran import threads
     from crossgran.data.tables import load_table
-    from crossgran.models.bigcarp import INIT_MODES, Vocabulary, load_family_vectors, train_mlm
+    from crossgran.models.bigcarp import (
+        INIT_MODES,
+        Vocabulary,
+        chosen_epoch,
+        load_family_vectors,
+        train_mlm,
+    )
     from crossgran.profiles import get_profile
 
     if args.init not in INIT_MODES:
@@ -77,5 +83,6 @@ def handle(args: argparse.Namespace) -> int:
             f"epoch {row.epoch}: train {row.train_loss:.3f}  valid {row.valid_loss:.3f}  "
             f"acc {row.valid_masked_accuracy:.3f}  {row.tokens_per_s:,.0f} tokens/s"
         )
-    print(f"checkpoints in {out}")
+    selected = chosen_epoch(history, config.checkpoint, str(out))
+    print(f"checkpoints in {out}; the profile's {config.checkpoint!r} rule reads epoch {selected}")
     return 0

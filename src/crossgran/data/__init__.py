@@ -5,7 +5,8 @@ and pyhmmer files), :mod:`~crossgran.data.remote` (downloads with a hash lock),
 :mod:`~crossgran.data.readers` (FASTA/TSV), :mod:`~crossgran.data.hmm` (Pfam annotation),
 :mod:`~crossgran.data.pfam`, :mod:`~crossgran.data.mibig`, :mod:`~crossgran.data.nplinker`,
 :mod:`~crossgran.data.mibig_release`, :mod:`~crossgran.data.mibig_domains`,
-:mod:`~crossgran.data.adomains`, :mod:`~crossgran.data.corpus` (one builder per table family),
+:mod:`~crossgran.data.adomains`, :mod:`~crossgran.data.corpus`,
+:mod:`~crossgran.data.compounds` (one builder per table family),
 :mod:`~crossgran.data.split` (the one hash split), :mod:`~crossgran.data.tables`
 (:func:`build_all`, :func:`load_table`) and :mod:`~crossgran.data.manifest`.
 Nothing here imports the models or the analysis; :mod:`crossgran.profiles` (plain settings)
@@ -17,6 +18,7 @@ the package itself loads nothing, so reading one FASTA file does not load RDKit 
 
 __all__ = [
     "adomains",
+    "compounds",
     "corpus",
     "hmm",
     "manifest",

@@ -15,8 +15,12 @@ Tables (tab-separated, deterministic bytes, so MANIFEST hashes show any change):
 * ``domain_corpus``   — BiGCARP's input: Pfam-token sequences of NRPS proteins and proteome
   windows (ordered) and MIBiG BGCs: bags offline (``ordered=False``: GECCO keeps counts, not
   order), gene-ordered sentences from the release (``ordered=True``);
-* downloading only: ``compounds`` (MIBiG compounds with a structure, halogen flag) and
-  ``halogenase_domains`` (the halogenation task's rows, see :mod:`crossgran.data.mibig_domains`).
+* ``compounds``        — MIBiG compounds with a structure and a halogen flag (RDKit): offline
+  NPLinker's MIBiG 2.0 table, downloading the MIBiG release;
+* the halogenation task's rows: offline ``halogenase_bgcs``, one per BGC whose bag holds a
+  tryptophan halogenase (see :mod:`crossgran.data.compounds`); downloading
+  ``halogenase_domains``, one per halogenase hit in the gene-ordered proteins (see
+  :mod:`crossgran.data.mibig_domains`).
 
 The offline profiles read only PyPI wheels; a profile with ``downloads`` reads Pfam and MIBiG
 from the remote files of :data:`crossgran.data.remote.REMOTE_FILES` and shares everything else
@@ -26,7 +30,7 @@ counted in a :class:`BuildReport` and shown in notebook 01, so nothing is correc
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
@@ -34,6 +38,7 @@ import pandas as pd
 from crossgran.cache import atomic_path, sha256_file
 from crossgran.data import hmm
 from crossgran.data.adomains import PARAS_DIR, build_adomains
+from crossgran.data.compounds import build_offline_halogenation
 from crossgran.data.corpus import annotate, build_domain_corpus, token_lists
 from crossgran.data.manifest import write_manifest
 from crossgran.data.mibig import MibigPart, build_mibig_offline
@@ -49,6 +54,7 @@ from crossgran.profiles import Profile
 __all__ = [
     "FULL_INPUTS",
     "FULL_TABLES",
+    "OFFLINE_TABLES",
     "PROTEOME",
     "TABLES",
     "BuildReport",
@@ -61,6 +67,9 @@ __all__ = [
 ]
 
 TABLES = ("pfam_families", "mibig_classes", "mibig_domain_counts", "adomains", "domain_corpus")
+# What each kind of build writes (the manifest lists exactly these): the shared tables plus the
+# compound structures and the halogenation task's rows, per BGC offline, per hit downloading.
+OFFLINE_TABLES = (*TABLES, "compounds", "halogenase_bgcs")
 FULL_TABLES = (*TABLES, "compounds", "halogenase_domains")
 # The remote files a downloading profile's tables are built from (weights are read by 02, not here).
 FULL_INPUTS = ("pfam_hmm", "pfam_clans", "mibig_json", "mibig_gbk")
@@ -127,15 +136,17 @@ class _PfamAndMibig:
 def _pfam_and_mibig_from_wheels(
     profile: Profile, gecco: Path, report: BuildReport
 ) -> _PfamAndMibig:
-    """GECCO's Pfam 35.0 subset and MIBiG class table, with "Other" from NPLinker's MIBiG 2.0
-    table (the offline profiles; fetched here, after gecco and paras, as only they need it)."""
+    """GECCO's Pfam 35.0 subset and MIBiG class table, with "Other" and the compound structures
+    (halogenation) from NPLinker's MIBiG 2.0 table (the offline profiles; fetched here, after
+    gecco and paras, as only they need it)."""
     hmm_file = extract_wheel_member(gecco, "gecco/hmmer/Pfam.h3m", profile.raw_dir / "extracted")
     hmms, hmm_sha = hmm.read_hmms(hmm_file), sha256_file(gecco)
     families = build_pfam_families(hmms, gecco)
     _report_families(families, report)
     nplinker = fetch_wheel("nplinker", profile.raw_dir)
     part = build_mibig_offline(gecco, report, profile.max_bgcs, nplinker=nplinker)
-    return _PfamAndMibig(hmms, hmm_sha, families, part, [])
+    extra = build_offline_halogenation(nplinker, part.classes, part.counts, report)
+    return _PfamAndMibig(hmms, hmm_sha, families, replace(part, extra=extra), [])
 
 
 def _pfam_and_mibig_from_downloads(

@@ -14,6 +14,7 @@ CLI) gets exactly the notebook's runs.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,10 +27,12 @@ from crossgran.profiles import Profile
 
 __all__ = [
     "EmbeddedTables",
+    "EsmPretraining",
     "bigcarp_run_dir",
     "bigcarp_training_split",
     "embed_tables",
     "embed_untrained_tables",
+    "esm_pretraining_fragments",
     "export_bigcarp_runs",
     "pretrain_local_esm",
     "train_bigcarp_runs",
@@ -43,21 +46,60 @@ def bigcarp_run_dir(settings: Profile, init: str) -> Path:
     return settings.models_dir / f"bigcarp_{init}"
 
 
-def pretrain_local_esm(settings: Profile) -> pd.DataFrame | None:
-    """Pretrain the profile's ``local:`` ESM-2 on its NRPS proteins, proteome and Pfam
-    consensus sequences (a stored model with the same data and settings is reused); ``None``
-    when the profile uses a published model."""
+@dataclass(frozen=True)
+class EsmPretraining:
+    """A local ESM-2's training history (:data:`esm.HISTORY_COLUMNS`) and what it was trained
+    on: ``corpus`` holds :func:`esm.excise_segments`' counts plus the split's
+    (train_/valid_ proteins, fragments and residues)."""
+
+    history: pd.DataFrame
+    corpus: dict[str, int]
+
+
+def esm_pretraining_fragments(settings: Profile) -> esm.ProteinFragments:
+    """The profile's NRPS proteins and proteome with every probed A-domain cut out.
+
+    Why: the model later embeds the A-domains (and the Pfam consensus sequences, which are
+    not proteins and are not trained on at all); trained on them, it would represent them
+    by recall. The flanks stay, so the NRPS proteins' other domains are still learned."""
+    nrps, proteome = profile_proteins(settings)
+    adomains = load_table(settings, "adomains")
+    return esm.excise_segments([*nrps.items(), *proteome.items()], adomains["sequence"])
+
+
+def _split_counts(fragments: esm.ProteinFragments, valid_fraction: float) -> dict[str, int]:
+    """Proteins, fragments and residues on each side of :func:`esm.split_by_group`."""
+    train, valid = esm.split_by_group(fragments.sequences, fragments.groups, valid_fraction)
+    held = esm.held_out_groups(fragments.groups, valid_fraction)
+    return {
+        "train_proteins": len(set(fragments.groups) - held),
+        "valid_proteins": len(held),
+        "train_fragments": len(train),
+        "valid_fragments": len(valid),
+        "train_residues": sum(map(len, train)),
+        "valid_residues": sum(map(len, valid)),
+    }
+
+
+def pretrain_local_esm(settings: Profile) -> EsmPretraining | None:
+    """Pretrain the profile's ``local:`` ESM-2 on real proteins: the NRPS proteins with their
+    probed A-domains cut out (:func:`esm_pretraining_fragments`) and the proteome, held out
+    by protein (``settings.esm.valid_fraction`` of the proteins, by hash of the whole
+    sequence, so a protein's fragments, and identical proteins under other ids, stay on one
+    side). A stored model with the same data and settings is reused. ``None`` when the
+    profile uses a published model."""
     if not settings.esm.spec.startswith(esm.LOCAL_PREFIX):
         return None
-    nrps, proteome = profile_proteins(settings)
-    families = load_table(settings, "pfam_families")
-    training = [*nrps.values(), *proteome.values(), *families["consensus"]]
-    return esm.train_local_esm(
-        training,
+    fragments = esm_pretraining_fragments(settings)
+    history = esm.train_local_esm(
+        fragments.sequences,
         settings.esm,
         out_dir=esm.local_model_dir(settings.esm.spec, settings.models_dir),
         seed=settings.seed,
+        groups=fragments.groups,
     )
+    counts = fragments.counts | _split_counts(fragments, settings.esm.valid_fraction)
+    return EsmPretraining(history, counts)
 
 
 def _embed_and_save(
@@ -141,14 +183,16 @@ def train_bigcarp_runs(settings: Profile, pfam: esm.EmbeddingResult) -> dict[str
 
 def export_bigcarp_runs(settings: Profile) -> dict[str, bigcarp.Representations]:
     """Each run's representations for notebooks 03-05 (per family, per sentence, the
-    A-domains' AMP-binding tokens; every layer), at the final checkpoint and, as the untrained
-    control, at epoch 0; saved as ``bigcarp_<init>.npz`` and ``bigcarp_<init>_epoch0.npz``.
-    Keyed ``"<init>"`` and ``"<init>~untrained"``."""
+    A-domains' AMP-binding tokens; every layer), at the checkpoint the profile's
+    ``bigcarp.checkpoint`` rule selects (best held-out loss, or last; the epoch is recorded in
+    each result) and, as the untrained control, at epoch 0; saved as ``bigcarp_<init>.npz``
+    and ``bigcarp_<init>_epoch0.npz``. Keyed ``"<init>"`` and ``"<init>~untrained"``."""
     corpus = load_table(settings, "domain_corpus")
     adomains = load_table(settings, "adomains")
+    trained = settings.bigcarp.checkpoint
     exported = {}
     for init in bigcarp.INIT_MODES:
-        for epoch, key, name in ((None, init, ""), (0, f"{init}~untrained", "_epoch0")):
+        for epoch, key, name in ((trained, init, ""), (0, f"{init}~untrained", "_epoch0")):
             exported[key] = bigcarp.export_representations(
                 bigcarp_run_dir(settings, init),
                 corpus,

@@ -27,12 +27,37 @@ from sklearn.preprocessing import StandardScaler
 from crossgran.analysis.probes.metrics import METRICS, ModelName, Task, metric_value
 from crossgran.threads import limit
 
-__all__ = ["ProbeResult", "cross_validated_scores"]
+__all__ = [
+    "LINEAR_PROBE",
+    "FoldPlan",
+    "ProbeResult",
+    "cross_validated_scores",
+    "fold_plan",
+    "probe_label",
+    "probe_result",
+]
 
 _TASKS = ("binary", "multilabel", "multiclass")
-_MODELS = ("logreg", "mlp", "rf")
+_MODELS = ("logreg", "mlp", "rf")  # cross_validated_scores; "bilstm": probes.sequence
 _LOGREG_MAX_ITER = 5000  # lbfgs on standardised 1280-d embeddings can need thousands
 _RF_TREES = 300
+LINEAR_PROBE = "linear probe"
+
+
+def probe_label(model: ModelName, hidden: tuple[int, ...] = ()) -> str:
+    """How the tables and the report name a probe: "linear probe", "MLP (512, 256)" (hidden
+    layer sizes), "BiLSTM (2 x 512)" (layers x hidden size per direction), "random forest"."""
+    if model == "logreg":
+        return LINEAR_PROBE
+    if model == "rf":
+        return "random forest"
+    if not hidden:
+        raise ValueError(f"a {model} probe needs its hidden sizes to be named")
+    if model == "mlp":
+        return f"MLP ({', '.join(str(size) for size in hidden)})"
+    if model == "bilstm":
+        return f"BiLSTM ({len(hidden)} x {hidden[0]})"
+    raise ValueError(f"unknown probe model {model!r}")
 
 
 @dataclass(frozen=True, eq=False)
@@ -59,10 +84,25 @@ class ProbeResult:
     oof_scores: tuple[np.ndarray, ...]
     fold_ids: np.ndarray
     per_seed: Mapping[str, np.ndarray]
+    hidden: tuple[int, ...] = ()  # hidden layer sizes of an MLP or BiLSTM probe
 
     def mean(self) -> dict[str, float]:
         """Each metric averaged over seeds."""
         return {name: float(np.mean(values)) for name, values in self.per_seed.items()}
+
+    @property
+    def probe(self) -> str:
+        """The probe's name in tables and the report (:func:`probe_label`)."""
+        return probe_label(self.model, self.hidden)
+
+
+@dataclass(frozen=True)
+class FoldPlan:
+    """Encoded labels, their classes and the test fold of every row under each seed."""
+
+    y_enc: np.ndarray
+    classes: np.ndarray
+    fold_ids: np.ndarray  # (seeds, rows)
 
 
 def _encode_labels(y: np.ndarray, task: Task, folds: int) -> tuple[np.ndarray, np.ndarray]:
@@ -132,6 +172,55 @@ def _fold_ids(strata: np.ndarray, groups: np.ndarray | None, folds: int, seed: i
     for fold, (_, test) in enumerate(splits):
         fold_ids[test] = fold
     return fold_ids
+
+
+def fold_plan(
+    y: np.ndarray,
+    *,
+    task: Task,
+    groups: np.ndarray | None,
+    folds: int,
+    seeds: Sequence[int],
+) -> FoldPlan:
+    """The folds every probe of ``y`` uses, whatever its model or input: they depend on the
+    labels, the groups and the seeds only, so a sequence probe (``probes.sequence``) and the
+    pooled-vector probes of the same rows split them identically."""
+    y_enc, classes = _encode_labels(np.asarray(y), task, folds)
+    if groups is not None:
+        n_groups = np.unique(groups).size
+        if n_groups < folds:
+            raise ValueError(f"{n_groups} groups cannot fill folds={folds}")
+    strata = _multilabel_strata(y_enc, folds) if task == "multilabel" else y_enc
+    fold_ids = np.stack([_fold_ids(strata, groups, folds, int(seed)) for seed in seeds])
+    return FoldPlan(y_enc, classes, fold_ids)
+
+
+def probe_result(
+    plan: FoldPlan,
+    scores: Sequence[np.ndarray],
+    *,
+    task: Task,
+    model: ModelName,
+    seeds: Sequence[int],
+    hidden: tuple[int, ...] = (),
+) -> ProbeResult:
+    """A :class:`ProbeResult` from out-of-fold ``scores`` (one array per seed) on ``plan``'s
+    folds, with every metric computed per seed."""
+    per_seed = {
+        name: np.array([metric_value(name, plan.y_enc, seed_scores) for seed_scores in scores])
+        for name in METRICS
+    }
+    return ProbeResult(
+        task=task,
+        model=model,
+        seeds=tuple(int(s) for s in seeds),
+        classes=plan.classes,
+        y_true=plan.y_enc,
+        oof_scores=tuple(scores),
+        fold_ids=plan.fold_ids,
+        per_seed=per_seed,
+        hidden=tuple(hidden),
+    )
 
 
 def _make_estimator(
@@ -274,39 +363,21 @@ def cross_validated_scores(
     labels must be removed by the caller.
     """
     features, labels, group_array, seeds = _checked_inputs(X, y, task, groups, folds, seeds, model)
-    y_enc, classes = _encode_labels(labels, task, folds)
-    if group_array is not None:
-        n_groups = np.unique(group_array).size
-        if n_groups < folds:
-            raise ValueError(f"{n_groups} groups cannot fill folds={folds}")
-    strata = _multilabel_strata(y_enc, folds) if task == "multilabel" else y_enc
-    n_outputs = classes.size
-
-    all_folds = [_fold_ids(strata, group_array, folds, seed) for seed in seeds]
-    estimators = [_make_estimator(model, task, seed, tuple(mlp_hidden)) for seed in seeds]
-    plan = [(k, fold) for k in range(len(seeds)) for fold in range(folds)]
+    plan = fold_plan(labels, task=task, groups=group_array, folds=folds, seeds=seeds)
+    n_outputs = plan.classes.size
+    hidden = tuple(mlp_hidden) if model == "mlp" else ()
+    estimators = [_make_estimator(model, task, seed, hidden) for seed in seeds]
+    fits = [(k, fold) for k in range(len(seeds)) for fold in range(folds)]
     # Fits are independent and seeded, so running them in n_jobs processes changes nothing
     # but the wall time; n_jobs=1 runs them here, without any process.
     fold_scores = Parallel(n_jobs=n_jobs)(
-        delayed(_fit_fold)(estimators[k], features, y_enc, all_folds[k] == fold, task, n_outputs)
-        for k, fold in plan
+        delayed(_fit_fold)(
+            estimators[k], features, plan.y_enc, plan.fold_ids[k] == fold, task, n_outputs
+        )
+        for k, fold in fits
     )
     shape = (features.shape[0],) if task == "binary" else (features.shape[0], n_outputs)
     all_scores = [np.full(shape, np.nan) for _ in seeds]
-    for (k, fold), scores in zip(plan, fold_scores, strict=True):
-        all_scores[k][all_folds[k] == fold] = scores
-
-    per_seed = {
-        name: np.array([metric_value(name, y_enc, scores) for scores in all_scores])
-        for name in METRICS
-    }
-    return ProbeResult(
-        task=task,
-        model=model,
-        seeds=seeds,
-        classes=classes,
-        y_true=y_enc,
-        oof_scores=tuple(all_scores),
-        fold_ids=np.stack(all_folds),
-        per_seed=per_seed,
-    )
+    for (k, fold), scores in zip(fits, fold_scores, strict=True):
+        all_scores[k][plan.fold_ids[k] == fold] = scores
+    return probe_result(plan, all_scores, task=task, model=model, seeds=seeds, hidden=hidden)

@@ -29,7 +29,7 @@ __all__ = [
 ]
 
 Task = Literal["binary", "multilabel", "multiclass"]
-ModelName = Literal["logreg", "mlp", "rf"]
+ModelName = Literal["logreg", "mlp", "rf", "bilstm"]
 MetricName = Literal["auc", "f1", "accuracy"]
 Metric = MetricName | Callable[[np.ndarray, np.ndarray], float]
 Scores = np.ndarray | Sequence[np.ndarray]

@@ -39,7 +39,14 @@ from crossgran.analysis.probes.metrics import (
     weighted_metric,
 )
 
-__all__ = ["bootstrap_ci", "compare_to_best", "one_sided_p", "paired_bootstrap", "summarise"]
+__all__ = [
+    "bootstrap_ci",
+    "compare_to_best",
+    "one_sided_p",
+    "paired_bootstrap",
+    "summarise",
+    "summarise_sets",
+]
 
 _REPLICATE_CHUNK = 256  # replicates evaluated together; bounds memory at 256 x n floats
 _SUMMARY_COLUMNS = [
@@ -276,6 +283,36 @@ def summarise(
                 }
             )
     return pd.DataFrame.from_records(records, columns=_SUMMARY_COLUMNS)
+
+
+def summarise_sets(
+    sets: Mapping[str, Mapping[str, ProbeResult]],
+    n_bootstrap: int = 1000,
+    seed: int = 0,
+    *,
+    groups: np.ndarray | Sequence[object] | None = None,
+) -> pd.DataFrame:
+    """:func:`summarise` of a task probed with several probes (probe label -> feature set ->
+    result), with each result's ``probe`` (``ProbeResult.probe``) as the first column.
+
+    A result shared by several sets (a baseline with its own model, e.g. Pfam2vec's random
+    forest, compared within every set) is one row. Each result is bootstrapped with ``seed``,
+    so its row is the same whichever other results are listed.
+    """
+    unique: dict[tuple[str, str], ProbeResult] = {}
+    for results in sets.values():
+        for name, result in results.items():
+            unique.setdefault((result.probe, name), result)
+    if not unique:
+        return summarise({}).assign(probe=pd.Series(dtype=str))[["probe", *_SUMMARY_COLUMNS]]
+    table = pd.concat(
+        [
+            summarise({name: result}, n_bootstrap, seed, groups=groups).assign(probe=probe)
+            for (probe, name), result in unique.items()
+        ],
+        ignore_index=True,
+    )
+    return table[["probe", *_SUMMARY_COLUMNS]]
 
 
 def compare_to_best(

@@ -15,8 +15,17 @@ initialisation), :mod:`.train` (masked-LM training), :mod:`.checkpoint` (a run's
 family-vectors file).
 """
 
-from crossgran.models.bigcarp.checkpoint import HISTORY_COLUMNS, TrainedRun, load_checkpoint
+from crossgran.models.bigcarp.checkpoint import (
+    CHECKPOINT_RULES,
+    HISTORY_COLUMNS,
+    CheckpointRule,
+    TrainedRun,
+    chosen_epoch,
+    load_checkpoint,
+    selected_epoch,
+)
 from crossgran.models.bigcarp.model import (
+    ACTIVATIONS,
     INIT_MODES,
     PROJECTION_SEED,
     InitMode,
@@ -55,6 +64,8 @@ from crossgran.models.bigcarp.vocab import (
 )
 
 __all__ = [
+    "ACTIVATIONS",
+    "CHECKPOINT_RULES",
     "CORPUS_COLUMNS",
     "HISTORY_COLUMNS",
     "INIT_MODES",
@@ -64,12 +75,14 @@ __all__ = [
     "SPECIALS",
     "STREAMS",
     "UNK",
+    "CheckpointRule",
     "InitMode",
     "InitReport",
     "Representations",
     "TrainedRun",
     "Vocabulary",
     "build_model",
+    "chosen_epoch",
     "esm_projection",
     "export_representations",
     "family_representations",
@@ -81,6 +94,7 @@ __all__ = [
     "mask_batch",
     "resolve_d_embedding",
     "save_family_vectors",
+    "selected_epoch",
     "sequence_representations",
     "split_tokens",
     "stream_rng",

@@ -25,8 +25,10 @@ INIT_MODES: tuple[InitMode, ...] = get_args(InitMode)
 # Fixed seed of the ESM -> table projection, so that every run (any ``seed``) starts from
 # the same projected ESM geometry and differs only in the rest of the initialisation.
 PROJECTION_SEED = 1280
+ACTIVATIONS = ("relu", "gelu")  # what sequence_models' ByteNet blocks accept
 
 __all__ = [
+    "ACTIVATIONS",
     "INIT_MODES",
     "PROJECTION_SEED",
     "InitMode",
@@ -59,11 +61,16 @@ def build_model(
 ) -> ByteNetLM:
     """A ByteNetLM sized by ``config``; weights drawn under ``seed`` without touching the
     global RNG (so building a model never changes what other code draws)."""
+    if config.activation not in ACTIVATIONS:  # ByteNet fails on others with an unbound name
+        raise ValueError(
+            f"unknown BiGCARP activation {config.activation!r}; choose one of {ACTIVATIONS}"
+        )
     with torch.random.fork_rng(devices=[]):
         if seed is not None:
             torch.manual_seed(seed)
         # dropout=0: ByteNet applies F.dropout without a training flag, i.e. also at eval time.
-        # final_ln=True, slim=True, relu: the official BiGCARP checkpoints' settings.
+        # final_ln=True, slim=True: the official BiGCARP checkpoints' settings; the activation
+        # is the profile's (the paper's GELU, or the ReLU of runs before it was configurable).
         return ByteNetLM(
             len(vocab),
             d_embedding,
@@ -76,7 +83,7 @@ def build_model(
             dropout=0.0,
             final_ln=True,
             slim=True,
-            activation="relu",
+            activation=config.activation,
         )
 
 

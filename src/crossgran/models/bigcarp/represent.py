@@ -24,7 +24,7 @@ from sequence_models.convolutional import ByteNetLM
 
 from crossgran.cache import load_layers, save_layers
 from crossgran.data.split import association_label_bgcs
-from crossgran.models.bigcarp.checkpoint import TrainedRun, load_checkpoint
+from crossgran.models.bigcarp.checkpoint import CheckpointRule, TrainedRun, load_checkpoint
 from crossgran.models.bigcarp.model import d_model, num_blocks
 from crossgran.models.bigcarp.train import ORDER_STREAM, pad_windows, stream_rng
 from crossgran.models.bigcarp.vocab import Vocabulary, split_tokens
@@ -309,7 +309,9 @@ class Representations:
     :func:`~crossgran.data.split.association_label_bgcs` (NaN for a family seen only there;
     empty in files written before it existed); ``bgc[k]`` rows follow ``bgc_ids``
     (per-MIBiG-BGC means); ``adomain[k]`` rows follow ``adomain_ids`` (each A-domain's
-    AMP-binding token in its parent NRPS protein's sentence).
+    AMP-binding token in its parent NRPS protein's sentence). ``epoch``: the checkpoint they
+    come from (0 = the initialisation; None in files written before it was recorded), so a
+    reader can say which epoch a best-checkpoint rule chose.
     """
 
     layers: list[int]
@@ -320,16 +322,20 @@ class Representations:
     adomain_ids: list[str]
     adomain: dict[int, np.ndarray]
     family_disjoint: dict[int, np.ndarray] = field(default_factory=dict)
+    epoch: int | None = None
 
     def save(self, path: Path | str) -> None:
-        """An ``.npz`` (layers, families, bgc_ids, adomain_ids, then family_L<k>, bgc_L<k>,
-        adomain_L<k> and family_disjoint_L<k> per layer), written atomically."""
+        """An ``.npz`` (layers, families, bgc_ids, adomain_ids, epoch when known, then
+        family_L<k>, bgc_L<k>, adomain_L<k> and family_disjoint_L<k> per layer), written
+        atomically."""
         header = {
             "layers": np.asarray(self.layers),
             "families": np.asarray(self.families, dtype=str),
             "bgc_ids": np.asarray(self.bgc_ids, dtype=str),
             "adomain_ids": np.asarray(self.adomain_ids, dtype=str),
         }
+        if self.epoch is not None:
+            header["epoch"] = np.asarray(self.epoch)
         per_layer = {"family": self.family, "bgc": self.bgc, "adomain": self.adomain}
         if self.family_disjoint:
             per_layer["family_disjoint"] = self.family_disjoint
@@ -348,6 +354,7 @@ class Representations:
             header["adomain_ids"].tolist(),
             per_layer["adomain"],
             per_layer.get("family_disjoint", {}),
+            int(header["epoch"]) if "epoch" in header else None,
         )
 
 
@@ -378,11 +385,13 @@ def export_representations(
     n_orders: int,
     seed: int,
     *,
-    epoch: int | None = None,
+    epoch: int | CheckpointRule | None = None,
 ) -> Representations:
     """One run's representations for the probe notebooks (see :class:`Representations`) at
-    checkpoint ``epoch`` (None: the last completed; 0: the untrained initialisation, the
-    control every learned representation must beat); A-domains without a located
+    checkpoint ``epoch`` as :func:`~crossgran.models.bigcarp.checkpoint.load_checkpoint` reads
+    it (the profile's ``bigcarp.checkpoint`` rule: the trained model; 0: the untrained
+    initialisation, the control every learned representation must beat; None: the last
+    completed); the epoch read is recorded in the result. A-domains without a located
     AMP-binding token are left out.
 
     Reads the corpus columns ``seq_id``, ``source``, ``tokens`` and ``ordered`` (NRPS parent
@@ -409,4 +418,5 @@ def export_representations(
         adomain_ids,
         per_adomain,
         _kept_averages(sums, layers),
+        run.epoch,
     )

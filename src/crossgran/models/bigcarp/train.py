@@ -41,9 +41,6 @@ from crossgran.models.bigcarp.vocab import Vocabulary, split_tokens
 from crossgran.models.masking import IGNORE_INDEX, mask_tokens
 from crossgran.profiles import BigcarpConfig
 
-# AdamW's default decay, applied to every trainable weight except the token table (see
-# _optimizer): decay would shrink rarely seen rows toward zero whatever the data says.
-WEIGHT_DECAY = 0.01
 # Purposes of the random streams: each must differ from the others, or two purposes would
 # draw the same numbers (e.g. validation windows ordered like training windows).
 TRAIN_STREAM, VALID_STREAM, VALID_MASK_STREAM, ORDER_STREAM = 0, 1, 2, 3
@@ -55,7 +52,6 @@ __all__ = [
     "TRAIN_STREAM",
     "VALID_MASK_STREAM",
     "VALID_STREAM",
-    "WEIGHT_DECAY",
     "length_batches",
     "mask_batch",
     "pad_windows",
@@ -146,15 +142,20 @@ def _torch_generator(rng: np.random.Generator) -> torch.Generator:
 # --------------------------------------------------------------------------- training
 
 
-def _optimizer(model: ByteNetLM, lr: float) -> torch.optim.AdamW:
-    """AdamW over trainable weights only (a frozen table is not even handed to it, so neither
-    the update nor weight decay can touch it); the table is in a no-decay group."""
+def _optimizer(model: ByteNetLM, config: BigcarpConfig) -> torch.optim.AdamW:
+    """AdamW at ``config.lr`` over trainable weights only (a frozen table is not even handed
+    to it, so neither the update nor weight decay can touch it).
+
+    ``config.weight_decay`` applies to every weight but the token table, which is in a
+    no-decay group: decay would shrink rarely seen rows toward zero whatever the data says.
+    AdamW's decay is decoupled (``w -= lr * decay * w`` beside the Adam step), so with
+    ``weight_decay=0`` every update is exactly plain Adam's: the paper's optimiser."""
     table = model.embedder.embedder.weight
     rest = [p for p in model.parameters() if p.requires_grad and p is not table]
-    groups = [{"params": rest, "weight_decay": WEIGHT_DECAY}]
+    groups = [{"params": rest, "weight_decay": config.weight_decay}]
     if table.requires_grad:
         groups.append({"params": [table], "weight_decay": 0.0})
-    return torch.optim.AdamW(groups, lr=lr)
+    return torch.optim.AdamW(groups, lr=config.lr)
 
 
 @torch.no_grad()
@@ -203,7 +204,7 @@ def _start(
     model = build_model(config, vocab, d_embedding, seed=seed)
     report = init_token_embeddings(model, vocab, init_mode, family_vectors)
     model.to(device)
-    optimizer = _optimizer(model, config.lr)
+    optimizer = _optimizer(model, config)
     if resume and (out_dir / STATE).is_file():
         stored = json.loads((out_dir / RUN).read_text())
         if not same_run(stored, record):

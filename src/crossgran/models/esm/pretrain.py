@@ -3,6 +3,12 @@
 The smoke and mini profiles cannot fetch ESM-2 weights, so :func:`train_local_esm` pretrains
 a small ESM-2 with the same masked-LM objective on the project's own sequences and reports
 whether it beat a unigram baseline (a model that ignores context).
+
+The training material must not contain what the model is later asked to embed: a model
+that memorised a sequence represents it by recall, not by what it learned about proteins.
+:func:`excise_segments` cuts given segments (the probed A-domains) out of real proteins and
+keeps the flanks, each tagged with its protein, so that :func:`train_local_esm` can hold
+proteins out whole.
 """
 
 from __future__ import annotations
@@ -11,7 +17,8 @@ import hashlib
 import json
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,6 +45,10 @@ from crossgran.profiles import EsmConfig
 
 # Share of residues that are masked-LM targets (ESM's and BERT's 15%).
 ESM_MASK_RATE = 0.15
+# Held-out evaluations after step 0. Each one runs the model over every held-out residue
+# (about 190,000 under mini), as long as roughly 18 training steps on 2 cores, and longer
+# still, relative to a step, for wider models: five trace the curve without eating the budget.
+EVALUATIONS = 5
 HISTORY_COLUMNS = (
     "step",
     "lr",
@@ -49,22 +60,158 @@ HISTORY_COLUMNS = (
     "elapsed_s",
 )
 
-__all__ = ["ESM_MASK_RATE", "HISTORY_COLUMNS", "split_sequences", "train_local_esm"]
+# Shortest flank kept when segments are cut out of a protein: a shorter piece is mostly the
+# cut's own artefact (a linker stub without its context) and teaches the masked LM little.
+MIN_FRAGMENT_LENGTH = 30
+# Segments are found by their first residues (at most this many): long enough to be nearly
+# unique in a proteome, short enough to keep the per-position slice cheap.
+_ANCHOR_LENGTH = 32
+
+__all__ = [
+    "ESM_MASK_RATE",
+    "EVALUATIONS",
+    "HISTORY_COLUMNS",
+    "MIN_FRAGMENT_LENGTH",
+    "ProteinFragments",
+    "excise_segments",
+    "held_out_groups",
+    "split_by_group",
+    "split_sequences",
+    "train_local_esm",
+]
 
 
-def split_sequences(unique: Sequence[str], valid_fraction: float) -> tuple[list[str], list[str]]:
-    """(train, valid) by sequence hash (:func:`crossgran.data.split.split_of`): the held-out
-    set survives reordering, subsetting and reruns, and duplicates can never straddle train
-    and valid. Tiny inputs whose hashes put nothing in valid still hold one sequence out (the
-    one with the smallest hash)."""
-    train = [s for s in unique if split_of(s, valid_fraction) == "train"]
-    valid = [s for s in unique if split_of(s, valid_fraction) == "valid"]
-    if valid_fraction > 0 and not valid:
-        held = min(unique, key=hash_fraction)
-        valid, train = [held], [s for s in unique if s != held]
+@dataclass(frozen=True)
+class ProteinFragments:
+    """Pretraining material cut from whole proteins.
+
+    ``sequences[i]`` is a kept fragment and ``groups[i]`` the whole (cleaned) sequence of the
+    protein it came from: the held-out key, so a protein's fragments share one side of the
+    split and identical proteins under different ids share it too. ``counts`` says what was
+    cut and kept (see :func:`excise_segments`)."""
+
+    sequences: list[str]
+    groups: list[str]
+    counts: dict[str, int]
+
+
+def _occurrences(protein: str, anchors: Mapping[str, list[str]], k: int) -> list[tuple[int, int]]:
+    """Every [start, end) where a segment occurs in ``protein`` (segments are looked up by
+    their first ``k`` residues, so the scan is one dictionary probe per position)."""
+    found = []
+    for start in range(len(protein) - k + 1):
+        for segment in anchors.get(protein[start : start + k], ()):
+            if protein.startswith(segment, start):
+                found.append((start, start + len(segment)))
+    return found
+
+
+def _flanks(protein: str, spans: list[tuple[int, int]]) -> list[str]:
+    """The non-empty pieces of ``protein`` outside the (merged) ``spans``."""
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    bounds = [0, *(x for span in merged for x in span), len(protein)]
+    return [protein[a:b] for a, b in zip(bounds[::2], bounds[1::2], strict=True) if b > a]
+
+
+def excise_segments(
+    proteins: Iterable[tuple[str, str]],
+    segments: Iterable[str],
+    *,
+    min_length: int = MIN_FRAGMENT_LENGTH,
+) -> ProteinFragments:
+    """Cut every exact occurrence of every segment out of every protein; keep the flanks.
+
+    ``proteins`` are (id, sequence) records (ids name bad records in errors); both they and
+    the segments are cleaned as for embedding (:func:`clean_sequence`). A segment is cut
+    wherever it occurs, not only in the protein it was taken from: an A-domain copied into a
+    second protein must not reach training through that one. Flanks shorter than
+    ``min_length`` are dropped (:data:`MIN_FRAGMENT_LENGTH`); proteins without an occurrence
+    are kept whole whatever their length.
+
+    ``counts``: proteins, proteins_cut (with at least one occurrence), occurrences_cut,
+    segments, segments_not_found (distinct segments occurring nowhere), fragments, residues
+    (kept), residues_excised, short_flanks_dropped, residues_in_short_flanks.
+    """
+    distinct = sorted({clean_sequence(f"segment #{i}", s) for i, s in enumerate(segments)})
+    k = min((_ANCHOR_LENGTH, *(len(s) for s in distinct)))
+    anchors: dict[str, list[str]] = defaultdict(list)
+    for segment in distinct:
+        anchors[segment[:k]].append(segment)
+    sequences: list[str] = []
+    groups: list[str] = []
+    found: set[str] = set()
+    proteins_seen = proteins_cut = occurrences = residues_in = 0
+    short: list[str] = []
+    for protein_id, raw in proteins:
+        protein = clean_sequence(protein_id, raw)
+        proteins_seen += 1
+        residues_in += len(protein)
+        spans = _occurrences(protein, anchors, k) if anchors else []
+        found.update(protein[a:b] for a, b in spans)
+        occurrences += len(spans)
+        proteins_cut += bool(spans)
+        pieces = [protein]
+        if spans:
+            flanks = _flanks(protein, spans)
+            pieces = [flank for flank in flanks if len(flank) >= min_length]
+            short += [flank for flank in flanks if len(flank) < min_length]
+        sequences += pieces
+        groups += [protein] * len(pieces)
+    residues = sum(map(len, sequences))
+    counts = {
+        "proteins": proteins_seen,
+        "proteins_cut": proteins_cut,
+        "segments": len(distinct),
+        "segments_not_found": len(distinct) - len(found),
+        "occurrences_cut": occurrences,
+        "fragments": len(sequences),
+        "residues": residues,
+        "residues_excised": residues_in - residues - sum(map(len, short)),
+        "short_flanks_dropped": len(short),
+        "residues_in_short_flanks": sum(map(len, short)),
+    }
+    return ProteinFragments(sequences, groups, counts)
+
+
+def held_out_groups(groups: Iterable[str], valid_fraction: float) -> set[str]:
+    """The groups :func:`split_by_group` holds out: ``valid_fraction`` of them by hash
+    (:func:`crossgran.data.split.split_of`), so the choice survives reordering, subsetting and
+    reruns. Tiny inputs whose hashes hold nothing out still hold out one group (the one with
+    the smallest hash)."""
+    distinct = set(groups)
+    held = {g for g in distinct if split_of(g, valid_fraction) == "valid"}
+    if valid_fraction > 0 and not held and distinct:
+        held = {min(distinct, key=hash_fraction)}
+    return held
+
+
+def split_by_group(
+    sequences: Sequence[str], groups: Sequence[str], valid_fraction: float
+) -> tuple[list[str], list[str]]:
+    """(train, valid): every sequence of a held-out group (:func:`held_out_groups`) in valid,
+    the rest in train, so a group never straddles the two. Both sides are deduplicated and
+    sorted; a sequence that also occurs in a held-out group is kept in valid only, so no
+    held-out sequence is ever trained on."""
+    if len(sequences) != len(groups):
+        raise ValueError(f"{len(sequences)} sequences but {len(groups)} groups")
+    held = held_out_groups(groups, valid_fraction)
+    valid = sorted({s for s, g in zip(sequences, groups, strict=True) if g in held})
+    in_valid = set(valid)
+    train = sorted({s for s in sequences if s not in in_valid})
     if not train:
         raise ValueError("no training sequences left after the held-out split")
     return train, valid
+
+
+def split_sequences(unique: Sequence[str], valid_fraction: float) -> tuple[list[str], list[str]]:
+    """(train, valid) by sequence hash: :func:`split_by_group` with every sequence its own
+    group, so duplicates can never straddle train and valid."""
+    return split_by_group(unique, unique, valid_fraction)
 
 
 def _mask(
@@ -120,7 +267,7 @@ def _training_signature(config: EsmConfig, seed: int, data_hash: str) -> dict[st
         "valid_fraction": config.valid_fraction,
         "seed": seed,
         "data_sha256": data_hash,
-        "code": cache_key("train_local_esm", 2),
+        "code": cache_key("train_local_esm", 3),
     }
 
 
@@ -274,7 +421,8 @@ def _step(run: _Run, inputs: torch.Tensor, labels: torch.Tensor) -> float:
 
 
 def _train(run: _Run, seed: int) -> None:
-    """``train_steps`` steps on random crops; evaluated at step 0 and every 10% of the steps.
+    """``train_steps`` steps on random crops; evaluated at step 0 and :data:`EVALUATIONS` times
+    more, evenly spaced.
     Crops come from a numpy generator and masking from a torch generator, both seeded with
     ``seed``."""
     config, alphabet = run.config, run.model.alphabet
@@ -282,7 +430,7 @@ def _train(run: _Run, seed: int) -> None:
     generator = torch.Generator().manual_seed(seed)
     rng = np.random.default_rng(seed)
     per_batch = max(1, config.train_batch_tokens // (config.train_max_len + 2))
-    eval_every = max(1, config.train_steps // 10)
+    eval_every = max(1, config.train_steps // EVALUATIONS)
     run.record(0)
     for step in range(1, config.train_steps + 1):
         tokens = tokenize(
@@ -348,7 +496,12 @@ def _save(
 
 
 def train_local_esm(
-    sequences: Sequence[str], config: EsmConfig, *, out_dir: Path | str, seed: int
+    sequences: Sequence[str],
+    config: EsmConfig,
+    *,
+    out_dir: Path | str,
+    seed: int,
+    groups: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """Pretrain a small ESM-2 by masked language modelling and save it to ``out_dir``.
 
@@ -357,25 +510,30 @@ def train_local_esm(
     (one row per evaluation, columns :data:`HISTORY_COLUMNS`); the final numbers are also in
     config.json.
 
-    Deterministic: sequences are deduplicated and sorted, the held-out set is chosen by
-    sequence hash (``config.valid_fraction``, :func:`split_sequences`), and all randomness
-    flows from ``seed``. If a model with the same configuration, seed and data already
-    exists, its stored history is returned without retraining. The model's
-    ``max_positions`` is ``train_max_len + 2``: it never saw longer contexts, so
-    :func:`crossgran.models.esm.embed` windows anything longer.
+    ``groups`` (one per sequence, e.g. :attr:`ProteinFragments.groups`) says what is held out
+    together: ``config.valid_fraction`` of the groups by hash (:func:`split_by_group`); by
+    default every sequence is its own group (:func:`split_sequences`).
+
+    Deterministic: sequences are deduplicated and sorted, the held-out set is a function of
+    the groups alone, and all randomness flows from ``seed``. If a model with the same
+    configuration, seed and split data already exists, its stored history is returned
+    without retraining. The model's ``max_positions`` is ``train_max_len + 2``: it never saw
+    longer contexts, so :func:`crossgran.models.esm.embed` windows anything longer.
     """
     if config.train_steps < 1:
         raise ValueError("train_steps must be >= 1 for a local model")
     out_dir = Path(out_dir)
-    unique = sorted({clean_sequence(f"#{i}", s) for i, s in enumerate(sequences)})
-    if len(unique) < 2:
+    cleaned = [clean_sequence(f"#{i}", s) for i, s in enumerate(sequences)]
+    if len(set(cleaned)) < 2:
         raise ValueError("need at least two distinct sequences to pretrain and validate")
-    data_hash = hashlib.sha256("\n".join(unique).encode()).hexdigest()
+    train, valid = split_by_group(
+        cleaned, cleaned if groups is None else groups, config.valid_fraction
+    )
+    data_hash = hashlib.sha256("\n".join([*train, "", *valid]).encode()).hexdigest()
     signature = _training_signature(config, seed, data_hash)
     stored = _stored_history(out_dir, signature)
     if stored is not None:
         return stored
-    train, valid = split_sequences(unique, config.valid_fraction)
     run = _new_run(config, seed, train, valid)
     _train(run, seed)
     history = pd.DataFrame(run.rows)
