@@ -29,13 +29,12 @@ import resource
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from determinism import CHECKOUT, make_root
+from determinism import CHECKOUT, make_root, scratch_dir
 
 from crossgran.cache import write_text_atomic
 from crossgran.profiles import PROFILE_NAMES, get_profile
@@ -172,8 +171,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--keep", action="store_true", help="keep the temporary root")
     args = parser.parse_args(argv)
-    scratch = Path(tempfile.mkdtemp(prefix=f"crossgran-{args.profile}-"))
-    try:
+    with scratch_dir(f"crossgran-{args.profile}-", args.keep) as scratch:
         run = cold_run(args.profile, scratch)
         facts = record(run)
         print(json.dumps(facts, indent=1))
@@ -185,11 +183,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             write_text_atomic(path, json.dumps(facts, indent=1) + "\n")
             print(f"adopted into {CHECKOUT}; recorded in {path}")
         return 0
-    finally:
-        if args.keep:
-            print(f"kept: {scratch}")
-        else:
-            shutil.rmtree(scratch, ignore_errors=True)
 
 
 if __name__ == "__main__":

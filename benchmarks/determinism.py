@@ -36,6 +36,7 @@ Usage: ``python benchmarks/determinism.py [--profile smoke] [--atol 1e-9] [--kee
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -43,7 +44,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -67,6 +68,20 @@ KERNEL_PATHS: dict[str, dict[str, str]] = {
     # too, at 2.5x): the second pass of `make test`.
     "scalar": {"ATEN_CPU_CAPABILITY": "default", "ONEDNN_MAX_CPU_ISA": "SSE41"},
 }
+
+
+@contextlib.contextmanager
+def scratch_dir(prefix: str, keep: bool = False) -> Iterator[Path]:
+    """A temporary folder for fresh project roots, removed afterwards unless ``keep`` (then
+    its path is printed, to inspect the runs)."""
+    scratch = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield scratch
+    finally:
+        if keep:
+            print(f"kept: {scratch}")
+        else:
+            shutil.rmtree(scratch, ignore_errors=True)
 
 
 def make_root(root: Path, share_cache: bool = False) -> Path:
@@ -352,8 +367,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.switches:
         return switches(args.profile)
 
-    scratch = Path(tempfile.mkdtemp(prefix="crossgran-determinism-"))
-    try:
+    with scratch_dir("crossgran-determinism-", args.keep) as scratch:
         if args.against_checkout:
             return against_checkout(scratch / "run", args.profile, args.atol)
         roots = [make_root(scratch / f"run{i}") for i in (1, 2)]
@@ -384,11 +398,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         )
         return 1 if differing else 0
-    finally:
-        if args.keep:
-            print(f"kept: {scratch}")
-        else:
-            shutil.rmtree(scratch, ignore_errors=True)
 
 
 if __name__ == "__main__":

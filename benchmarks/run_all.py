@@ -26,17 +26,15 @@ from __future__ import annotations
 import argparse
 import datetime
 import re
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from cold_run import cold_run, machine
-from determinism import CHECKOUT, compare_within_spread
+from determinism import CHECKOUT, compare_within_spread, scratch_dir
 
 from crossgran.cache import write_text_atomic
 
@@ -83,13 +81,10 @@ def time_mini() -> tuple[Outcome, int, list[tuple[str, bool, str]]]:
     """``crossgran run --profile mini`` from cold (:func:`cold_run.cold_run`); (outcome, peak
     RSS in bytes, rows of :func:`determinism.compare_within_spread` holding its results against
     the committed ones)."""
-    scratch = Path(tempfile.mkdtemp(prefix="crossgran-mini-"))
-    try:
+    with scratch_dir("crossgran-mini-") as scratch:
         run = cold_run("mini", scratch)
         outcome = Outcome("crossgran run --profile mini", run.returncode, run.wall_s)
         compared = compare_within_spread(CHECKOUT, run.root, "mini") if run.returncode == 0 else []
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
     return outcome, run.peak_rss_bytes, compared
 
 

@@ -19,7 +19,8 @@ content-addressed ``data/cache`` with the checkout; seed samples also reuse the 
 local ESM, which the BiGCARP seed does not touch.
 
 Usage: ``python benchmarks/variance.py [--profile mini] [--seeds 1 2]
-[--kernel-paths scalar onednn-sse41] [--reanalyse] [--keep-tables T ...]``
+[--kernel-paths scalar onednn-sse41] [--kernel-paths-reuse-esm] [--reanalyse]
+[--keep-tables T ...]``
 """
 
 from __future__ import annotations
@@ -116,10 +117,17 @@ HEADLINES = [
 ]
 
 
-def sample_plan(seeds: Sequence[int], kernel_paths: Sequence[str]) -> dict[str, dict]:
-    """Sample label -> how to run it (kernel path, BiGCARP seed, reuse the checkout's ESM)."""
+def sample_plan(
+    seeds: Sequence[int], kernel_paths: Sequence[str], kernel_paths_reuse_esm: bool = False
+) -> dict[str, dict]:
+    """Sample label -> how to run it (kernel path, BiGCARP seed, reuse the checkout's ESM).
+    A kernel-path sample retrains the local ESM too, unless ``kernel_paths_reuse_esm`` (then
+    only BiGCARP retrains on the other path, as in `make test`'s kernel-path pass)."""
     plan = {f"seed {s}, default": {"path": "default", "seed": s, "reuse_esm": True} for s in seeds}
-    plan |= {f"seed 0, {p}": {"path": p, "seed": None, "reuse_esm": False} for p in kernel_paths}
+    plan |= {
+        f"seed 0, {p}": {"path": p, "seed": None, "reuse_esm": kernel_paths_reuse_esm}
+        for p in kernel_paths
+    }
     return plan
 
 
@@ -348,9 +356,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="rerun every sample's notebooks with this checkout's code, keeping its trained models",
     )
+    parser.add_argument(
+        "--kernel-paths-reuse-esm",
+        action="store_true",
+        help="kernel-path samples keep the checkout's local ESM and retrain BiGCARP only",
+    )
     args = parser.parse_args(argv)
 
-    plan = sample_plan(args.seeds, args.kernel_paths)
+    plan = sample_plan(args.seeds, args.kernel_paths, args.kernel_paths_reuse_esm)
     roots = {
         label: run_sample(args.work / args.profile, label, how, args.profile, args.reanalyse)
         for label, how in plan.items()

@@ -474,6 +474,29 @@ def _halogenation() -> list[Anchor]:
             rivals=rivals,
         )
 
+    # What the offline data allow (no protein sequences: no ESM, no fusion): whether BiGCARP's
+    # halogenase token and BGC mean beat their controls. The paper's BiGCARP-domain AUC
+    # (0.508) is chance level, which the paper does not claim as a result.
+    controls = [
+        anchor
+        for name, what, value in (
+            ("bigcarp_domain", "BiGCARP domain", paper["bigcarp_domain"]),
+            ("bigcarp_mean", "BiGCARP mean-pool", None),
+        )
+        for anchor in _beats_controls(
+            "halo",
+            "halogenation",
+            name,
+            what,
+            value,
+            "auc",
+            "AUC",
+            source="halogenation_probe",
+            select={"feature_set": name, "metric": "auc"},
+            tests="fusion_tests",
+            test_task="halogenation",
+        )
+    ]
     return [
         row(
             "esm+bigcarp_domain+bigcarp_mean",
@@ -481,6 +504,7 @@ def _halogenation() -> list[Anchor]:
             "the best of ESM, BiGCARP domain",
         ),
         row("esm", ("bigcarp_domain",), "BiGCARP domain"),
+        *controls,
     ]
 
 
