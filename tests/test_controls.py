@@ -2,7 +2,7 @@
 
 A control is only a control if it differs from the representation it controls in nothing but
 the learning: the same rows, the same width, the same pooling. These tests check that
-contract against the real code paths it must match (``features.count_weighted_mean`` for BGC
+contract against the real code paths it must match (``controls.random_bag_means``, through ``features.count_weighted_mean``, for BGC
 pooling, ``models.esm.embed`` for residue pooling, the local pretraining's initialisation
 for the untrained ESM), on real proteins with tiny models.
 """
@@ -19,7 +19,7 @@ import torch
 from esm.model.esm2 import ESM2
 
 import crossgran.models.esm as cesm
-from crossgran.analysis import controls, features
+from crossgran.analysis import controls
 from crossgran.cache import ArrayCache
 from crossgran.data.tables import read_proteome
 from crossgran.profiles import EsmConfig
@@ -81,9 +81,10 @@ def test_family_vectors_are_the_same_in_every_process() -> None:
 
 
 def test_bgc_control_pools_like_the_esm_family_features() -> None:
-    """The BGC-level control is the notebooks' count-weighted mean over random vectors: a
-    BGC's row equals the hand-computed weighted mean, and a BGC made of one family gets that
-    family's vector whatever else is in the table."""
+    """The BGC-level control (``random_bag_means``, used by the product-class and the
+    halogenation tables) is the count-weighted mean over random family vectors: a BGC's row
+    equals the hand-computed weighted mean, a BGC made of one family gets that family's
+    vector, and BGCs not asked for change nobody's row."""
     counts = pd.DataFrame(
         {
             "bgc_id": ["a", "a", "b", "c", "c", "c"],
@@ -91,11 +92,16 @@ def test_bgc_control_pools_like_the_esm_family_features() -> None:
             "count": [2, 1, 3, 1, 1, 2],
         }
     )
-    vectors = controls.random_family_vectors(FAMILIES, 16, seed=1)
-    pooled = features.count_weighted_mean(counts, ["a", "b", "c"], FAMILIES, vectors)
-    np.testing.assert_allclose(pooled[0], (2 * vectors[0] + vectors[1]) / 3)
-    np.testing.assert_allclose(pooled[1], vectors[2])
-    np.testing.assert_allclose(pooled[2], (vectors[2] + vectors[3] + 2 * vectors[4]) / 4)
+    vectors = dict(zip(FAMILIES, controls.random_family_vectors(FAMILIES, 16, seed=1), strict=True))
+    pooled = controls.random_bag_means(counts, ["a", "b", "c"], 16, seed=1)
+    np.testing.assert_allclose(pooled[0], (2 * vectors["PF00109"] + vectors["PF02801"]) / 3)
+    np.testing.assert_allclose(pooled[1], vectors["PF00668"])
+    np.testing.assert_allclose(
+        pooled[2], (vectors["PF00668"] + vectors["PF00501"] + 2 * vectors["PF13193"]) / 4
+    )
+    assert pooled.shape == (3, 16)
+    only_b = controls.random_bag_means(counts, ["b"], 16, seed=1)
+    np.testing.assert_allclose(only_b[0], pooled[1])
 
 
 def test_concatenated_control_has_the_fusion_shape() -> None:

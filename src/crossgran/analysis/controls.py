@@ -24,12 +24,15 @@ import hashlib
 from collections.abc import Sequence
 
 import numpy as np
+import pandas as pd
 
+from crossgran.analysis.features import count_weighted_mean
 from crossgran.models.esm.forward import ALLOWED_RESIDUES, clean_sequence
 
 __all__ = [
     "RESIDUE_KEY_PREFIX",
     "concatenated",
+    "random_bag_means",
     "random_family_vectors",
     "random_residue_features",
     "stable_int",
@@ -71,6 +74,20 @@ def random_family_vectors(families: Sequence[str], width: int, seed: int) -> np.
             memo[key] = np.random.default_rng([seed, width, stable_int(key)]).standard_normal(width)
         out[row] = memo[key]
     return out
+
+
+def random_bag_means(
+    counts: pd.DataFrame, bgc_ids: Sequence[str], width: int, seed: int
+) -> np.ndarray:
+    """(len(bgc_ids), width) control of a BGC-level mean: every family in ``counts`` (a
+    ``mibig_domain_counts`` table) gets its :func:`random_family_vectors` row, pooled per BGC
+    by :func:`~crossgran.analysis.features.count_weighted_mean`, i.e. weighted by how often
+    the family occurs, exactly as a mean over the BGC's domain tokens or its ESM family
+    vectors is pooled."""
+    families = sorted(counts["pfam"].unique())
+    return count_weighted_mean(
+        counts, bgc_ids, families, random_family_vectors(families, width, seed)
+    )
 
 
 def _checked_positions(index: int, positions: Sequence[int], length: int) -> np.ndarray:

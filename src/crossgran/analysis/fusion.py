@@ -45,7 +45,11 @@ from crossgran.analysis.comparisons import (
     control_comparisons,
     run_probe_comparisons,
 )
-from crossgran.analysis.controls import random_family_vectors, random_residue_features
+from crossgran.analysis.controls import (
+    random_bag_means,
+    random_family_vectors,
+    random_residue_features,
+)
 from crossgran.analysis.features import (
     count_matrix,
     count_weighted_mean,
@@ -151,14 +155,6 @@ def _fused(
             features[f"{name}~{control}"] = np.hstack([features[f"{p}~{control}"] for p in parts])
 
 
-def _random_pooled(settings: Profile, bgc_ids: Sequence[str], width: int) -> np.ndarray:
-    """One fixed random vector per Pfam family, pooled per BGC as family vectors are."""
-    counts = load_table(settings, "mibig_domain_counts")
-    families = sorted(counts["pfam"].unique())
-    vectors = random_family_vectors(families, width, settings.seed)
-    return count_weighted_mean(counts, bgc_ids, families, vectors)
-
-
 def product_class_probes(
     settings: Profile,
     esm_pfam: Mapping[str, EmbeddingResult],
@@ -194,7 +190,7 @@ def product_class_probes(
     for name in CLASS_SINGLES:
         width = blocks[name].shape[1]
         if width not in pooled:
-            pooled[width] = _random_pooled(settings, bgc_ids, width)
+            pooled[width] = random_bag_means(counts, bgc_ids, width, settings.seed)
         blocks[f"{name}~random"] = pooled[width]
     blocks["pfam2vec"] = count_weighted_mean(counts, bgc_ids, *pfam2vec)
     rows = product_class_rows(settings, bgc_ids, blocks.values())

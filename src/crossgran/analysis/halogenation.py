@@ -48,10 +48,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from crossgran.analysis.controls import random_family_vectors, random_residue_features
+from crossgran.analysis.controls import (
+    random_bag_means,
+    random_family_vectors,
+    random_residue_features,
+)
 from crossgran.analysis.features import (
     count_matrix,
-    count_weighted_mean,
     random_features,
     unique_bag_rows,
 )
@@ -299,14 +302,6 @@ def _check_same_run(
         )
 
 
-def _random_mean_pool(settings: Profile, bgc_ids: Sequence[str], width: int) -> np.ndarray:
-    """One fixed random vector per Pfam family, pooled per BGC as the mean over its tokens."""
-    counts = load_table(settings, "mibig_domain_counts")
-    families = sorted(counts.loc[counts["bgc_id"].isin(set(bgc_ids)), "pfam"].unique())
-    vectors = random_family_vectors(families, width, settings.seed)
-    return count_weighted_mean(counts, bgc_ids, families, vectors)
-
-
 def _bigcarp_sets(
     settings: Profile,
     rows: pd.DataFrame,
@@ -332,7 +327,9 @@ def _bigcarp_sets(
     width = features["bigcarp_mean"].shape[1]
     token = random_family_vectors([TRP_HALOGENASE], width, settings.seed)
     features["bigcarp_domain~random"] = np.repeat(token, len(rows), axis=0)
-    features["bigcarp_mean~random"] = _random_mean_pool(settings, bgc_ids, width)
+    features["bigcarp_mean~random"] = random_bag_means(
+        load_table(settings, "mibig_domain_counts"), bgc_ids, width, settings.seed
+    )
     return features
 
 
