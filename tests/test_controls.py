@@ -2,9 +2,9 @@
 
 A control is only a control if it differs from the representation it controls in nothing but
 the learning: the same rows, the same width, the same pooling. These tests check that
-contract against the real code paths it must match (``controls.random_bag_means``, through ``features.count_weighted_mean``, for BGC
-pooling, ``models.esm.embed`` for residue pooling, the local pretraining's initialisation
-for the untrained ESM), on real proteins with tiny models.
+contract against the real code paths it must match (``features.count_weighted_mean``, through
+``controls.random_bag_means``, for BGC pooling, ``models.esm.embed`` for residue pooling, the
+local pretraining's initialisation for the untrained ESM), on real proteins with tiny models.
 """
 
 from __future__ import annotations
