@@ -70,7 +70,7 @@ def test_run_accepts_a_path_and_defaults_to_every_numbered_notebook() -> None:
     path = NOTEBOOKS / "03_failed_init.ipynb"
     assert resolve_notebooks([str(path)], NOTEBOOKS) == [path]
     every = resolve_notebooks([], NOTEBOOKS)
-    assert [p.stem[:2] for p in every] == ["01", "02", "03", "04", "05"]
+    assert [p.stem[:2] for p in every] == ["01", "02", "03", "04", "05", "06"]
 
 
 def test_run_unknown_notebook_names_the_choices() -> None:

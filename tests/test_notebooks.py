@@ -33,8 +33,8 @@ def _cells(notebook: nbformat.NotebookNode) -> list[tuple[str, str]]:
     ]
 
 
-def test_all_five_notebooks_are_present() -> None:
-    assert [n.stem[:2] for n in NOTEBOOKS] == ["01", "02", "03", "04", "05"]
+def test_all_six_notebooks_are_present() -> None:
+    assert [n.stem[:2] for n in NOTEBOOKS] == ["01", "02", "03", "04", "05", "06"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -53,8 +53,10 @@ def test_one_parameters_cell_defaulting_to_mini(path: Path) -> None:
     assert len(tagged) == 1
     names = [line.split("=")[0].strip() for line in tagged[0].source.splitlines()]
     assert tagged[0].source.startswith('profile = "mini"')
-    # notebook 02 alone trains BiGCARP, so it alone takes the training seed
-    assert names == (["profile", "bigcarp_seed"] if path.stem.startswith("02") else ["profile"])
+    # notebook 02 alone trains BiGCARP, so it alone takes the training seed; 06 takes the
+    # user's files
+    extra = {"02": ["bigcarp_seed"], "06": ["inputs"]}.get(path.stem[:2], [])
+    assert names == ["profile", *extra]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)

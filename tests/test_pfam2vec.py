@@ -121,13 +121,13 @@ def test_multilabel_forest_reads_a_planted_signal() -> None:
 def test_multilabel_forest_handles_a_label_absent_from_a_training_fold() -> None:
     """A label constant in the training rows gets a certain probability (as one-vs-rest's
     constant predictor does), not a crash or a misplaced column."""
-    from crossgran.analysis.probes.cv import _fit_predict, _make_estimator
+    from crossgran.analysis.probes.cv import _fit_predict, make_estimator
 
     x, y = _planted_multilabel()
     y_train = y.copy()
     y_train[:, 1] = 0  # label 1 never positive
     y_train[:, 2] = 1  # label 2 always positive
-    forest = _make_estimator("rf", "multilabel", seed=0, mlp_hidden=(8,))
+    forest = make_estimator("rf", "multilabel", seed=0, mlp_hidden=(8,))
     scores = _fit_predict(forest, x, y_train, x[:20], "multilabel", 3)
     assert scores.shape == (20, 3)
     np.testing.assert_array_equal(scores[:, 1], 0.0)

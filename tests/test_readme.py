@@ -25,13 +25,16 @@ from crossgran.profiles import EsmConfig
 README = (CHECKOUT / "README.md").read_text()
 
 
-def _example(language: str) -> str:
+def _example(language: str, starts: str = "") -> str:
+    """The first ``language`` block of "Your own sequences" whose text starts with ``starts``
+    (the ``crossgran predict`` block is run by tests/test_predict.py, on trained models)."""
     section = README[README.index("## Your own sequences") :]
-    return re.search(rf"```{language}\n(.*?)```", section, re.DOTALL).group(1)
+    blocks = re.findall(rf"```{language}\n(.*?)```", section, re.DOTALL)
+    return next(block for block in blocks if block.startswith(starts))
 
 
 def _commands() -> list[list[str]]:
-    joined = _example("bash").replace("\\\n", " ")
+    joined = _example("bash", "crossgran run").replace("\\\n", " ")
     return [shlex.split(line, comments=True) for line in joined.splitlines() if line.strip()]
 
 

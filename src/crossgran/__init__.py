@@ -31,6 +31,7 @@ _SUBMODULES = {
         "data",
         "models",
         "plots",
+        "predict",
         "profiles",
         "session",
         "threads",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import matplotlib.patches as mpatches
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -349,3 +350,94 @@ def probe_views(summary: pd.DataFrame) -> dict[str, tuple[str, pd.DataFrame]]:
         suffix = "" if probe == "linear probe" else "_" + "_".join(filter(None, slug.split("_")))
         views[probe] = (suffix, summary[shared | (summary["probe"] == probe)])
     return views
+
+
+def record_prediction(
+    name: str,
+    genes: pd.DataFrame,
+    domains: pd.DataFrame,
+    classes: pd.DataFrame,
+    labels: dict[str, str],
+) -> plt.Figure:
+    """A record's genes as arrows with their Pfam domains coloured by family (left), and its
+    product-class probabilities from each feature set (right): what ``crossgran predict``
+    draws per record.
+
+    ``genes``: key, label, start, end, strand (nucleotide coordinates; NaN for a protein FASTA,
+    whose genes are then laid end to end at 3 nt per residue, all forward). ``domains``:
+    protein (= gene key), pfam, pfam_name, start, end (residues in the protein). ``classes``:
+    class and one probability column per key of ``labels``.
+    """
+    layout = genes.copy()
+    if layout["start"].isna().any():
+        lengths = domains.groupby("protein")["end"].max().reindex(layout["key"]).fillna(100) * 3
+        layout["end"] = lengths.cumsum().to_numpy() + 60 * np.arange(len(layout))
+        layout["start"] = layout["end"] - lengths.to_numpy()
+        layout["strand"] = 1
+    layout = layout.set_index("key")
+    families = list(dict.fromkeys(domains["pfam"]))
+    palette = dict(zip(families, sns.color_palette("tab20", len(families)), strict=True))
+    fig, (left, right) = plt.subplots(
+        1, 2, figsize=(13, 3.8), gridspec_kw={"width_ratios": [3, 1.3]}
+    )
+    height = 0.5
+    for gene in layout.itertuples():
+        forward = gene.strand >= 0
+        length = gene.end - gene.start
+        head = min(length * 0.25, 400)
+        x0, dx = (gene.start, length) if forward else (gene.end, -length)
+        left.add_patch(
+            mpatches.FancyArrow(
+                x0,
+                0,
+                dx,
+                0,
+                width=height,
+                head_width=height * 1.4,
+                head_length=head,
+                length_includes_head=True,
+                facecolor="#eeeeee",
+                edgecolor="#555555",
+                lw=0.6,
+            )
+        )
+    for hit in domains.itertuples():
+        gene = layout.loc[hit.protein]
+        if gene.strand >= 0:
+            x0, x1 = gene.start + 3 * hit.start, gene.start + 3 * hit.end
+        else:
+            x0, x1 = gene.end - 3 * hit.end, gene.end - 3 * hit.start
+        left.add_patch(
+            mpatches.Rectangle(
+                (x0, -height / 2 * 0.8),
+                x1 - x0,
+                height * 0.8,
+                facecolor=palette[hit.pfam],
+                edgecolor="none",
+            )
+        )
+    left.set_xlim(layout["start"].min() - 200, layout["end"].max() + 200)
+    left.set_ylim(-1.2, 1.2)
+    left.set_yticks([])
+    left.set_xlabel("position (nt)")
+    left.set_title(f"{name}: {len(layout)} genes, {len(domains)} Pfam domains")
+    counts = domains["pfam"].value_counts()
+    names = domains.drop_duplicates("pfam").set_index("pfam")["pfam_name"]
+    shown = counts.index[:12]
+    left.legend(
+        handles=[
+            mpatches.Patch(color=palette[p], label=f"{names[p]} ({counts[p]})") for p in shown
+        ],
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.25),
+        ncol=4,
+        fontsize=7,
+        frameon=False,
+    )
+    long = classes.melt(id_vars="class", var_name="features", value_name="probability")
+    long["features"] = long["features"].map(labels)
+    sns.barplot(data=long, y="class", x="probability", hue="features", ax=right, orient="h")
+    right.set(xlim=(0, 1), title="product class", ylabel="")
+    right.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    return fig

@@ -1,4 +1,5 @@
-"""Command line: ``crossgran run | data | embed | train-bigcarp | report | check-outputs``.
+"""Command line: ``crossgran run | data | embed | train-bigcarp | report | check-outputs |
+predict | train-predictor``.
 
 One module per command, each with a ``register(commands)`` that adds its parser. Handlers
 import the heavy modules (torch, pandas, papermill) only when they run, so ``crossgran --help``
@@ -14,12 +15,12 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from crossgran.cli import check, data, embed, report, run, train
+from crossgran.cli import check, data, embed, predict, report, run, train
 from crossgran.cli.common import UserError
 
 __all__ = ["UserError", "build_parser", "main"]
 
-COMMANDS = (run, data, embed, train, report, check)
+COMMANDS = (run, data, embed, train, report, check, predict)
 
 
 class _Parser(argparse.ArgumentParser):

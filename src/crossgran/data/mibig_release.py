@@ -15,7 +15,6 @@ change every class balance downstream.
 
 from __future__ import annotations
 
-import io
 import json
 import re
 import tarfile
@@ -24,9 +23,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
-from Bio import SeqIO
 from rdkit import Chem, RDLogger
 
+from crossgran.data.genbank import RecordError, genbank_proteins
 from crossgran.data.mibig import CLASS_COLUMNS, OTHER, PROBE_CLASSES, PRODUCT_CLASSES
 
 __all__ = [
@@ -211,40 +210,17 @@ def read_json_release(tarball: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
 def parse_genbank(text: str, bgc_id: str, source: str) -> dict[str, str]:
     """Proteins of one BGC's GenBank text, in gene order (ascending start, records in file order).
 
-    Keys are ``<bgc_id>:<index>:<protein_id|locus_tag|gene>``: unique across the release, so
-    all BGCs can be searched in one hmmsearch, and sortable back into gene order. CDSs marked
-    ``/pseudo`` encode no protein and are left out; any other CDS without a ``/translation``
-    is an error, since a missing protein would silently drop its domains from the BGC.
+    Keys are ``<bgc_id>:<index>:<protein_id|locus_tag|gene>``, numbered across the file's
+    records: unique across the release, so all BGCs can be searched in one hmmsearch, and
+    sortable back into gene order. The user-input reader's GenBank path, in its strict form:
+    CDSs marked ``/pseudo`` encode no protein and are left out; any other CDS without a
+    ``/translation``, or a record without CDS, is an error, since a missing protein would
+    silently drop its domains from the BGC.
     """
     try:
-        records = list(SeqIO.parse(io.StringIO(text), "genbank"))
-    except ValueError as error:
-        raise MibigFormatError(f"{source} is not valid GenBank ({error})") from None
-    if not records:
-        raise MibigFormatError(f"{source} holds no GenBank record")
-    proteins: dict[str, str] = {}
-    for record in records:
-        features = sorted(
-            (f for f in record.features if f.type == "CDS"), key=lambda f: int(f.location.start)
-        )
-        for feature in features:
-            qualifiers = feature.qualifiers
-            if "pseudo" in qualifiers:
-                continue
-            label = next(
-                (
-                    qualifiers[key][0]
-                    for key in ("protein_id", "locus_tag", "gene")
-                    if key in qualifiers
-                ),
-                "cds",
-            )
-            if "translation" not in qualifiers:
-                raise MibigFormatError(
-                    f"{source}: CDS {label} at {feature.location} has no /translation"
-                )
-            proteins[f"{bgc_id}:{len(proteins):04d}:{label}"] = qualifiers["translation"][0]
-    return proteins
+        return genbank_proteins(text, bgc_id, source, translate_missing=False, call_genes=False)
+    except RecordError as error:
+        raise MibigFormatError(str(error)) from None
 
 
 def read_genbank_release(tarball: Path) -> dict[str, dict[str, str]]:

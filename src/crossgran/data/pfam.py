@@ -18,6 +18,7 @@ from crossgran.data.sources import read_wheel_member
 
 __all__ = [
     "AMP_BINDING",
+    "AMP_BINDING_C",
     "CLAN_COLUMNS",
     "TRP_HALOGENASE",
     "build_pfam_families",
@@ -25,6 +26,8 @@ __all__ = [
 ]
 
 AMP_BINDING = "PF00501"  # the NRPS adenylation (A) domain's Pfam family
+# Its C-terminal subdomain: PARAS's A-domains run from an AMP-binding hit through this one.
+AMP_BINDING_C = "PF13193"
 # Tryptophan halogenase, the Pfam family that defines the paper's halogenation task.
 TRP_HALOGENASE = "PF04820"
 CLAN_COLUMNS = ["pfam", "clan", "clan_name", "pfam_name", "description"]

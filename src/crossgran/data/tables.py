@@ -60,6 +60,7 @@ __all__ = [
     "BuildReport",
     "build_all",
     "load_table",
+    "profile_hmms",
     "profile_proteins",
     "read_nrps_proteins",
     "read_proteome",
@@ -121,6 +122,19 @@ def profile_proteins(
 # ---------------------------------------------------------------- build steps
 
 
+def profile_hmms(profile: Profile) -> tuple[list, str]:
+    """(the profile's Pfam HMMs, the sha256 naming them in the annotation cache): GECCO's Pfam
+    35.0 subset offline, Pfam-A.hmm.gz (fetched and hash-locked) when downloading. One place,
+    so the corpus build and ``crossgran predict`` annotate with the same models."""
+    if profile.downloads:
+        lock = full_lock_path(profile.root)
+        path = fetch_remote("pfam_hmm", profile.raw_dir, lock_path=lock)
+        return hmm.read_hmms(path), str(read_lock(lock)["pfam_hmm"]["sha256"])
+    gecco = fetch_wheel("gecco", profile.raw_dir)
+    hmm_file = extract_wheel_member(gecco, "gecco/hmmer/Pfam.h3m", profile.raw_dir / "extracted")
+    return hmm.read_hmms(hmm_file), sha256_file(gecco)
+
+
 @dataclass
 class _PfamAndMibig:
     """What the build's one profile branch yields: the HMMs (and the sha256 naming them in the
@@ -139,8 +153,7 @@ def _pfam_and_mibig_from_wheels(
     """GECCO's Pfam 35.0 subset and MIBiG class table, with "Other" and the compound structures
     (halogenation) from NPLinker's MIBiG 2.0 table (the offline profiles; fetched here, after
     gecco and paras, as only they need it)."""
-    hmm_file = extract_wheel_member(gecco, "gecco/hmmer/Pfam.h3m", profile.raw_dir / "extracted")
-    hmms, hmm_sha = hmm.read_hmms(hmm_file), sha256_file(gecco)
+    hmms, hmm_sha = profile_hmms(profile)
     families = build_pfam_families(hmms, gecco)
     _report_families(families, report)
     nplinker = fetch_wheel("nplinker", profile.raw_dir)
@@ -156,7 +169,7 @@ def _pfam_and_mibig_from_downloads(
     still come from GECCO's InterPro table (no other pinned copy exists)."""
     lock = full_lock_path(profile.root)
     remote = {name: fetch_remote(name, profile.raw_dir, lock_path=lock) for name in FULL_INPUTS}
-    hmms, hmm_sha = hmm.read_hmms(remote["pfam_hmm"]), str(read_lock(lock)["pfam_hmm"]["sha256"])
+    hmms, hmm_sha = profile_hmms(profile)
     families = build_pfam_families(hmms, gecco, read_pfam_clans(remote["pfam_clans"]))
     _report_families(families, report)
     part = build_mibig_release(

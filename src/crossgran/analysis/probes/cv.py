@@ -33,6 +33,7 @@ __all__ = [
     "ProbeResult",
     "cross_validated_scores",
     "fold_plan",
+    "make_estimator",
     "probe_label",
     "probe_result",
 ]
@@ -223,10 +224,11 @@ def probe_result(
     )
 
 
-def _make_estimator(
+def make_estimator(
     model: ModelName, task: Task, seed: int, mlp_hidden: tuple[int, ...]
 ) -> BaseEstimator:
-    """The probe, single-threaded (parallelism lives one level up, across folds).
+    """The probe, single-threaded (parallelism lives one level up, across folds); also what
+    ``crossgran predict`` fits on all rows, so the served probe is the validated one.
 
     Logistic regression and forests use balanced class weights so the 0.5 threshold behind
     F1/accuracy is not swamped by the majority class; per-label one-vs-rest makes multilabel
@@ -366,7 +368,7 @@ def cross_validated_scores(
     plan = fold_plan(labels, task=task, groups=group_array, folds=folds, seeds=seeds)
     n_outputs = plan.classes.size
     hidden = tuple(mlp_hidden) if model == "mlp" else ()
-    estimators = [_make_estimator(model, task, seed, hidden) for seed in seeds]
+    estimators = [make_estimator(model, task, seed, hidden) for seed in seeds]
     fits = [(k, fold) for k in range(len(seeds)) for fold in range(folds)]
     # Fits are independent and seeded, so running them in n_jobs processes changes nothing
     # but the wall time; n_jobs=1 runs them here, without any process.
