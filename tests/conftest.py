@@ -53,10 +53,13 @@ def smoke_build(smoke_profile: Profile):
 
 
 @pytest.fixture()
-def local_only(monkeypatch: pytest.MonkeyPatch) -> None:
+def local_only(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
     """A fetch without an explicit base_url goes to a closed local port, never the internet
-    (full-profile tests use it for every test: ``pytestmark = usefixtures("local_only")``)."""
+    (full-profile tests use it for every test: ``pytestmark = usefixtures("local_only")``),
+    and torch's hub cache, where ESM weights live, is an empty temporary folder: no test
+    reads or writes the user's weights, and none passes because they happen to be there."""
     monkeypatch.setenv(MIRROR_ENV, f"http://{HOST}:{free_port()}")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path_factory.mktemp("torch-home")))
     monkeypatch.setenv("NO_PROXY", HOST)
     monkeypatch.setenv("no_proxy", HOST)
 

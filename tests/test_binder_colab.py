@@ -109,11 +109,13 @@ def test_full_inputs_obtainable_is_false_offline_and_true_when_present(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(remote.MIRROR_ENV, "http://127.0.0.1:9")  # discard port: nothing listens
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # no ESM weights of the user's
     full = profiles.get_profile("full", root=tmp_path)
     assert not remote.full_inputs_obtainable(full)
-    full.raw_dir.mkdir(parents=True)
-    for needed in remote.REMOTE_FILES.values():
-        (full.raw_dir / needed.filename).write_bytes(b"placed by hand")
+    for name in remote.required_remote_files(full):
+        path = remote.remote_path(name, full.raw_dir)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"placed by hand")
     assert remote.full_inputs_obtainable(full)
 
 

@@ -74,6 +74,7 @@ SYNTHETIC = {
     "BGC9900004": (["Other"], [(PCP,)], []),
 }
 JSON_ONLY = "BGC9900005"  # a JSON record without GenBank record
+ESM_WEIGHTS = remote.REMOTE_FILES["esm1b"]  # the full profile's; the build only fetches them
 SMALL = {
     "max_nrps_proteins": 12,
     "max_proteome_proteins": 40,
@@ -196,6 +197,7 @@ def served(tmp_path_factory: pytest.TempPathFactory, pfam, smiles) -> Path:
     }
     genbank["BGC0001090.gbk"] = sources.pyhmmer_file("BGC0001090.gbk").read_bytes()
     tarball(folder / "mibig_gbk_3.1.tar.gz", "mibig_gbk_3.1", genbank)
+    (folder / ESM_WEIGHTS.filename).write_bytes(b"stand-in for the ESM-1b weights")
     return folder
 
 
@@ -208,7 +210,8 @@ def _build(
     server: Server, root: Path, smoke_profile: Profile, **overrides: object
 ) -> tuple[Profile, tables.BuildReport]:
     """build_all under ``full`` at ``root``: wheels linked from the shared raw folder, every
-    remote file fetched from the loopback server."""
+    remote file fetched from the loopback server (the ESM weights into ``root/torch``, the
+    build's own hub cache)."""
     raw = root / "data" / "raw"
     raw.mkdir(parents=True)
     for package in sources.WHEELS:
@@ -219,6 +222,7 @@ def _build(
         patch.setenv(remote.MIRROR_ENV, server.url)
         patch.setenv("NO_PROXY", HOST)
         patch.setenv("no_proxy", HOST)
+        patch.setenv("TORCH_HOME", str(root / "torch"))
         report = tables.build_all(profile)
     return profile, report
 
@@ -354,6 +358,17 @@ def test_manifest_lists_remote_inputs_with_locked_hashes(built, served) -> None:
         assert row["source"] == entry.url  # the publisher's address, not the mirror's
     wheels = {f"pypi:{wheel.filename}" for wheel in sources.WHEELS.values()}
     assert wheels <= {row["source"] for row in manifest["inputs"]}
+
+
+def test_build_fetches_the_esm_weights_where_the_loader_reads_them(built, served) -> None:
+    """The build fetches every file the run reads, so notebook 02 loads from disk: the ESM
+    weights land in the build's hub cache, hash-locked (the manifest lists table inputs only)."""
+    profile, _ = built
+    weights = profile.root / "torch" / "hub" / "checkpoints" / ESM_WEIGHTS.filename
+    lock = remote.read_lock(remote.full_lock_path(profile.root))
+    assert weights.read_bytes() == (served / ESM_WEIGHTS.filename).read_bytes()
+    assert lock["esm1b"]["sha256"] == sha256_file(weights)
+    assert set(lock) == set(remote.required_remote_files(profile))
 
 
 # ---------------------------------------------------------------- halogenation features

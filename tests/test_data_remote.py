@@ -11,6 +11,7 @@ closed local port.
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 import time
@@ -28,8 +29,8 @@ from crossgran.data import hmm, mibig_domains, mibig_release, remote, sources
 from crossgran.data.adomains import PARAS_DIR
 from crossgran.data.mibig import PRODUCT_CLASSES
 from crossgran.data.readers import read_tsv_member
-from crossgran.data.remote import check_inputs
-from crossgran.profiles import get_profile
+from crossgran.data.remote import FULL_INPUTS, check_inputs
+from crossgran.profiles import EsmConfig, get_profile
 
 pytestmark = pytest.mark.usefixtures("local_only")
 HALOGENATED, PLAIN = "3-chlorotyrosine", "valine"
@@ -243,18 +244,75 @@ def test_server_gone_names_url_and_fix(raw: Path) -> None:
 # ---------------------------------------------------------------- check_full_inputs
 
 
-def test_check_full_inputs_lists_everything_missing_quickly(tmp_path: Path) -> None:
+def _placements(message: str) -> dict[str, Path]:
+    """name -> path of every "  <name>: place <file> at <path>" line of check_full_inputs."""
+    lines = re.findall(r"^  (\S+): place (\S+) at (\S+)$", message, re.MULTILINE)
+    assert all(remote.REMOTE_FILES[name].filename == file for name, file, _ in lines)
+    return {name: Path(path) for name, _, path in lines}
+
+
+def test_check_full_inputs_lists_what_the_run_reads_quickly(tmp_path: Path) -> None:
+    """Exactly the table build's inputs and the profile's ESM weights: not the other ESM, the
+    contact heads or the official BiGCARP checkpoints, which no step of the run reads."""
     profile = get_profile("full", root=tmp_path)
     started = time.monotonic()
     with pytest.raises(sources.SourceError) as error:
         remote.check_full_inputs(profile)  # mirror: the closed port of ``local_only``
     assert time.monotonic() - started < remote.PROBE_TIMEOUT_S + 1
     message = str(error.value)
-    for entry in remote.REMOTE_FILES.values():
-        assert (
-            f"{entry.name}: place {entry.filename} at {profile.raw_dir / entry.filename}" in message
-        )
+    hub = Path(os.environ["TORCH_HOME"]) / "hub" / "checkpoints"
+    assert _placements(message) == {
+        **{name: profile.raw_dir / remote.REMOTE_FILES[name].filename for name in FULL_INPUTS},
+        "esm1b": hub / "esm1b_t33_650M_UR50S.pt",
+    }
+    assert remote.required_remote_files(profile) == (*FULL_INPUTS, "esm1b")
     assert remote.MIRROR_ENV in message and "unreachable" in message
+    assert "$TORCH_HOME/hub/checkpoints" in message
+
+
+def test_offline_profiles_need_no_remote_file(tmp_path: Path) -> None:
+    for name in ("smoke", "mini", "evidence"):
+        assert remote.required_remote_files(get_profile(name, root=tmp_path)) == ()
+    other_esm = get_profile("full", root=tmp_path, esm=EsmConfig(spec="esm2_t33_650M_UR50D"))
+    assert remote.required_remote_files(other_esm) == (*FULL_INPUTS, "esm2_650M")
+
+
+@pytest.fixture()
+def stand_ins(tmp_path: Path) -> Iterator[Server]:
+    """A server holding a few bytes under every remote file's name."""
+    folder = tmp_path / "stand-ins"
+    folder.mkdir()
+    for entry in remote.REMOTE_FILES.values():
+        (folder / entry.filename).write_bytes(f"stand-in for {entry.name}".encode())
+    yield from serve_folder(folder, tmp_path / "stand-ins.log")
+
+
+def test_check_download_and_loader_agree_on_every_remote_path(
+    stand_ins: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """For every remote file: the path the check asks for is the path the download writes
+    and, for fair-esm's files, the path load_esm reads (weights, and the contact head beside
+    them)."""
+    from crossgran.models import esm as cesm
+
+    profile = get_profile("full", root=tmp_path / "root")
+    monkeypatch.setattr(remote, "RUN_INPUTS", (lambda _: tuple(remote.REMOTE_FILES),))
+    with pytest.raises(sources.SourceError) as error:
+        remote.check_full_inputs(profile)
+    asked = _placements(str(error.value))
+    assert set(asked) == set(remote.REMOTE_FILES)
+    for key, model in remote.FAIR_ESM_MODELS.items():
+        with pytest.raises(cesm.ModelFilesMissingError) as missing:
+            cesm.load_esm(model, device="cpu")
+        message = str(missing.value)
+        assert message.startswith(f"ESM weights not found: {asked[key]}\n")
+        assert f"(optional, only for contact prediction: {asked[f'{key}_regression']} " in message
+    lock = remote.full_lock_path(profile.root)
+    for name, path in asked.items():
+        assert remote.fetch_remote(name, profile.raw_dir, stand_ins.url, lock) == path
+        assert path.read_bytes() == f"stand-in for {name}".encode()
+    assert set(remote.read_lock(lock)) == set(remote.REMOTE_FILES)
+    remote.check_full_inputs(profile)  # everything where the check looks: no probe, no error
 
 
 def test_check_full_inputs_never_hangs_on_a_stuck_probe(
@@ -277,9 +335,10 @@ def test_check_full_inputs_never_hangs_on_a_stuck_probe(
 def test_check_full_inputs_passes_when_reachable_or_present(server: Server, tmp_path: Path) -> None:
     profile = get_profile("full", root=tmp_path)
     remote.check_full_inputs(profile, base_url=server.url)  # missing, but downloadable
-    profile.raw_dir.mkdir(parents=True)
-    for entry in remote.REMOTE_FILES.values():
-        (profile.raw_dir / entry.filename).touch()
+    for name in remote.required_remote_files(profile):
+        path = remote.remote_path(name, profile.raw_dir)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch()
     remote.check_full_inputs(profile)  # all present: no probe needed, mirror is closed
 
 

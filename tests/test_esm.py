@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,12 +21,13 @@ import pytest
 import torch
 
 import crossgran.models.esm as cesm
-from crossgran.cache import ArrayCache, save_npz
+from crossgran.cache import ArrayCache, save_npz, sha256_file
+from crossgran.data import remote
 from crossgran.data.readers import read_fasta
-from crossgran.data.sources import fetch_wheel
+from crossgran.data.sources import SourceError, fetch_wheel
 from crossgran.data.split import split_of
 from crossgran.data.tables import read_nrps_proteins, read_proteome
-from crossgran.profiles import EsmConfig
+from crossgran.profiles import EsmConfig, get_profile
 from crossgran.threads import limit
 
 # The modules, not the functions of the same names that the package re-exports.
@@ -225,26 +227,27 @@ def test_long_nrps_protein_is_embedded_in_overlapping_windows(smoke_profile, tin
         )
 
 
-def test_esm1b_checkpoint_file(tmp_path, proteome: dict[str, str]) -> None:
-    """A fair-esm ESM-1b-format .pt without its contact-regression file loads offline, and
-    its learned-position forward pass matches fair-esm, windows included (64 positions)."""
+def save_tiny_esm1b(path: Path) -> None:
+    """A 2-layer x 32 ESM-1b (64 positions, seeded) in fair-esm's published checkpoint
+    format (``args`` and the fairseq-prefixed state dict, no contact head)."""
     from argparse import Namespace
 
     import esm
 
-    torch.manual_seed(1)
-    alphabet = esm.data.Alphabet.from_architecture("roberta_large")
-    args = Namespace(
-        arch="roberta_large",
-        layers=2,
-        embed_dim=32,
-        ffn_embed_dim=64,
-        attention_heads=4,
-        max_positions=64,
-        token_dropout=True,
-        emb_layer_norm_before=True,
-    )
-    network = esm.ProteinBertModel(args, alphabet)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(1)
+        alphabet = esm.data.Alphabet.from_architecture("roberta_large")
+        args = Namespace(
+            arch="roberta_large",
+            layers=2,
+            embed_dim=32,
+            ffn_embed_dim=64,
+            attention_heads=4,
+            max_positions=64,
+            token_dropout=True,
+            emb_layer_norm_before=True,
+        )
+        network = esm.ProteinBertModel(args, alphabet)
     state = {
         (
             f"encoder.{key}" if key.startswith("lm_head") else f"encoder.sentence_encoder.{key}"
@@ -252,8 +255,15 @@ def test_esm1b_checkpoint_file(tmp_path, proteome: dict[str, str]) -> None:
         for key, value in network.state_dict().items()
         if not key.startswith("contact_head")
     }
-    path = tmp_path / "esm1b_t2_tiny.pt"
+    path.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"args": args, "model": state}, path)
+
+
+def test_esm1b_checkpoint_file(tmp_path, proteome: dict[str, str]) -> None:
+    """A fair-esm ESM-1b-format .pt without its contact-regression file loads offline, and
+    its learned-position forward pass matches fair-esm, windows included (64 positions)."""
+    path = tmp_path / "esm1b_t2_tiny.pt"
+    save_tiny_esm1b(path)
 
     loaded = cesm.load_esm(str(path), device="cpu")
     assert loaded.model_id.startswith("esm1b_t2_tiny@") and loaded.max_positions == 64
@@ -365,6 +375,34 @@ def test_hub_name_offline_error(tmp_path, monkeypatch: pytest.MonkeyPatch) -> No
     assert "https://dl.fbaipublicfiles.com/fair-esm/models/esm2_t6_8M_UR50D.pt" in message
     with pytest.raises(FileNotFoundError, match="train_local_esm"):
         cesm.load_esm("local:absent", tmp_path, device="cpu")
+
+
+@pytest.mark.usefixtures("local_only")
+def test_offline_full_finds_the_esm_weights_where_its_check_says(tmp_path: Path) -> None:
+    """Offline, with no hub cache: the full profile's check names one path for its ESM
+    weights; a fair-esm file placed there is what load_esm reads for the profile's spec (as
+    notebook 02 calls it), what the download hands over without a request (hashed into the
+    lock as placed by hand), and what satisfies the check."""
+    full = get_profile("full", root=tmp_path)
+    with pytest.raises(SourceError) as error:
+        remote.check_full_inputs(full)
+    asked = re.search(r"^  esm1b: place \S+ at (\S+)$", str(error.value), re.MULTILINE)
+    path = Path(asked.group(1))
+    assert not path.exists() and not path.is_relative_to(full.root)
+    save_tiny_esm1b(path)
+
+    loaded = cesm.load_esm(full.esm.spec, full.models_dir, device="cpu")
+    digest = sha256_file(path)
+    assert loaded.model_id == f"{full.esm.spec}@{digest[:12]}"
+    assert (loaded.num_layers, loaded.embed_dim, loaded.max_positions) == (2, 32, 64)
+    assert remote.fetch_remote("esm1b", full.raw_dir) == path  # mirror closed: no download
+    entry = remote.read_lock(remote.full_lock_path(full.root))["esm1b"]
+    assert entry["sha256"] == digest and entry["source"].startswith("placed by hand")
+
+    full.raw_dir.mkdir(parents=True)
+    for name in remote.FULL_INPUTS:
+        (full.raw_dir / remote.REMOTE_FILES[name].filename).write_bytes(b"placed by hand")
+    remote.check_full_inputs(full)  # nothing missing: 01 and 02 can start offline
 
 
 # ------------------------------------------------------------------ local pretraining

@@ -8,6 +8,11 @@ into place only after the transfer (and the hash check, when a hash is known) su
 interrupted download never sits where a later run reads. None of these publishers lists a
 sha256, so the first download *records* the hash it observed in a lock file; every later run
 on any machine sharing that lock enforces it.
+
+One place for every remote file: :func:`remote_path` says where each one lives, and the check
+(:func:`check_full_inputs`), the download (:func:`fetch_remote`) and the ESM loader
+(:func:`crossgran.models.esm.load_esm`) all read it there. Which files a run needs is
+:func:`required_remote_files`, the one list both the check and :func:`fetch_required` walk.
 """
 
 from __future__ import annotations
@@ -31,19 +36,27 @@ from crossgran.profiles import Profile
 
 __all__ = [
     "DOWNLOAD_TIMEOUT_S",
+    "FAIR_ESM_MODELS",
+    "FULL_INPUTS",
     "LOCK_NAME",
     "MIRROR_ENV",
     "PROBE_TIMEOUT_S",
     "REMOTE_FILES",
+    "RUN_INPUTS",
     "RemoteFile",
     "check_full_inputs",
     "check_inputs",
+    "fair_esm_weights",
     "fetch_remote",
+    "fetch_required",
     "full_inputs_obtainable",
     "full_lock_path",
+    "hub_checkpoint_dir",
     "manifest_remote_inputs",
     "read_lock",
+    "remote_path",
     "remote_url",
+    "required_remote_files",
 ]
 
 MIRROR_ENV = "CROSSGRAN_MIRROR"
@@ -55,7 +68,8 @@ DOWNLOAD_TIMEOUT_S = (10.0, 60.0)  # requests' (connect, per-read) timeouts; not
 @dataclass(frozen=True)
 class RemoteFile:
     """One remote input of a downloading profile. ``sha256`` None: recorded in the lock on
-    first use."""
+    first use. ``torch_hub``: kept in torch's hub cache (:func:`hub_checkpoint_dir`), not in
+    the project's ``data/raw`` (see :func:`remote_path`)."""
 
     name: str
     url: str
@@ -63,6 +77,7 @@ class RemoteFile:
     sha256: str | None
     licence: str
     note: str
+    torch_hub: bool = False
 
 
 _MIBIG = "https://dl.secondarymetabolites.org/mibig"
@@ -74,8 +89,16 @@ _FAIR_ESM = "https://dl.fbaipublicfiles.com/fair-esm"
 _BIGCARP = "https://zenodo.org/record/6857704/files"
 
 
-def _remote(name: str, url: str, filename: str, licence: str, note: str) -> RemoteFile:
-    return RemoteFile(name, url, filename, None, licence, note)
+# fair-esm's published models among the remote files: REMOTE_FILES name -> hub model name.
+FAIR_ESM_MODELS = {"esm1b": "esm1b_t33_650M_UR50S", "esm2_650M": "esm2_t33_650M_UR50D"}
+# The remote files a downloading profile's tables are built from (crossgran.data.tables).
+FULL_INPUTS = ("pfam_hmm", "pfam_clans", "mibig_json", "mibig_gbk")
+
+
+def _remote(
+    name: str, url: str, filename: str, licence: str, note: str, torch_hub: bool = False
+) -> RemoteFile:
+    return RemoteFile(name, url, filename, None, licence, note, torch_hub)
 
 
 # No sha256 is pinned: none of these publishers lists one, and a hash not observed on a real
@@ -118,13 +141,12 @@ REMOTE_FILES: dict[str, RemoteFile] = {
                 f"{model}.pt",
                 "MIT",
                 f"fair-esm {model} weights",
+                torch_hub=True,
             )
-            for key, model in (
-                ("esm1b", "esm1b_t33_650M_UR50S"),
-                ("esm2_650M", "esm2_t33_650M_UR50D"),
-            )
+            for key, model in FAIR_ESM_MODELS.items()
         ),
-        # fair-esm (esm/pretrained.py) serves the contact heads from /regression/, not /models/.
+        # fair-esm (esm/pretrained.py) serves the contact heads from /regression/, not /models/;
+        # they sit beside the weights, where load_esm looks for them.
         *(
             _remote(
                 f"{key}_regression",
@@ -132,11 +154,9 @@ REMOTE_FILES: dict[str, RemoteFile] = {
                 f"{model}-contact-regression.pt",
                 "MIT",
                 f"fair-esm {model} contact head",
+                torch_hub=True,
             )
-            for key, model in (
-                ("esm1b", "esm1b_t33_650M_UR50S"),
-                ("esm2_650M", "esm2_t33_650M_UR50D"),
-            )
+            for key, model in FAIR_ESM_MODELS.items()
         ),
         *(
             _remote(
@@ -150,6 +170,59 @@ REMOTE_FILES: dict[str, RemoteFile] = {
         ),
     )
 }
+
+
+def hub_checkpoint_dir() -> Path:
+    """Where fair-esm (torch.hub) keeps downloaded weights: ``$TORCH_HOME/hub/checkpoints``."""
+    import torch.hub  # imported on use: only the weights' path needs torch
+
+    return Path(torch.hub.get_dir()) / "checkpoints"
+
+
+def remote_path(name: str, raw_dir: Path) -> Path:
+    """Where remote file ``name`` lives: ``raw_dir/<filename>``, but fair-esm's weights and
+    contact heads in torch's hub cache (:func:`hub_checkpoint_dir`).
+
+    Why the hub cache for ESM: it is where fair-esm itself puts them, so weights a user already
+    has are used as they are (no second 7 GB copy), and every caller of
+    :func:`crossgran.models.esm.load_esm` (notebooks, ``crossgran embed``) finds them from the
+    model name alone, without knowing a project root. The hash lock stays the project's.
+    """
+    remote = REMOTE_FILES[name]
+    folder = hub_checkpoint_dir() if remote.torch_hub else Path(raw_dir)
+    return folder / remote.filename
+
+
+def fair_esm_weights(spec: str) -> str | None:
+    """The REMOTE_FILES name of an ESM spec's weights (a fair-esm hub name listed in
+    :data:`FAIR_ESM_MODELS`), else None (local models, ``.pt`` paths, unlisted hub models)."""
+    return next((key for key, model in FAIR_ESM_MODELS.items() if model == spec), None)
+
+
+def _table_inputs(profile: Profile) -> tuple[str, ...]:
+    return FULL_INPUTS
+
+
+def _esm_weights(profile: Profile) -> tuple[str, ...]:
+    name = fair_esm_weights(profile.esm.spec)
+    return (name,) if name else ()
+
+
+# What a downloading profile's run reads, one function per part of the run (profile -> names).
+# A part that comes to read another remote file (official BiGCARP checkpoints, once a profile
+# can select them) adds its function here; the check and the download follow.
+RUN_INPUTS = (_table_inputs, _esm_weights)
+
+
+def required_remote_files(profile: Profile) -> tuple[str, ...]:
+    """The remote files a run of ``profile`` reads, in :data:`RUN_INPUTS` order: none for a
+    profile that does not download (its ESM is local or placed by the user), else the table
+    build's inputs (:data:`FULL_INPUTS`) and the weights of ``profile.esm.spec`` when they are
+    a remote file. Nothing else: the contact heads, the other ESM and the official BiGCARP
+    checkpoints are not read by the run, so an offline user need not supply them."""
+    if not profile.downloads:
+        return ()
+    return tuple(dict.fromkeys(name for part in RUN_INPUTS for name in part(profile)))
 
 
 def remote_url(remote: RemoteFile, base_url: str | None = None) -> str:
@@ -246,11 +319,12 @@ def _quiet_pooch() -> Iterator[None]:
 def fetch_remote(
     name: str, raw_dir: Path, base_url: str | None = None, lock_path: Path | None = None
 ) -> Path:
-    """Path of remote input ``name`` in ``raw_dir``, downloaded with pooch if absent; hash-checked.
+    """Path of remote input ``name`` (at :func:`remote_path`), downloaded with pooch if absent;
+    hash-checked.
 
     The expected sha256 is the pinned one, else the one recorded in the lock (default
     ``raw_dir/../full.lock.json``, i.e. :func:`full_lock_path` of the profile root). A file
-    already in ``raw_dir`` is reused without any request (it may have been placed by hand) and
+    already in place is reused without any request (it may have been placed by hand) and
     checked against that hash; with no hash yet, the hash of the first file seen is recorded.
     """
     if name not in REMOTE_FILES:
@@ -258,7 +332,7 @@ def fetch_remote(
     remote = REMOTE_FILES[name]
     raw_dir = Path(raw_dir)
     lock_path = Path(lock_path) if lock_path is not None else raw_dir.parent / LOCK_NAME
-    target = raw_dir / remote.filename
+    target = remote_path(name, raw_dir)
     url = remote_url(remote, base_url)
     locked = read_lock(lock_path).get(name)
     expected = remote.sha256 or (str(locked["sha256"]) if locked else None)
@@ -280,7 +354,7 @@ def fetch_remote(
                 remote,
                 target,
                 sha256_file(target),
-                "found in raw_dir, not downloaded by crossgran",
+                "placed by hand, not downloaded by crossgran",
             )
         else:
             check_hash(target, expected, fix)
@@ -289,6 +363,21 @@ def fetch_remote(
     if expected is None:
         _record_hash(lock_path, remote, target, sha256_file(target), url)
     return target
+
+
+def fetch_required(profile: Profile, base_url: str | None = None) -> dict[str, Path]:
+    """Every remote file a run of ``profile`` reads (:func:`required_remote_files`), fetched
+    and hash-checked against the profile's lock: name -> path.
+
+    Why all at once, weights included, in the table build (notebook 01, ``crossgran data``):
+    the later steps load from disk only (:func:`crossgran.models.esm.load_esm` never
+    downloads), and a download that fails stops the run before hours of work, not after.
+    """
+    lock = full_lock_path(profile.root)
+    return {
+        name: fetch_remote(name, profile.raw_dir, base_url, lock)
+        for name in required_remote_files(profile)
+    }
 
 
 def _download(remote: RemoteFile, url: str, expected: str | None, target: Path, fix: str) -> None:
@@ -358,45 +447,62 @@ def _host_of(url: str) -> tuple[str, int]:
 
 
 def check_full_inputs(profile: Profile, base_url: str | None = None) -> None:
-    """Fail early, with one message, when the full profile's inputs are absent and unreachable.
+    """Fail early, with one message, when inputs the run reads are absent and unreachable.
 
-    Only presence is checked here: hashing gigabytes of weights is left to :func:`fetch_remote`,
-    which checks each file when it is used. Missing files are fine while their host (or the
-    mirror) accepts connections, since the run will download them; the probe takes at most
-    PROBE_TIMEOUT_S.
+    The inputs are exactly :func:`required_remote_files` (what the run reads, nothing more),
+    each looked for at :func:`remote_path` (where the download puts it and the loaders read
+    it). Only presence is checked here: hashing gigabytes of weights is left to
+    :func:`fetch_remote`, which checks each file when it is fetched. Missing files are fine
+    while their host (or the mirror) accepts connections, since the run will download them;
+    the probe takes at most PROBE_TIMEOUT_S.
     """
-    missing = [
-        remote
-        for remote in REMOTE_FILES.values()
-        if not (profile.raw_dir / remote.filename).is_file()
-    ]
+    missing = {
+        name: path
+        for name in required_remote_files(profile)
+        if not (path := remote_path(name, profile.raw_dir)).is_file()
+    }
     if not missing:
         return
-    urls = {remote.name: remote_url(remote, base_url) for remote in missing}
+    urls = {name: remote_url(REMOTE_FILES[name], base_url) for name in missing}
     reachable = _reachable({_host_of(url) for url in urls.values()}, PROBE_TIMEOUT_S)
     if all(_host_of(url) in reachable for url in urls.values()):
         return
+    raise SourceError(_missing_message(profile, missing, urls, reachable))
+
+
+def _missing_message(
+    profile: Profile,
+    missing: dict[str, Path],
+    urls: dict[str, str],
+    reachable: set[tuple[str, int]],
+) -> str:
+    """check_full_inputs' message: one line per missing file (where to place it, where it is
+    served), then the ways out."""
     lines = [
         (
-            f"{len(missing)} input(s) of the full profile are missing and cannot all be "
-            f"downloaded (no connection within {PROBE_TIMEOUT_S:g} s to the host marked "
+            f"{len(missing)} input(s) of the {profile.name} profile are missing and cannot all "
+            f"be downloaded (no connection within {PROBE_TIMEOUT_S:g} s to the host marked "
             "'unreachable'):"
         )
     ]
-    for remote in missing:
-        url = urls[remote.name]
+    for name, path in missing.items():
+        url = urls[name]
         state = "reachable" if _host_of(url) in reachable else "unreachable"
         lines.append(
-            f"  {remote.name}: place {remote.filename} at "
-            f"{profile.raw_dir / remote.filename}"
-            f"\n      (from {url}, {state})"
+            f"  {name}: place {REMOTE_FILES[name].filename} at {path}\n      (from {url}, {state})"
+        )
+    if any(REMOTE_FILES[name].torch_hub for name in missing):
+        lines.append(
+            "ESM weights go to torch's hub cache ($TORCH_HOME/hub/checkpoints), where fair-esm "
+            "keeps them: weights already there are used as they are."
         )
     lines.append(
-        f"Fix: run where the hosts are reachable, or download the files elsewhere and copy them "
-        f"into {profile.raw_dir}, or serve them from one folder and set {MIRROR_ENV}=<its URL>. "
-        f"Hashes observed on first download are kept in {full_lock_path(profile.root)}."
+        f"Fix: run where the hosts are reachable, or download the files elsewhere and place each "
+        f"at the path above, or serve them from one folder and set {MIRROR_ENV}=<its URL>. "
+        f"Hashes observed on first download (or first use of a file placed by hand) are kept "
+        f"in {full_lock_path(profile.root)}."
     )
-    raise SourceError("\n".join(lines))
+    return "\n".join(lines)
 
 
 def check_inputs(profile: Profile) -> None:

@@ -45,7 +45,14 @@ from crossgran.data.mibig import MibigPart, build_mibig_offline
 from crossgran.data.mibig_domains import build_mibig_release
 from crossgran.data.pfam import build_pfam_families, read_pfam_clans
 from crossgran.data.readers import read_fasta_member, read_fasta_text, sanitise_proteins
-from crossgran.data.remote import fetch_remote, full_lock_path, manifest_remote_inputs, read_lock
+from crossgran.data.remote import (
+    FULL_INPUTS,
+    fetch_remote,
+    fetch_required,
+    full_lock_path,
+    manifest_remote_inputs,
+    read_lock,
+)
 from crossgran.data.report import BuildReport
 from crossgran.data.sources import extract_wheel_member, fetch_wheel, pyhmmer_file
 from crossgran.data.split import first_n
@@ -72,8 +79,6 @@ TABLES = ("pfam_families", "mibig_classes", "mibig_domain_counts", "adomains", "
 # compound structures and the halogenation task's rows, per BGC offline, per hit downloading.
 OFFLINE_TABLES = (*TABLES, "compounds", "halogenase_bgcs")
 FULL_TABLES = (*TABLES, "compounds", "halogenase_domains")
-# The remote files a downloading profile's tables are built from (weights are read by 02, not here).
-FULL_INPUTS = ("pfam_hmm", "pfam_clans", "mibig_json", "mibig_gbk")
 PROTEOME = "938293.PRJEB85.HG003687.faa"
 
 
@@ -166,9 +171,11 @@ def _pfam_and_mibig_from_downloads(
     profile: Profile, gecco: Path, report: BuildReport
 ) -> _PfamAndMibig:
     """Pfam-A 35.0 (with clans) and the MIBiG 3.1 release, fetched and hash-locked; GO terms
-    still come from GECCO's InterPro table (no other pinned copy exists)."""
+    still come from GECCO's InterPro table (no other pinned copy exists). Every other remote
+    file the run reads (the ESM weights) is fetched here too (:func:`fetch_required`), so
+    the later notebooks read from disk only."""
     lock = full_lock_path(profile.root)
-    remote = {name: fetch_remote(name, profile.raw_dir, lock_path=lock) for name in FULL_INPUTS}
+    remote = fetch_required(profile)
     hmms, hmm_sha = profile_hmms(profile)
     families = build_pfam_families(hmms, gecco, read_pfam_clans(remote["pfam_clans"]))
     _report_families(families, report)

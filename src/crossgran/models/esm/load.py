@@ -4,6 +4,10 @@
 missing file is an error that says exactly which file to place where. Every loaded model is
 named by content (``model_id``: name + short sha256 of the weights), because that name is
 part of every embedding cache key.
+
+A hub name is read from torch's hub cache, the one place of fair-esm's weights for the whole
+project (:func:`crossgran.data.remote.remote_path`): a downloading profile's check asks for
+them there and its table build fetches them there, hash-locked.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from esm.model.esm1 import ProteinBertModel
 from esm.model.esm2 import ESM2
 
 from crossgran.cache import sha256_file
+from crossgran.data.remote import fair_esm_weights, hub_checkpoint_dir
 
 HUB_URL = "https://dl.fbaipublicfiles.com/fair-esm/models/{name}.pt"
 REGRESSION_URL = "https://dl.fbaipublicfiles.com/fair-esm/regression/{name}-contact-regression.pt"
@@ -76,11 +81,6 @@ class LoadedEsm:
         return next(self.model.parameters()).device
 
 
-def hub_checkpoint_dir() -> Path:
-    """Where fair-esm (torch.hub) keeps downloaded weights: ``$TORCH_HOME/hub/checkpoints``."""
-    return Path(torch.hub.get_dir()) / "checkpoints"
-
-
 def local_model_dir(spec: str, models_dir: Path) -> Path:
     """The folder of a ``local:<name>`` model: ``models_dir/<name>``."""
     if not spec.startswith(LOCAL_PREFIX) or not spec[len(LOCAL_PREFIX) :]:
@@ -93,7 +93,8 @@ def load_esm(
 ) -> LoadedEsm:
     """Load an ESM model in eval mode, from disk only (never the network).
 
-    ``spec`` is a fair-esm hub name (read from :func:`hub_checkpoint_dir`), a path to a
+    ``spec`` is a fair-esm hub name (read from :func:`hub_checkpoint_dir`, torch's hub cache:
+    see :func:`crossgran.data.remote.remote_path` for why there), a path to a
     fair-esm ``.pt`` checkpoint (a ``<stem>-contact-regression.pt`` beside it is optional:
     embeddings do not use the contact head), or ``local:<name>`` for a model made by
     :func:`crossgran.models.esm.train_local_esm` under ``models_dir``. ``device`` defaults
@@ -124,11 +125,18 @@ def load_esm(
 def _load_fair_esm_file(path: Path, hub_name: str | None) -> LoadedEsm:
     if not path.is_file():
         name = hub_name or path.stem
+        fetched = (
+            "A downloading profile fetches it there, hash-locked, when it builds its tables "
+            "(`crossgran data --profile full`, notebook 01).\n"
+            if hub_name and fair_esm_weights(hub_name)
+            else ""
+        )
         raise ModelFilesMissingError(
             f"ESM weights not found: {path}\n"
-            f"This project never downloads during a run. Place the file yourself:\n"
+            f"Loading a model never downloads. Place the file yourself:\n"
             f"  mkdir -p {path.parent}\n"
             f"  curl -L -o {path} {HUB_URL.format(name=name)}\n"
+            f"{fetched}"
             f"(optional, only for contact prediction: "
             f"{path.parent / (path.stem + '-contact-regression.pt')} from "
             f"{REGRESSION_URL.format(name=name)})"
