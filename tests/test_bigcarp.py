@@ -14,7 +14,7 @@ import itertools
 import json
 import sys
 from collections.abc import Iterator
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -22,8 +22,10 @@ import pandas as pd
 import pytest
 import torch
 
+from crossgran.cli import main
 from crossgran.data.sources import fetch_wheel, read_wheel_member
 from crossgran.data.split import association_label_bgcs, split_of
+from crossgran.data.tables import load_table, table_path
 from crossgran.models.bigcarp import (
     CORPUS_COLUMNS,
     HISTORY_COLUMNS,
@@ -38,6 +40,7 @@ from crossgran.models.bigcarp import (
     init_token_embeddings,
     layer_representations,
     load_checkpoint,
+    save_family_vectors,
     selected_epoch,
     sequence_representations,
     stream_rng,
@@ -49,7 +52,8 @@ from crossgran.models.bigcarp import (
 from crossgran.models.bigcarp import represent as represent_module
 from crossgran.models.bigcarp import train as train_module
 from crossgran.models.bigcarp.checkpoint import RUN, run_record, same_run
-from crossgran.profiles import BigcarpConfig, get_profile
+from crossgran.models.runs import bigcarp_run_dir, family_vectors_path
+from crossgran.profiles import ROOT_ENV, BigcarpConfig, get_profile
 from crossgran.threads import limit
 
 N_BGCS = 60
@@ -331,6 +335,8 @@ def test_run_json_without_the_new_fields_still_resumes(
     more = replace(TINY, epochs=3, checkpoint="last")
     history = _train(training_corpus, vocab, more, "esm", family_vectors, tmp_path, seed=3)
     assert list(history["epoch"]) == [1, 2, 3]
+    resumed = json.loads((tmp_path / RUN).read_text())  # follows the run, legacy values written
+    assert resumed == {**record, "config": asdict(more)}
     stored = load_checkpoint(straight_run).history
     pd.testing.assert_frame_equal(history.iloc[:2], stored)  # epochs 1-2 kept, not retrained
     assert load_checkpoint(tmp_path).config.activation == "relu"
@@ -344,6 +350,56 @@ def test_run_json_without_the_new_fields_still_resumes(
             tmp_path,
             seed=3,
         )
+
+
+def test_train_bigcarp_trains_the_notebooks_run_and_run_json_follows_a_resume(
+    corpus, vocab, tmp_path, monkeypatch, capsys
+):
+    """``crossgran train-bigcarp`` as the README runs it (profile seed, no --out, before
+    notebook 02 wrote the family vectors): the run lands where notebooks 02-05 read it, with
+    the table width notebook 02 takes from the vectors, so 02's own call continues it instead
+    of refusing a different run; a resume that adds epochs rewrites run.json; the esm init
+    reads the vectors 02 writes; another seed is a sample beside the notebooks' run."""
+    monkeypatch.setenv(ROOT_ENV, str(tmp_path))
+    profile = get_profile("smoke")
+    profile.processed_dir.mkdir(parents=True)
+    corpus.to_csv(table_path(profile, "domain_corpus"), sep="\t", index=False)
+    command = ["train-bigcarp", "--profile", "smoke", "--threads", "1", "--init"]
+
+    assert main([*command, "random", "--epochs", "1"]) == 0
+    run_dir = bigcarp_run_dir(profile, "random")
+    first = json.loads((run_dir / RUN).read_text())
+    assert first["config"]["epochs"] == 1 and first["d_embedding"] == profile.esm.embed_dim
+    assert main([*command, "random", "--epochs", "2"]) == 0
+    second = json.loads((run_dir / RUN).read_text())
+    assert second == {**first, "config": {**first["config"], "epochs": 2}}
+    assert load_checkpoint(run_dir).epoch == 2
+
+    assert main([*command, "esm"]) == 2  # no vectors yet: the error names where 02 puts them
+    assert str(family_vectors_path(profile)) in capsys.readouterr().err
+    rng = np.random.default_rng(0)  # stand-ins of the profile's ESM width, as 02 saves them
+    vectors = {name: rng.normal(size=profile.esm.embed_dim) for name in vocab.families}
+    save_family_vectors(family_vectors_path(profile), vectors)
+    stored = load_table(profile, "domain_corpus")
+    with limit(torch_threads=1):  # notebook 02's call (train_bigcarp_runs): profile epochs, 1
+        history = train_mlm(
+            stored,
+            Vocabulary.from_corpus(stored),
+            profile.bigcarp,
+            init_mode="random",
+            family_vectors=vectors,
+            out_dir=run_dir,
+            seed=profile.bigcarp.seed,
+        )
+    assert list(history["epoch"]) == [1, 2]  # continued: nothing retrained or removed
+    assert json.loads((run_dir / RUN).read_text())["config"]["epochs"] == 2
+
+    assert main([*command, "esm", "--epochs", "1"]) == 0
+    esm_run = json.loads((bigcarp_run_dir(profile, "esm") / RUN).read_text())
+    assert esm_run["init"]["n_from_esm"] == len(vocab.families)
+    assert main([*command, "random", "--epochs", "1", "--seed", "5"]) == 0
+    assert load_checkpoint(profile.models_dir / "bigcarp_random_seed5").seed == 5
+    capsys.readouterr()
 
 
 def _leftovers(directory: Path) -> list[Path]:

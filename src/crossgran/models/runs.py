@@ -34,6 +34,7 @@ __all__ = [
     "embed_untrained_tables",
     "esm_pretraining_fragments",
     "export_bigcarp_runs",
+    "family_vectors_path",
     "pretrain_local_esm",
     "train_bigcarp_runs",
 ]
@@ -44,6 +45,12 @@ EmbeddedTables = tuple[esm.EmbeddingResult, esm.EmbeddingResult]
 def bigcarp_run_dir(settings: Profile, init: str) -> Path:
     """Checkpoints of one initialisation's run (the layout notebooks 03-05 read)."""
     return settings.models_dir / f"bigcarp_{init}"
+
+
+def family_vectors_path(settings: Profile) -> Path:
+    """The ESM family vectors the BiGCARP runs start from (written by
+    :func:`train_bigcarp_runs`, read by ``crossgran train-bigcarp``)."""
+    return settings.processed_dir / "esm_family_vectors.npz"
 
 
 @dataclass(frozen=True)
@@ -159,13 +166,13 @@ def train_bigcarp_runs(settings: Profile, pfam: esm.EmbeddingResult) -> dict[str
     """The three BiGCARP runs, identical but for the token-table initialisation.
 
     The ``esm`` runs start from ``pfam``'s family vectors at the profile's ESM layer (the
-    paper used ESM-1b's last layer); they are saved as ``esm_family_vectors.npz`` for the
+    paper used ESM-1b's last layer); they are saved (:func:`family_vectors_path`) for the
     CLI's ``train-bigcarp``. Returns each run's history, keyed by init mode.
     """
     corpus = load_table(settings, "domain_corpus")
     layer = pfam.layer_index(settings.bigcarp.esm_layer)
     family_vectors = dict(zip(pfam.ids, pfam.mean[layer], strict=True))
-    bigcarp.save_family_vectors(settings.processed_dir / "esm_family_vectors.npz", family_vectors)
+    bigcarp.save_family_vectors(family_vectors_path(settings), family_vectors)
     vocab = bigcarp.Vocabulary.from_corpus(corpus)
     return {
         init: bigcarp.train_mlm(

@@ -1,6 +1,7 @@
 """A training run's folder: what is written per epoch, how a run is resumed and read back.
 
-Layout of ``out_dir``: ``run.json`` (configuration, init mode, seed), ``vocab.json``,
+Layout of ``out_dir``: ``run.json`` (configuration, init mode, seed; a resumed run's
+configuration, such as more epochs, replaces the stored one), ``vocab.json``,
 ``history.csv``, ``state.pt`` (the resumable state, written last: the commit point) and per
 epoch k (0 = the initialisation) ``token_table_e{k}.npy`` and ``model_e{k}.pt``.
 
@@ -46,6 +47,10 @@ LEGACY_CONFIG = {"weight_decay": 0.01, "activation": "relu"}
 # Configuration fields that do not change the trained weights: a stored run continues (and
 # is reused) whatever they say. ``epochs``: more may be added; ``checkpoint``: read-time rule.
 NOT_TRAINING = ("epochs", "checkpoint")
+# Configuration fields compared through their effect, not their value: ``d_embedding`` (None:
+# the ESM width) matters only as the width it resolves to, the record's own ``d_embedding``, so
+# a run given that width explicitly and one that took it from the family vectors are one run.
+RESOLVED = ("d_embedding",)
 
 __all__ = [
     "CHECKPOINT_RULES",
@@ -53,6 +58,7 @@ __all__ = [
     "HISTORY_COLUMNS",
     "LEGACY_CONFIG",
     "NOT_TRAINING",
+    "RESOLVED",
     "RUN",
     "STATE",
     "VOCAB",
@@ -98,11 +104,13 @@ def stored_config(record: dict) -> dict:
 
 def same_run(stored: dict, current: dict) -> bool:
     """Everything that changes training must match to continue a run: the configuration but
-    :data:`NOT_TRAINING` (more epochs may be added; the checkpoint rule is read-time), the
-    init mode, the seed and the table width."""
+    :data:`NOT_TRAINING` (more epochs may be added; the checkpoint rule is read-time) and
+    :data:`RESOLVED`, the init mode, the seed and the table width."""
 
     def strip(record: dict) -> dict:
-        config = {k: v for k, v in stored_config(record).items() if k not in NOT_TRAINING}
+        config = {
+            k: v for k, v in stored_config(record).items() if k not in (*NOT_TRAINING, *RESOLVED)
+        }
         return {**{k: record.get(k) for k in current}, "config": config}
 
     return strip(stored) == strip(current)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +29,7 @@ from crossgran.models.bigcarp.checkpoint import (
     history_frame,
     run_record,
     same_run,
+    stored_config,
     write_checkpoint,
 )
 from crossgran.models.bigcarp.model import (
@@ -187,6 +188,20 @@ def _evaluate(
     return loss_sum / count, correct / count
 
 
+def _follow_resumed_run(out_dir: Path, stored: dict, config: BigcarpConfig) -> None:
+    """Rewrite ``run.json`` of a continued run with the configuration it now runs under.
+
+    Only :data:`NOT_TRAINING` and :data:`RESOLVED` fields can differ (:func:`same_run` checked
+    the rest, and values a legacy run.json lacks are written out as it was trained). ``epochs`` never goes down: a
+    call asking for fewer epochs than the run holds trains nothing and removes nothing, so
+    run.json keeps saying how far the run was taken. The init report of the fresh start stays.
+    """
+    epochs = max(config.epochs, stored_config(stored)["epochs"])
+    record = {**stored, "config": asdict(replace(config, epochs=epochs))}
+    if record != stored:
+        write_text_atomic(out_dir / RUN, json.dumps(record, indent=1))
+
+
 def _start(
     out_dir: Path,
     vocab: Vocabulary,
@@ -220,6 +235,7 @@ def _start(
         state = torch.load(out_dir / STATE, map_location=device, weights_only=True)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
+        _follow_resumed_run(out_dir, stored, config)
         return model, optimizer, state["history"], state["epoch"]
     out_dir.mkdir(parents=True, exist_ok=True)
     clear_run(out_dir)
