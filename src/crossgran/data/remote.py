@@ -184,7 +184,7 @@ def remote_path(name: str, raw_dir: Path) -> Path:
     contact heads in torch's hub cache (:func:`hub_checkpoint_dir`).
 
     Why the hub cache for ESM: it is where fair-esm itself puts them, so weights a user already
-    has are used as they are (no second 7 GB copy), and every caller of
+    has are used as they are (no second copy of gigabytes), and every caller of
     :func:`crossgran.models.esm.load_esm` (notebooks, ``crossgran embed``) finds them from the
     model name alone, without knowing a project root. The hash lock stays the project's.
     """
@@ -498,7 +498,7 @@ def _missing_message(
         )
     lines.append(
         f"Fix: run where the hosts are reachable, or download the files elsewhere and place each "
-        f"at the path above, or serve them from one folder and set {MIRROR_ENV}=<its URL>. "
+        f"at its path above, or serve them from one folder and set {MIRROR_ENV}=<its URL>. "
         f"Hashes observed on first download (or first use of a file placed by hand) are kept "
         f"in {full_lock_path(profile.root)}."
     )
