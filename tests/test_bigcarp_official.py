@@ -274,6 +274,18 @@ def test_import_refuses_another_network_and_training_refuses_the_import(corpus, 
             out_dir=tmp_path / "run",
             seed=5,
         )
+    trained = tmp_path / "trained"  # a run trained here is never overwritten by an import
+    train_mlm(
+        corpus,
+        Vocabulary.from_corpus(corpus),
+        replace(CONFIG, epochs=0),
+        init_mode="random",
+        out_dir=trained,
+        seed=0,
+    )
+    with pytest.raises(ValueError, match="trained here"):
+        import_official(checkpoint, trained, corpus, CONFIG, 5)
+    assert load_checkpoint(trained).official is None
     torch.save({"model": "carp_600k"}, tmp_path / "other.pt")
     with pytest.raises(ValueError, match="not an official BiGCARP checkpoint"):
         import_official(tmp_path / "other.pt", tmp_path / "run2", corpus, CONFIG, 5)

@@ -169,11 +169,44 @@ def _unknowns(vocab: Vocabulary, corpus: pd.DataFrame) -> dict:
 
 def _stored_record(out_dir: Path) -> dict | None:
     """The run record of a completed import in ``out_dir`` (state.pt, its commit point, at
-    epoch 1), else None."""
-    if not (out_dir / STATE).is_file() or not (out_dir / RUN).is_file():
+    epoch 1), else None. A run trained here is never overwritten: its epochs cost hours."""
+    if not (out_dir / RUN).is_file():
+        return None
+    record = json.loads((out_dir / RUN).read_text())
+    if "official" not in record:
+        raise ValueError(
+            f"{out_dir} holds a BiGCARP run trained here, which importing an official "
+            "checkpoint would delete. Fix: move or delete it first, or import elsewhere"
+        )
+    if not (out_dir / STATE).is_file():
         return None
     state = torch.load(out_dir / STATE, map_location="cpu", weights_only=True)
-    return json.loads((out_dir / RUN).read_text()) if state["epoch"] == 1 else None
+    return record if state["epoch"] == 1 else None
+
+
+def _released_history(
+    model: torch.nn.Module,
+    corpus: pd.DataFrame,
+    vocab: Vocabulary,
+    config: BigcarpConfig,
+    seed: int,
+    device: str | torch.device | None,
+) -> list[dict]:
+    """The one history row of an import: the released model's held-out masked loss and
+    accuracy, the training columns NaN (it was not trained here)."""
+    loss, accuracy = held_out_metrics(model, corpus, vocab, config, seed, device)
+    model.cpu()
+    nan = float("nan")
+    return [
+        {
+            "epoch": 1,
+            "train_loss": nan,
+            "valid_loss": loss,
+            "valid_masked_accuracy": accuracy,
+            "tokens_per_s": nan,
+            "wall_s": nan,
+        }
+    ]
 
 
 def import_official(
@@ -195,7 +228,9 @@ def import_official(
     rule and the notebooks read it like any run. ``run.json`` records, under ``official``, the
     file, its sha256 and how many corpus Pfams (and occurrences) the checkpoint has no token
     for. A folder already holding the same import (same file, corpus, config and seed) is
-    reused. Raises when the checkpoint's sizes differ from ``config``'s.
+    reused; one holding a run trained here is refused, not overwritten. Raises when the
+    checkpoint's sizes differ from ``config``'s. Reads the corpus columns ``tokens``,
+    ``ordered`` and ``split``.
     """
     checkpoint, out_dir = Path(checkpoint), Path(out_dir)
     data = read_official(checkpoint)
@@ -215,19 +250,7 @@ def import_official(
         return load_checkpoint(out_dir, 1)
     released = build_model(config, vocab, config.d_embedding, seed=seed)
     released.load_state_dict(official_state_dict(data))
-    loss, accuracy = held_out_metrics(released, corpus, vocab, config, seed, device)
-    released.cpu()
-    nan = float("nan")
-    history = [
-        {
-            "epoch": 1,
-            "train_loss": nan,
-            "valid_loss": loss,
-            "valid_masked_accuracy": accuracy,
-            "tokens_per_s": nan,
-            "wall_s": nan,
-        }
-    ]
+    history = _released_history(released, corpus, vocab, config, seed, device)
     out_dir.mkdir(parents=True, exist_ok=True)
     clear_run(out_dir)
     vocab.save(out_dir / VOCAB)
