@@ -1,15 +1,14 @@
 """BiGCARP training, initialisation, resume and representations on a tiny real corpus.
 
 The corpus is real: Pfam compositions of 60 MIBiG BGCs shipped in the pinned GECCO wheel,
-as bags (each Pfam accession repeated by its count, gene order unknown, so ``ordered=False``).
+as bags (each Pfam accession repeated by its count, gene order unknown, so ``ordered=False``;
+``gecco_corpus``).
 The model is tiny so that the whole file runs in well under a minute on two CPU cores.
 """
 
 from __future__ import annotations
 
-import hashlib
 import inspect
-import io
 import itertools
 import json
 import sys
@@ -21,9 +20,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from gecco_corpus import gecco_bag_corpus, gecco_domains
 
 from crossgran.cli import main
-from crossgran.data.sources import fetch_wheel, read_wheel_member
 from crossgran.data.split import association_label_bgcs, split_of
 from crossgran.data.tables import load_table, table_path
 from crossgran.models.bigcarp import (
@@ -73,16 +72,6 @@ TINY = BigcarpConfig(
 ESM_WIDTH = 24  # differs from TINY.d_embedding, so the projection path is exercised
 
 
-def _bag_counts(fractions: np.ndarray) -> np.ndarray:
-    """GECCO stores each BGC's composition as fractions k/N; the smallest N that makes every
-    fraction integral recovers the counts (up to a common factor, harmless for a test bag)."""
-    for total in range(1, 5000):
-        counts = fractions * total
-        if np.allclose(counts, np.round(counts), atol=1e-6):
-            return np.round(counts).astype(int)
-    raise AssertionError("composition is not a set of fractions k/N")
-
-
 @pytest.fixture(scope="module", autouse=True)
 def one_thread() -> Iterator[None]:
     """Tiny convolutions on a busy 2-core machine run ~100x slower with two OpenMP threads
@@ -93,40 +82,7 @@ def one_thread() -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 def corpus() -> pd.DataFrame:
-    wheel = fetch_wheel("gecco", get_profile("smoke").raw_dir)
-    stored = np.load(io.BytesIO(read_wheel_member(wheel, "gecco/types/compositions.npz")))
-    domains = read_wheel_member(wheel, "gecco/types/domains.tsv").decode().split()
-    ids = [
-        line.split("\t")[0]
-        for line in read_wheel_member(wheel, "gecco/types/types.tsv").decode().splitlines()
-        if line.strip()
-    ]
-    rows, cols, data = stored["row"], stored["col"], stored["data"]
-    records = []
-    for row, bgc in enumerate(ids):
-        hit = rows == row
-        if not hit.any():
-            continue
-        order = np.argsort(cols[hit])
-        counts = _bag_counts(data[hit][order])
-        tokens = [
-            domains[c] for c, n in zip(cols[hit][order], counts, strict=True) for _ in range(n)
-        ]
-        split = (
-            "valid" if int(hashlib.sha256(bgc.encode()).hexdigest()[:8], 16) % 5 == 0 else "train"
-        )
-        records.append(
-            {
-                "seq_id": bgc,
-                "source": "mibig",
-                "tokens": " ".join(tokens),
-                "ordered": False,
-                "split": split,
-            }
-        )
-        if len(records) == N_BGCS:
-            break
-    table = pd.DataFrame(records)
+    table = gecco_bag_corpus(N_BGCS)
     assert set(table["split"]) == {"train", "valid"}
     return table
 
@@ -183,7 +139,7 @@ def test_vocabulary_encodes_counts_unknowns_and_round_trips(vocab, tmp_path):
     assert vocab.families == sorted(vocab.families) and len(vocab) == len(vocab.families) + 3
     fresh = Vocabulary.load(_saved(vocab, tmp_path / "vocab.json"))
     known = vocab.families[0]
-    real_but_absent = next(name for name in _gecco_domains() if name not in vocab.index)
+    real_but_absent = next(name for name in gecco_domains() if name not in vocab.index)
     lower_case = known.lower()  # accessions are case-sensitive tokens
     ids = fresh.encode([known, real_but_absent, "PF99999", lower_case, real_but_absent])
     assert ids[0] == vocab.index[known]
@@ -191,11 +147,6 @@ def test_vocabulary_encodes_counts_unknowns_and_round_trips(vocab, tmp_path):
     assert fresh.unknown_counts == {real_but_absent: 2, "PF99999": 1, lower_case: 1}
     fresh.encode(["PF99999"])  # counts accumulate over calls, so a corpus-wide total is kept
     assert fresh.unknown_counts["PF99999"] == 2
-
-
-def _gecco_domains() -> list[str]:
-    wheel = fetch_wheel("gecco", get_profile("smoke").raw_dir)
-    return read_wheel_member(wheel, "gecco/types/domains.tsv").decode().split()
 
 
 def _saved(vocab: Vocabulary, path: Path) -> Path:

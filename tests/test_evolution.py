@@ -31,7 +31,10 @@ def _run(rng: np.random.Generator, epochs: int = 2) -> SimpleNamespace:
     for epoch in range(1, epochs + 1):
         tables[epoch] = tables[epoch - 1] + 0.3 * rng.normal(size=(32, 6))
     return SimpleNamespace(
-        epoch=epochs, token_tables=tables, vocab=SimpleNamespace(family_indices=np.arange(2, 32))
+        epoch=epochs,
+        token_tables=tables,
+        vocab=SimpleNamespace(family_indices=np.arange(2, 32)),
+        official=None,
     )
 
 
@@ -96,15 +99,15 @@ def test_cka_summary_pairs_families_by_id_and_carries_no_paper_value(runs_and_ex
     assert not set(table.index) & set(PAPER_CKA)
 
 
-def test_cka_evolution_compares_every_checkpoint(runs_and_exports, monkeypatch) -> None:
-    """Stand-in checkpoints: each epoch's per-family layers are known arrays, so every record
-    can be checked against CKA on the arrays it names."""
-    runs, _ = runs_and_exports
+def _evolution(runs: dict, monkeypatch) -> tuple[pd.DataFrame, int, dict]:
+    """cka_evolution over stand-in checkpoints of ``runs``: each epoch's per-family layers are
+    known arrays (returned), so every record can be checked against CKA on the arrays it
+    names."""
     rng = np.random.default_rng(5)
     layers = {
         (init, epoch): {0: rng.normal(size=(12, 4)), LAST: rng.normal(size=(12, 4))}
-        for init in INITS
-        for epoch in range(3)
+        for init, run in runs.items()
+        for epoch in run.token_tables
     }
     families = FAMILIES[:12]
 
@@ -126,6 +129,12 @@ def test_cka_evolution_compares_every_checkpoint(runs_and_exports, monkeypatch) 
         models_dir=Path("/models"), seed=0, bigcarp=SimpleNamespace(n_orders=2)
     )
     table, n_families = evolution.cka_evolution(settings, runs, pd.DataFrame(index=range(7)), LAST)
+    return table, n_families, layers
+
+
+def test_cka_evolution_compares_every_checkpoint(runs_and_exports, monkeypatch) -> None:
+    runs, _ = runs_and_exports
+    table, n_families, layers = _evolution(runs, monkeypatch)
     assert n_families == 12
     counts = table.groupby(["comparison", "run_a", "run_b"]).size()
     assert counts["token_table_vs_init"].tolist() == [3, 3, 3]  # epochs 0-2 of each run
@@ -140,6 +149,25 @@ def test_cka_evolution_compares_every_checkpoint(runs_and_exports, monkeypatch) 
     assert record.loc[("embedder_vs_init", "random", "random", 0), "linear_cka"] == pytest.approx(
         1.0
     )
+
+
+def test_cka_evolution_pairs_no_epochs_with_an_imported_random_run(
+    runs_and_exports, monkeypatch
+) -> None:
+    """An official random-init checkpoint has epochs 0 (an untrained control) and 1 (the
+    released model): its epoch 1 is not the ESM-init run's first epoch, so no ESM-init
+    epoch is paired with it, however many epochs that run has."""
+    runs, _ = runs_and_exports
+    tables = runs["random"].token_tables
+    imported = SimpleNamespace(
+        **{**vars(runs["random"]), "official": {"model": "bigcarp_random"}, "epoch": 1},
+    )
+    imported.token_tables = {k: tables[k] for k in (0, 1)}
+    table, _, _ = _evolution({**runs, "random": imported}, monkeypatch)
+    assert not ((table["run_a"] == "esm") & (table["run_b"] == "random")).any()
+    within = table[table["run_a"] == "random"].groupby("comparison")["epoch"].apply(list)
+    assert within["embedder_vs_last"] == [0, 1]
+    assert (table[table["run_a"] == "esm"]["epoch"].max()) == 2
 
 
 def test_checkpoint_subset_is_evenly_spaced_over_sorted_ids(smoke_profile, smoke_build) -> None:

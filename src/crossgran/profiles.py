@@ -89,6 +89,10 @@ class Profile:
     probe_jobs: int = 2
     esm: EsmConfig = field(default_factory=lambda: EsmConfig(spec="local:esm2_mini"))
     bigcarp: BigcarpConfig = field(default_factory=BigcarpConfig)
+    # The random-init BiGCARP run: False, trained here like the ESM-init runs; True, the
+    # released checkpoint (bigcarp_random, downloaded) imported instead, as the paper used it.
+    # The ESM-init runs are trained here either way: the paper retrained them.
+    bigcarp_official_random: bool = False
     probe_folds: int = 5
     probe_seeds: int = 3
     n_bootstrap: int = 1000
@@ -257,6 +261,7 @@ def _full(root: Path) -> Profile:
             activation="gelu",
             n_orders=8,
         ),
+        bigcarp_official_random=True,
         paper_probes=True,
         probe_folds=5,
         probe_seeds=10,

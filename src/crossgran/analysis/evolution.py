@@ -104,10 +104,14 @@ def cka_evolution(
     """(``cka_evolution.csv``, number of families compared): for every run and epoch, the
     token table vs its epoch-0 table, and on ``subset``'s per-family representations the
     embedder vs the last layer, each vs its epoch-0 state, and the ESM-init embedder vs the
-    random-init last layer (``runs``: init mode -> trained run, ``esm`` and ``random`` among them).
+    random-init last layer at the same epoch (``runs``: init mode -> trained run, ``esm`` and
+    ``random`` among them). The last is left out when the random-init run is an imported
+    official checkpoint (``TrainedRun.official``): its epoch 1 is the released model, not the
+    first epoch of a run trained beside the ESM-init one, and its vocabulary is not theirs.
     """
     records: list[dict] = []
     per_epoch, families_seen = _checkpoint_layers(settings, runs, subset, last, records)
+    pair_across = runs["random"].official is None
     for (init, epoch), layers in per_epoch.items():
         start = per_epoch[init, 0]
         records += [
@@ -115,7 +119,7 @@ def cka_evolution(
             _similarity(init, init, "embedder_vs_init", epoch, layers[0], start[0]),
             _similarity(init, init, "last_vs_init", epoch, layers[last], start[last]),
         ]
-        if init == "esm":
+        if init == "esm" and pair_across:
             records.append(
                 _similarity(
                     "esm",

@@ -6,6 +6,10 @@ Controls (issue 13): every BiGCARP run is also exported at its epoch-0 checkpoin
 tables are also computed with the untrained ESM architecture, so each learned representation
 has an untrained counterpart pooled the same way.
 
+Under ``Profile.bigcarp_official_random`` (``full``) the random-init run is the released
+checkpoint, imported into the same run folder (:mod:`crossgran.models.bigcarp.official`), so
+the export and every notebook read it as they read a run trained here.
+
 Why a module: each step reads the profile's tables and writes files that notebooks 03-05 read;
 the notebook states what is done and why, these functions do it, so a user's script (or the
 CLI) gets exactly the notebook's runs.
@@ -21,11 +25,13 @@ import numpy as np
 import pandas as pd
 
 from crossgran.cache import ArrayCache
+from crossgran.data.remote import fetch_remote
 from crossgran.data.tables import load_table, profile_proteins
 from crossgran.models import bigcarp, esm
 from crossgran.profiles import Profile
 
 __all__ = [
+    "OFFICIAL_RANDOM",
     "EmbeddedTables",
     "EsmPretraining",
     "bigcarp_run_dir",
@@ -35,11 +41,20 @@ __all__ = [
     "esm_pretraining_fragments",
     "export_bigcarp_runs",
     "family_vectors_path",
+    "official_bigcarp_inputs",
     "pretrain_local_esm",
     "train_bigcarp_runs",
 ]
 
 EmbeddedTables = tuple[esm.EmbeddingResult, esm.EmbeddingResult]
+# The released random-init checkpoint's name in crossgran.data.remote.REMOTE_FILES.
+OFFICIAL_RANDOM = "bigcarp_random"
+
+
+def official_bigcarp_inputs(settings: Profile) -> tuple[str, ...]:
+    """The remote inputs (``REMOTE_FILES`` names) the profile's BiGCARP runs download: the
+    released random-init checkpoint under ``bigcarp_official_random``, else none."""
+    return (OFFICIAL_RANDOM,) if settings.bigcarp_official_random else ()
 
 
 def bigcarp_run_dir(settings: Profile, init: str) -> Path:
@@ -167,25 +182,36 @@ def train_bigcarp_runs(settings: Profile, pfam: esm.EmbeddingResult) -> dict[str
 
     The ``esm`` runs start from ``pfam``'s family vectors at the profile's ESM layer (the
     paper used ESM-1b's last layer); they are saved (:func:`family_vectors_path`) for the
-    CLI's ``train-bigcarp``. Returns each run's history, keyed by init mode.
+    CLI's ``train-bigcarp``. Under ``bigcarp_official_random`` the ``random`` run is the
+    released checkpoint, imported (downloaded when absent) rather than trained; its history
+    holds one row, its masked loss on the same validation windows. Returns each run's
+    history, keyed by init mode.
     """
     corpus = load_table(settings, "domain_corpus")
     layer = pfam.layer_index(settings.bigcarp.esm_layer)
     family_vectors = dict(zip(pfam.ids, pfam.mean[layer], strict=True))
     bigcarp.save_family_vectors(family_vectors_path(settings), family_vectors)
     vocab = bigcarp.Vocabulary.from_corpus(corpus)
-    return {
-        init: bigcarp.train_mlm(
+    histories = {}
+    for init in bigcarp.INIT_MODES:
+        out_dir = bigcarp_run_dir(settings, init)
+        if init == "random" and settings.bigcarp_official_random:
+            checkpoint = fetch_remote(OFFICIAL_RANDOM, settings.raw_dir)
+            run = bigcarp.import_official(
+                checkpoint, out_dir, corpus, settings.bigcarp, settings.bigcarp.seed
+            )
+            histories[init] = run.history
+            continue
+        histories[init] = bigcarp.train_mlm(
             corpus,
             vocab,
             settings.bigcarp,
             init_mode=init,
             family_vectors=family_vectors,
-            out_dir=bigcarp_run_dir(settings, init),
+            out_dir=out_dir,
             seed=settings.bigcarp.seed,
         )
-        for init in bigcarp.INIT_MODES
-    }
+    return histories
 
 
 def export_bigcarp_runs(settings: Profile) -> dict[str, bigcarp.Representations]:

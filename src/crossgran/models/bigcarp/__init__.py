@@ -12,7 +12,7 @@ the initialisation) for CKA-vs-init analyses, and exposes per-layer representati
 Modules: :mod:`.vocab` (tokens, the corpus columns), :mod:`.model` (network and
 initialisation), :mod:`.train` (masked-LM training), :mod:`.checkpoint` (a run's folder),
 :mod:`.represent` (per-layer representations and their files), :mod:`.vectors` (the ESM
-family-vectors file).
+family-vectors file), :mod:`.official` (the released checkpoints, imported as run folders).
 """
 
 from crossgran.models.bigcarp.checkpoint import (
@@ -36,6 +36,13 @@ from crossgran.models.bigcarp.model import (
     resolve_d_embedding,
     token_table,
 )
+from crossgran.models.bigcarp.official import (
+    OFFICIAL_INITS,
+    import_official,
+    official_state_dict,
+    official_vocabulary,
+    read_official,
+)
 from crossgran.models.bigcarp.represent import (
     Representations,
     export_representations,
@@ -46,6 +53,7 @@ from crossgran.models.bigcarp.represent import (
 )
 from crossgran.models.bigcarp.train import (
     STREAMS,
+    held_out_metrics,
     length_batches,
     mask_batch,
     stream_rng,
@@ -70,6 +78,7 @@ __all__ = [
     "HISTORY_COLUMNS",
     "INIT_MODES",
     "MASK",
+    "OFFICIAL_INITS",
     "PAD",
     "PROJECTION_SEED",
     "SPECIALS",
@@ -86,12 +95,17 @@ __all__ = [
     "esm_projection",
     "export_representations",
     "family_representations",
+    "held_out_metrics",
+    "import_official",
     "init_token_embeddings",
     "layer_representations",
     "length_batches",
     "load_checkpoint",
     "load_family_vectors",
     "mask_batch",
+    "official_state_dict",
+    "official_vocabulary",
+    "read_official",
     "resolve_d_embedding",
     "save_family_vectors",
     "selected_epoch",

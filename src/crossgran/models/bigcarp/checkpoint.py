@@ -126,11 +126,12 @@ def write_checkpoint(
     out_dir: Path,
     epoch: int,
     model: ByteNetLM,
-    optimizer: torch.optim.Optimizer,
+    optimizer: torch.optim.Optimizer | None,
     history: list[dict],
 ) -> None:
     """Per-epoch table and weights, then ``state.pt`` last: it is the commit point, so a run
-    killed anywhere before it resumes from the previous epoch and rewrites these files."""
+    killed anywhere before it resumes from the previous epoch and rewrites these files.
+    ``optimizer`` None: an imported checkpoint (:mod:`.official`), never trained further."""
     with atomic_path(table_path(out_dir, epoch)) as tmp, open(tmp, "wb") as handle:
         np.save(handle, token_table(model).cpu().numpy())
     # torch.save gets file handles: given a path, it names the archive's folder after the
@@ -145,7 +146,7 @@ def write_checkpoint(
             {
                 "epoch": epoch,
                 "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
+                "optimizer": None if optimizer is None else optimizer.state_dict(),
                 "history": history,
             },
             handle,
@@ -175,6 +176,12 @@ class TrainedRun:
     seed: int
     config: BigcarpConfig
     token_tables: dict[int, np.ndarray]  # epoch -> (n_tokens, d_embedding), 0 = init
+    # An imported official checkpoint's ``official`` record in run.json (None: trained here;
+    # see crossgran.models.bigcarp.official.import_official). Its epoch 1 is the released
+    # weights, its epoch 0 this architecture initialised under ``seed``, not the released
+    # run's own start (never published): a control for "untrained", not a measure of how far
+    # training moved.
+    official: dict | None = None
 
 
 def chosen_epoch(history: pd.DataFrame, rule: CheckpointRule, where: str = "the run") -> int:
@@ -242,5 +249,13 @@ def load_checkpoint(out_dir: Path | str, epoch: int | CheckpointRule | None = No
     model.eval()
     tables = {k: np.load(table_path(out_dir, k)) for k in range(last + 1)}
     return TrainedRun(
-        model, vocab, history, epoch, record["init_mode"], record["seed"], config, tables
+        model,
+        vocab,
+        history,
+        epoch,
+        record["init_mode"],
+        record["seed"],
+        config,
+        tables,
+        record.get("official"),
     )

@@ -43,7 +43,7 @@ __all__ = [
 @torch.no_grad()
 def _forward_layers(
     model: ByteNetLM,
-    pad_index: int,
+    vocab: Vocabulary,
     encoded: Sequence[Sequence[int]],
     layers: list[int],
     batch_size: int,
@@ -52,7 +52,8 @@ def _forward_layers(
 
     Whole sequences are run (the network is convolutional, so no window limit); batches are
     formed from sequences of similar length, and padding is masked before every convolution,
-    so a sequence's result does not depend on its batch-mates.
+    so a sequence's result does not depend on its batch-mates. ``vocab.prefix`` runs before
+    every sequence and its rows are dropped (see :class:`Vocabulary`).
     """
     bytenet = model.embedder
     device = next(model.parameters()).device
@@ -62,18 +63,22 @@ def _forward_layers(
     order = sorted(
         (i for i in range(len(encoded)) if len(encoded[i])), key=lambda i: len(encoded[i])
     )
+    head = np.asarray(vocab.prefix, dtype=np.int64)
     for start in range(0, len(order), batch_size):
         members = order[start : start + batch_size]
-        batch = pad_windows([np.asarray(encoded[i]) for i in members], pad_index).to(device)
-        input_mask = (batch != pad_index).unsqueeze(-1).float()
+        batch = pad_windows(
+            [np.concatenate([head, np.asarray(encoded[i], dtype=np.int64)]) for i in members],
+            vocab.pad_index,
+        ).to(device)
+        input_mask = (batch != vocab.pad_index).unsqueeze(-1).float()
         x = bytenet._embed(batch)
         outputs = {0: x}
         for depth, block in enumerate(bytenet.layers, start=1):
             x = block(x, input_mask=input_mask)
             outputs[depth] = x
         for row, i in enumerate(members):
-            length = len(encoded[i])
-            results[i] = [outputs[layer][row, :length].float().cpu().numpy() for layer in layers]
+            rows = slice(len(head), len(head) + len(encoded[i]))
+            results[i] = [outputs[layer][row, rows].float().cpu().numpy() for layer in layers]
     model.train(was_training)
     return results
 
@@ -90,7 +95,7 @@ def layer_representations(
     representations. Unknown tokens run as ``<unk>`` and are counted in the vocabulary."""
     encoded = [vocab.encode(tokens) for tokens in token_lists]
     return _forward_layers(
-        model, vocab.pad_index, encoded, resolve_layers(layers, num_blocks(model)), batch_size
+        model, vocab, encoded, resolve_layers(layers, num_blocks(model)), batch_size
     )
 
 
@@ -124,7 +129,7 @@ def _corpus_passes(
     encoded = [vocab.encode(tokens) for tokens in split_tokens(corpus)]
     passes = _orders(encoded, corpus["ordered"].astype(bool).tolist(), n_orders, seed)
     while part := list(itertools.islice(passes, chunk)):
-        reps = _forward_layers(model, vocab.pad_index, [ids for _, ids, _ in part], layers, 32)
+        reps = _forward_layers(model, vocab, [ids for _, ids, _ in part], layers, 32)
         yield from ((*item, per_layer) for item, per_layer in zip(part, reps, strict=True))
 
 

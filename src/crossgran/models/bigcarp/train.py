@@ -53,6 +53,7 @@ __all__ = [
     "TRAIN_STREAM",
     "VALID_MASK_STREAM",
     "VALID_STREAM",
+    "held_out_metrics",
     "length_batches",
     "mask_batch",
     "pad_windows",
@@ -159,6 +160,18 @@ def _optimizer(model: ByteNetLM, config: BigcarpConfig) -> torch.optim.AdamW:
     return torch.optim.AdamW(groups, lr=config.lr)
 
 
+def _prefixed(
+    inputs: torch.Tensor, targets: torch.Tensor, vocab: Vocabulary
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``vocab.prefix`` in front of every row of a masked batch, never masked and never a
+    target: the model reads it as it was trained to, and only the sentence is scored."""
+    if not vocab.prefix:
+        return inputs, targets
+    head = torch.tensor(vocab.prefix, dtype=inputs.dtype).expand(len(inputs), -1)
+    ignored = torch.full_like(head, IGNORE_INDEX)
+    return torch.cat([head, inputs], dim=1), torch.cat([ignored, targets], dim=1)
+
+
 @torch.no_grad()
 def _evaluate(
     model: ByteNetLM,
@@ -177,7 +190,7 @@ def _evaluate(
     loss_sum, correct, count = 0.0, 0, 0
     for start in range(0, len(windows), config.batch_size):
         batch = pad_windows(windows[start : start + config.batch_size], vocab.pad_index)
-        inputs, targets = mask_batch(batch, vocab, config.mask_rate, generator)
+        inputs, targets = _prefixed(*mask_batch(batch, vocab, config.mask_rate, generator), vocab)
         inputs, targets = inputs.to(device), targets.to(device)
         logits = model(inputs, input_mask=(inputs != vocab.pad_index).unsqueeze(-1).float())
         selected = targets != IGNORE_INDEX
@@ -222,6 +235,12 @@ def _start(
     optimizer = _optimizer(model, config)
     if resume and (out_dir / STATE).is_file():
         stored = json.loads((out_dir / RUN).read_text())
+        if stored.get("official"):
+            raise ValueError(
+                f"{out_dir} holds an imported official checkpoint "
+                f"({stored['official']['model']}), which is not trained further here; use "
+                "another --out or resume=False to train a run of your own there"
+            )
         if not same_run(stored, record):
             raise ValueError(
                 f"{out_dir} holds a different run ({stored}); use another --out "
@@ -303,6 +322,39 @@ def _split_rows(
     )
 
 
+def _valid_windows(
+    rows: list[list[int]], ordered: list[bool], config: BigcarpConfig, seed: int
+) -> list[np.ndarray]:
+    """The validation windows: drawn once from the validation stream, so every epoch (and
+    every model scored by :func:`held_out_metrics`) is compared on the same windows; sorted
+    by length (stable) so that batches carry little padding."""
+    return sorted(
+        training_windows(rows, ordered, config.max_len, stream_rng(seed, 0, VALID_STREAM)),
+        key=len,
+    )
+
+
+def held_out_metrics(
+    model: ByteNetLM,
+    corpus: pd.DataFrame,
+    vocab: Vocabulary,
+    config: BigcarpConfig,
+    seed: int,
+    device: str | torch.device | None = None,
+) -> tuple[float, float]:
+    """(masked-token loss, masked accuracy) of ``model`` on the corpus' validation rows,
+    windows and masks drawn exactly as :func:`train_mlm` draws them under ``seed``: the
+    number its history records per epoch, for a model trained elsewhere (an official
+    checkpoint). Reads the corpus columns ``tokens``, ``ordered`` and ``split``."""
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    _, _, valid_rows, valid_ordered = _split_rows(corpus, vocab)
+    windows = _valid_windows(valid_rows, valid_ordered, config, seed)
+    was_training = model.training
+    metrics = _evaluate(model.to(device), vocab, windows, config, seed, device)
+    model.train(was_training)
+    return metrics
+
+
 def train_mlm(
     corpus: pd.DataFrame,
     vocab: Vocabulary,
@@ -332,19 +384,19 @@ def train_mlm(
     uninterrupted one. ``out_dir`` receives the files described in
     :mod:`crossgran.models.bigcarp.checkpoint`.
     """
+    if vocab.prefix:
+        raise ValueError(
+            "this vocabulary puts tokens before every sentence (an official checkpoint's "
+            "class slot), which train_mlm does not train with; train on "
+            "Vocabulary.from_corpus(corpus)"
+        )
     out_dir = Path(out_dir)
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     model, optimizer, history, start_epoch = _start(
         out_dir, vocab, config, init_mode, family_vectors, seed, resume, device
     )
     train_rows, train_ordered, valid_rows, valid_ordered = _split_rows(corpus, vocab)
-    # Sorted by length (stable) so validation batches carry little padding; fixed every epoch.
-    valid_windows = sorted(
-        training_windows(
-            valid_rows, valid_ordered, config.max_len, stream_rng(seed, 0, VALID_STREAM)
-        ),
-        key=len,
-    )
+    valid_windows = _valid_windows(valid_rows, valid_ordered, config, seed)
     model.train()
     for epoch in range(start_epoch + 1, config.epochs + 1):
         began = time.perf_counter()

@@ -37,6 +37,12 @@ class Vocabulary:
     ``index`` may map several names to one index (aliases: e.g. a checkpoint that groups
     Pfam accessions into its own domain tokens), and ``size`` may exceed the largest index.
     Unknown tokens map to ``unk_index`` and are counted in ``unknown_counts``.
+
+    ``prefix``: indices the model reads before every sentence, outside the sentence itself
+    (its representations are dropped, so token i of a sentence stays row i). Empty for runs
+    trained here; the official BiGCARP checkpoints were trained with a BGC-class token in
+    front of every cluster and are read with ``<mask>`` there, the class left unknown
+    (:mod:`crossgran.models.bigcarp.official`).
     """
 
     def __init__(
@@ -46,10 +52,12 @@ class Vocabulary:
         mask_index: int,
         unk_index: int,
         size: int | None = None,
+        prefix: Sequence[int] = (),
     ):
         self.index = dict(index)
         self.pad_index, self.mask_index, self.unk_index = pad_index, mask_index, unk_index
         self.size = size if size is not None else max(self.index.values()) + 1
+        self.prefix = tuple(int(i) for i in prefix)
         self.unknown_counts: Counter[str] = Counter()
         specials = {pad_index, mask_index, unk_index}
         self.families = sorted(name for name, i in self.index.items() if i not in specials)
@@ -86,23 +94,35 @@ class Vocabulary:
         return ids
 
     def to_json(self) -> dict:
-        return {
+        """The vocabulary as JSON; ``prefix`` only when there is one, so that the vocab.json
+        of a run trained here reads (and compares, on resume) exactly as before it existed."""
+        data = {
             "index": self.index,
             "pad_index": self.pad_index,
             "mask_index": self.mask_index,
             "unk_index": self.unk_index,
             "size": self.size,
         }
+        return data | ({"prefix": list(self.prefix)} if self.prefix else {})
 
     def save(self, path: Path | str) -> None:
         write_text_atomic(path, json.dumps(self.to_json(), indent=1, sort_keys=True))
 
     @classmethod
-    def load(cls, path: Path | str) -> Vocabulary:
-        data = json.loads(Path(path).read_text())
+    def from_json(cls, data: Mapping) -> Vocabulary:
+        """What :meth:`to_json` returned, as a vocabulary with its own (empty) unknown counts."""
         return cls(
-            data["index"], data["pad_index"], data["mask_index"], data["unk_index"], data["size"]
+            data["index"],
+            data["pad_index"],
+            data["mask_index"],
+            data["unk_index"],
+            data["size"],
+            data.get("prefix", ()),
         )
+
+    @classmethod
+    def load(cls, path: Path | str) -> Vocabulary:
+        return cls.from_json(json.loads(Path(path).read_text()))
 
 
 def split_tokens(corpus: pd.DataFrame) -> list[list[str]]:
