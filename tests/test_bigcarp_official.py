@@ -24,7 +24,7 @@ from gecco_corpus import gecco_bag_corpus
 from sequence_models.convolutional import ByteNetLM
 from sequence_models.pretrained import load_model_and_alphabet
 
-from crossgran.data.remote import REMOTE_FILES
+from crossgran.data.remote import REMOTE_FILES, required_remote_files
 from crossgran.data.tables import table_path
 from crossgran.models import bigcarp, runs
 from crossgran.models.bigcarp import (
@@ -292,12 +292,15 @@ def test_import_refuses_another_network_and_training_refuses_the_import(corpus, 
 
 
 def test_only_full_selects_the_official_random_run_and_names_its_download() -> None:
+    """The run's inputs (what the check asks for and the build downloads) hold the released
+    random-init checkpoint exactly where the profile imports it, and never the ESM-init ones."""
     for name in PROFILE_NAMES:
         profile = get_profile(name)
-        wanted = ("bigcarp_random",) if name == "full" else ()
-        assert runs.official_bigcarp_inputs(profile) == wanted
         assert profile.bigcarp_official_random == (name == "full")
-    assert set(runs.official_bigcarp_inputs(get_profile("full"))) <= set(REMOTE_FILES)
+        inputs = required_remote_files(profile)
+        assert ("bigcarp_random" in inputs) == (name == "full")
+        assert not {"bigcarp_esm1bfinetune", "bigcarp_esm1bfrozen"} & set(inputs)
+    assert set(required_remote_files(get_profile("full"))) <= set(REMOTE_FILES)
     # The full profile's network is BiGCARP's published one (microsoft/bigcarp train_mlm.py
     # defaults), so the import's size check passes on the released file.
     full = get_profile("full").bigcarp

@@ -252,8 +252,9 @@ def _placements(message: str) -> dict[str, Path]:
 
 
 def test_check_full_inputs_lists_what_the_run_reads_quickly(tmp_path: Path) -> None:
-    """Exactly the table build's inputs and the profile's ESM weights: not the other ESM, the
-    contact heads or the official BiGCARP checkpoints, which no step of the run reads."""
+    """Exactly the table build's inputs, the profile's ESM weights and the released random-init
+    BiGCARP it imports: not the other ESM, the contact heads or the ESM-init BiGCARP
+    checkpoints, which no step of the run reads."""
     profile = get_profile("full", root=tmp_path)
     started = time.monotonic()
     with pytest.raises(sources.SourceError) as error:
@@ -264,8 +265,9 @@ def test_check_full_inputs_lists_what_the_run_reads_quickly(tmp_path: Path) -> N
     assert _placements(message) == {
         **{name: profile.raw_dir / remote.REMOTE_FILES[name].filename for name in FULL_INPUTS},
         "esm1b": hub / "esm1b_t33_650M_UR50S.pt",
+        "bigcarp_random": profile.raw_dir / remote.REMOTE_FILES["bigcarp_random"].filename,
     }
-    assert remote.required_remote_files(profile) == (*FULL_INPUTS, "esm1b")
+    assert remote.required_remote_files(profile) == (*FULL_INPUTS, "esm1b", "bigcarp_random")
     assert remote.MIRROR_ENV in message and "unreachable" in message
     assert "$TORCH_HOME/hub/checkpoints" in message
 
@@ -274,7 +276,7 @@ def test_offline_profiles_need_no_remote_file(tmp_path: Path) -> None:
     for name in ("smoke", "mini", "evidence"):
         assert remote.required_remote_files(get_profile(name, root=tmp_path)) == ()
     other_esm = get_profile("full", root=tmp_path, esm=EsmConfig(spec="esm2_t33_650M_UR50D"))
-    assert remote.required_remote_files(other_esm) == (*FULL_INPUTS, "esm2_650M")
+    assert remote.required_remote_files(other_esm) == (*FULL_INPUTS, "esm2_650M", "bigcarp_random")
 
 
 @pytest.fixture()

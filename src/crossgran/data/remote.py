@@ -40,6 +40,7 @@ __all__ = [
     "FULL_INPUTS",
     "LOCK_NAME",
     "MIRROR_ENV",
+    "OFFICIAL_BIGCARP_RANDOM",
     "PROBE_TIMEOUT_S",
     "REMOTE_FILES",
     "RUN_INPUTS",
@@ -208,18 +209,29 @@ def _esm_weights(profile: Profile) -> tuple[str, ...]:
     return (name,) if name else ()
 
 
-# What a downloading profile's run reads, one function per part of the run (profile -> names).
-# A part that comes to read another remote file (official BiGCARP checkpoints, once a profile
-# can select them) adds its function here; the check and the download follow.
-RUN_INPUTS = (_table_inputs, _esm_weights)
+# The released random-init BiGCARP checkpoint's REMOTE_FILES name.
+OFFICIAL_BIGCARP_RANDOM = "bigcarp_random"
+
+
+def _bigcarp_weights(profile: Profile) -> tuple[str, ...]:
+    """The released random-init checkpoint, where the profile imports it instead of training
+    (``Profile.bigcarp_official_random``); the ESM-init checkpoints are never read (those
+    runs are retrained, as the paper did)."""
+    return (OFFICIAL_BIGCARP_RANDOM,) if profile.bigcarp_official_random else ()
+
+
+# What a downloading profile's run reads, one function per part of the run (profile -> names);
+# the check and the download follow this list.
+RUN_INPUTS = (_table_inputs, _esm_weights, _bigcarp_weights)
 
 
 def required_remote_files(profile: Profile) -> tuple[str, ...]:
     """The remote files a run of ``profile`` reads, in :data:`RUN_INPUTS` order: none for a
     profile that does not download (its ESM is local or placed by the user), else the table
     build's inputs (:data:`FULL_INPUTS`) and the weights of ``profile.esm.spec`` when they are
-    a remote file. Nothing else: the contact heads, the other ESM and the official BiGCARP
-    checkpoints are not read by the run, so an offline user need not supply them."""
+    a remote file, and the released random-init BiGCARP where the profile imports it. Nothing
+    else: the contact heads, the other ESM and the ESM-init BiGCARP checkpoints are not read by
+    the run, so an offline user need not supply them."""
     if not profile.downloads:
         return ()
     return tuple(dict.fromkeys(name for part in RUN_INPUTS for name in part(profile)))

@@ -25,13 +25,12 @@ import numpy as np
 import pandas as pd
 
 from crossgran.cache import ArrayCache
-from crossgran.data.remote import fetch_remote
+from crossgran.data.remote import OFFICIAL_BIGCARP_RANDOM, fetch_remote, full_lock_path
 from crossgran.data.tables import load_table, profile_proteins
 from crossgran.models import bigcarp, esm
 from crossgran.profiles import Profile
 
 __all__ = [
-    "OFFICIAL_RANDOM",
     "EmbeddedTables",
     "EsmPretraining",
     "bigcarp_run_dir",
@@ -41,20 +40,11 @@ __all__ = [
     "esm_pretraining_fragments",
     "export_bigcarp_runs",
     "family_vectors_path",
-    "official_bigcarp_inputs",
     "pretrain_local_esm",
     "train_bigcarp_runs",
 ]
 
 EmbeddedTables = tuple[esm.EmbeddingResult, esm.EmbeddingResult]
-# The released random-init checkpoint's name in crossgran.data.remote.REMOTE_FILES.
-OFFICIAL_RANDOM = "bigcarp_random"
-
-
-def official_bigcarp_inputs(settings: Profile) -> tuple[str, ...]:
-    """The remote inputs (``REMOTE_FILES`` names) the profile's BiGCARP runs download: the
-    released random-init checkpoint under ``bigcarp_official_random``, else none."""
-    return (OFFICIAL_RANDOM,) if settings.bigcarp_official_random else ()
 
 
 def bigcarp_run_dir(settings: Profile, init: str) -> Path:
@@ -196,7 +186,9 @@ def train_bigcarp_runs(settings: Profile, pfam: esm.EmbeddingResult) -> dict[str
     for init in bigcarp.INIT_MODES:
         out_dir = bigcarp_run_dir(settings, init)
         if init == "random" and settings.bigcarp_official_random:
-            checkpoint = fetch_remote(OFFICIAL_RANDOM, settings.raw_dir)
+            checkpoint = fetch_remote(
+                OFFICIAL_BIGCARP_RANDOM, settings.raw_dir, lock_path=full_lock_path(settings.root)
+            )
             run = bigcarp.import_official(
                 checkpoint, out_dir, corpus, settings.bigcarp, settings.bigcarp.seed
             )
