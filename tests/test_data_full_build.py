@@ -75,6 +75,7 @@ SYNTHETIC = {
 }
 JSON_ONLY = "BGC9900005"  # a JSON record without GenBank record
 ESM_WEIGHTS = remote.REMOTE_FILES["esm1b"]  # the full profile's; the build only fetches them
+BIGCARP_WEIGHTS = remote.REMOTE_FILES[remote.OFFICIAL_BIGCARP_RANDOM]  # likewise
 SMALL = {
     "max_nrps_proteins": 12,
     "max_proteome_proteins": 40,
@@ -198,6 +199,7 @@ def served(tmp_path_factory: pytest.TempPathFactory, pfam, smiles) -> Path:
     genbank["BGC0001090.gbk"] = sources.pyhmmer_file("BGC0001090.gbk").read_bytes()
     tarball(folder / "mibig_gbk_3.1.tar.gz", "mibig_gbk_3.1", genbank)
     (folder / ESM_WEIGHTS.filename).write_bytes(b"stand-in for the ESM-1b weights")
+    (folder / BIGCARP_WEIGHTS.filename).write_bytes(b"stand-in for the released BiGCARP")
     return folder
 
 
