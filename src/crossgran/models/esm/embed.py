@@ -488,7 +488,9 @@ def _compute(
     """Embed the rows ``todo`` into ``job.pooled`` (and the cache); return the residues run.
 
     A sequence's windows may land in different batches: its pooled vector is the sum over
-    its pieces, complete (and cached) when its last piece is done.
+    its pieces (in float64), complete (and cached) when its last piece is done. Only the
+    sequences with pieces still to come hold a partial sum: a float64 buffer of the whole
+    output would take 6.8 GB for ``full``'s ~19,600 Pfam families (34 layers x 1,280).
     """
     window = job.model.max_positions - 2
     pieces = [
@@ -499,7 +501,7 @@ def _compute(
     remaining = np.zeros(len(job.ids), dtype=np.int64)
     for piece in pieces:
         remaining[piece.seq_index] += 1
-    accumulated = np.zeros(job.pooled.shape, dtype=np.float64)
+    partial: dict[int, np.ndarray] = {}
     computed_residues = sum(len(piece.residues) for piece in pieces)
     table = token_table(job.model.alphabet)
     bar = None
@@ -511,16 +513,15 @@ def _compute(
         for batch in _batches(pieces, budget):
             vectors = _pool_batch(job.model, batch, job.layers, table, job.precision)
             for piece, vector in zip(batch, vectors, strict=True):
-                accumulated[piece.seq_index] += vector
-                remaining[piece.seq_index] -= 1
-                if remaining[piece.seq_index] == 0:
-                    job.pooled[piece.seq_index] = accumulated[piece.seq_index]
-                    if cache is not None:
-                        cache.store(
-                            CACHE_NAMESPACE,
-                            job.keys[piece.seq_index],
-                            {"pooled": job.pooled[piece.seq_index]},
-                        )
+                index = piece.seq_index
+                summed = partial.pop(index, 0.0) + vector.astype(np.float64)
+                remaining[index] -= 1
+                if remaining[index]:
+                    partial[index] = summed
+                    continue
+                job.pooled[index] = summed
+                if cache is not None:
+                    cache.store(CACHE_NAMESPACE, job.keys[index], {"pooled": job.pooled[index]})
             if bar is not None:
                 bar.update(sum(len(piece.residues) for piece in batch))
     if bar is not None:
