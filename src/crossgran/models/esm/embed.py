@@ -42,10 +42,10 @@ CPU_BATCH_TOKENS = 1024
 # development machine has none); the bound is worked out in cuda_batch_tokens' docstring.
 CUDA_MEMORY_SHARE = 0.5
 CUDA_MAX_BATCH_TOKENS = 32_768
-# float32 (T, E) tensors of one transformer layer that can be alive at once: residual stream,
-# two layer-norm outputs, q/k/v and rotary q/k, attention output and projection, fc1 and GELU
-# (4 E each), fc2: 21 counted, rounded up. Autocast keeps several of them in bf16 (2 bytes),
-# so this over-estimates.
+# float32 (T, E) tensors of one transformer layer, counted as if all were alive at once: the
+# residual stream before, between and after its two blocks (3), two layer-norm outputs (2),
+# q/k/v (3), rotated q/k (2), attention output and projection (2), fc1 and GELU (4 E each: 8),
+# fc2 (1): 21, rounded up. Autocast keeps several in bf16 (2 bytes): an over-estimate.
 ACTIVATION_WIDTHS = 24
 # Softmax scores and probabilities of PyTorch's math attention path, float32, per head.
 ATTENTION_COPIES = 2
@@ -224,9 +224,9 @@ def cuda_batch_tokens(
     per-token bytes; the share leaves room for the CUDA context, the allocator's
     fragmentation and a second model of the same size (the untrained control, which notebook
     02 and the halogenation task embed while the trained model is loaded). It is capped at
-    :data:`CUDA_MAX_BATCH_TOKENS` (a 1,280-wide layer over 32k tokens is ~0.4 TFLOP, enough
-    to saturate any current GPU; larger batches only raise peak memory) and never below one
-    full window. ESM-1b (650M, 1,280 x 20 heads, 1,026 positions): 287 kB per token, so
+    :data:`CUDA_MAX_BATCH_TOKENS` (one 1,280 x 5,120 FFN product over 32k tokens is ~0.4
+    TFLOP, large enough to keep a current GPU busy; larger batches only raise peak memory)
+    and never below one full window. ESM-1b (650M, 1,280 x 20 heads, 1,026 positions): 287 kB per token, so
     ~14k tokens on a 16 GB GPU and the cap on 40 GB and up.
     """
     per_token = 4 * (
@@ -257,8 +257,9 @@ def default_precision(device: torch.device) -> str:
     """``bf16`` on a CUDA GPU with native bf16 (Ampere and later), else ``fp32``.
 
     Why not bf16 everywhere: on the CPU the float32 numbers are the stored ``mini`` outputs
-    and their cache entries, and CPU bf16 is no faster for these small models; on GPUs
-    without native bf16 (T4, V100) it is emulated and slower than float32.
+    and their cache entries, and CPU bf16 autocast was 4-9x slower than float32 on the
+    development machine (no native bf16); GPUs without native bf16 (T4, V100) would only
+    emulate it.
     """
     if device.type == "cuda" and torch.cuda.is_bf16_supported(including_emulation=False):
         return "bf16"
