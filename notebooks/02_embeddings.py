@@ -59,7 +59,7 @@ from crossgran.analysis import features, spread, vector_geometry
 from crossgran.cache import ArrayCache
 from crossgran.data.tables import load_table
 from crossgran.models import bigcarp, esm, runs
-from crossgran.session import prepare
+from crossgran.session import prepare, torch_device
 
 # full: stops here if inputs are unobtainable
 settings = prepare(profile, on_colab=ON_COLAB, bigcarp_seed=bigcarp_seed)
@@ -90,7 +90,7 @@ print(
 started = time.perf_counter()
 pretraining = runs.pretrain_local_esm(settings)
 esm_history = None if pretraining is None else pretraining.history
-model = esm.load_esm(settings.esm.spec, settings.models_dir, device="cpu")
+model = esm.load_esm(settings.esm.spec, settings.models_dir, device=torch_device())
 print(
     f"{model.model_id}: {model.num_layers} layers x {model.embed_dim}; ready in "
     f"{time.perf_counter() - started:.0f} s"

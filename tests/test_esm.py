@@ -10,6 +10,7 @@ as the docstrings promise or stop with a message naming every bad record.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import importlib
 import json
 import re
@@ -21,7 +22,7 @@ import pytest
 import torch
 
 import crossgran.models.esm as cesm
-from crossgran.cache import ArrayCache, save_npz, sha256_file
+from crossgran.cache import ArrayCache, cache_key, save_npz, sha256_file
 from crossgran.data import remote
 from crossgran.data.readers import read_fasta
 from crossgran.data.sources import SourceError, fetch_wheel
@@ -361,6 +362,145 @@ def test_cache_hit_and_recomputed_truncated_and_foreign_entries(
     healed = cesm.embed(proteins, tiny_esm, [1, 2], cache=cache)
     assert healed.stats["n_cached"] == len(proteins)
     assert _leftovers(tmp_path) == []
+
+
+# ------------------------------------------------------------------ precision and device
+
+# Measured on this CPU (the test's 10 proteins, 142-398 residues, three models below): bf16
+# autocast moves a pooled vector by at most 0.37% of its norm (1 - cosine <= 6.8e-6); on 3
+# proteins through a random 650M-parameter ESM-2 (33 x 1,280), 0.53% (1.4e-5) at the deepest
+# layers. The bounds leave 2.7x and 15x margin here for other CPUs' bf16 kernels.
+BF16_MIN_COSINE = 0.9999
+BF16_MAX_RELATIVE_ERROR = 0.01
+
+
+@pytest.fixture(scope="session")
+def mini_shaped_esm() -> cesm.LoadedEsm:
+    """A randomly initialised ESM-2 of the ``mini`` profile's shape (4 layers x 128, 4 heads)."""
+    import esm
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        network = esm.model.esm2.ESM2(num_layers=4, embed_dim=128, attention_heads=4)
+    return cesm.wrap_model(network, network.alphabet, "random-esm2-4x128-seed0")
+
+
+@pytest.mark.parametrize("which", ["tiny_esm", "model", "mini_shaped_esm"])
+def test_bf16_autocast_stays_close_to_fp32(
+    which: str, request: pytest.FixtureRequest, records: dict[str, str]
+) -> None:
+    """bf16 autocast on the CPU runs the CUDA path (the autocast device type is the model's),
+    so the numerics a GPU run gets are checked here without a GPU. Real proteins, three
+    models (random 2 x 32, the tiny model trained above, random ``mini``-shaped 4 x 128).
+
+    Tolerance, per sequence and layer: cosine(bf16, fp32) >= 0.9999 and
+    ||bf16 - fp32|| / ||fp32|| <= 1% (measured: <= 0.39%, see BF16_MAX_RELATIVE_ERROR). The
+    token embeddings (layer 0) are not autocast and must be identical; every deeper layer
+    must differ by more than float32 noise, or autocast did not run."""
+    model = request.getfixturevalue(which)
+    subset = dict(list(records.items())[:10])
+    layers = list(range(model.num_layers + 1))
+    exact = cesm.embed(subset, model, layers, precision="fp32")
+    half = cesm.embed(subset, model, layers, precision="bf16")
+    assert (exact.precision, half.precision) == ("fp32", "bf16")
+    np.testing.assert_array_equal(half.mean[0], exact.mean[0])
+    for layer in layers[1:]:
+        reference = exact.mean[layer].astype(np.float64)
+        candidate = half.mean[layer]
+        assert candidate.dtype == np.float32
+        norms = np.linalg.norm(reference, axis=1)
+        cosine = (reference * candidate).sum(axis=1) / norms / np.linalg.norm(candidate, axis=1)
+        relative = np.linalg.norm(candidate - reference, axis=1) / norms
+        assert cosine.min() >= BF16_MIN_COSINE, (layer, cosine.min())
+        assert relative.max() <= BF16_MAX_RELATIVE_ERROR, (layer, relative.max())
+        assert relative.max() > 1e-4, f"layer {layer}: bf16 equals fp32, autocast did not run"
+
+
+def test_cache_keeps_bf16_and_fp32_apart(proteins, tiny_esm, tmp_path) -> None:
+    """A bf16 entry is never read as fp32 (nor the reverse), and fp32 keys are exactly the
+    keys of earlier versions, so the float32 entries already cached stay valid."""
+    cache = ArrayCache(tmp_path)
+    exact = cesm.embed(proteins, tiny_esm, [2], cache=cache, precision="fp32")
+    half = cesm.embed(proteins, tiny_esm, [2], cache=cache, precision="bf16")
+    assert half.stats["n_computed"] == len(proteins)  # fp32 entries were not taken
+    assert not np.array_equal(half.mean[2], exact.mean[2])
+    assert len(list((tmp_path / cesm.CACHE_NAMESPACE).glob("*.npz"))) == 2 * len(proteins)
+    for precision, first in (("fp32", exact), ("bf16", half)):
+        again = cesm.embed(proteins, tiny_esm, [2], cache=cache, precision=precision)
+        assert again.stats["n_cached"] == len(proteins) and again.precision == precision
+        np.testing.assert_array_equal(again.mean[2], first.mean[2])
+
+    sequence = next(iter(proteins.values()))
+    before_precisions = cache_key(
+        cesm.CACHE_NAMESPACE,
+        cesm.EMBED_VERSION,
+        tiny_esm.model_id,
+        [2],
+        tiny_esm.max_positions - 2,
+        "mean",
+        None,
+        hashlib.sha256(sequence.encode()).hexdigest(),
+    )
+    assert embedding._entry_key(tiny_esm, (2,), sequence, None, "fp32") == before_precisions
+    assert embedding._entry_key(tiny_esm, (2,), sequence, None, "bf16") != before_precisions
+
+
+def test_cpu_defaults_are_fp32_and_the_measured_budget(proteins, tiny_esm, tmp_path) -> None:
+    """On the CPU nothing changes: fp32, CPU_BATCH_TOKENS; the precision survives a save."""
+    assert cesm.default_precision(torch.device("cpu")) == "fp32"
+    result = cesm.embed(proteins, tiny_esm, [0, 2])
+    assert result.precision == "fp32" and result.stats["batch_tokens"] == cesm.CPU_BATCH_TOKENS
+    half = cesm.embed(proteins, tiny_esm, [0, 2], precision="bf16")
+    half.save(tmp_path / "half.npz")
+    assert cesm.EmbeddingResult.load(tmp_path / "half.npz").precision == "bf16"
+    with pytest.raises(ValueError, match="precision 'fp16': use one of fp32, bf16"):
+        cesm.embed(proteins, tiny_esm, [0], precision="fp16")
+
+
+def test_cuda_budget_fits_the_share_and_is_capped_and_floored() -> None:
+    """ESM-1b's shape (650M parameters, 1,280 wide, 20 heads, 1,026 positions) on GPUs of
+    16, 24, 80 and 141 GB: the budget's bound stays inside the memory share, grows with the
+    memory, is capped, and never drops below one full window."""
+    shape = {
+        "parameter_bytes": 650_000_000 * 4,
+        "embed_dim": 1280,
+        "attention_heads": 20,
+        "max_positions": 1026,
+    }
+    per_token = 4 * (embedding.ACTIVATION_WIDTHS * 1280 + embedding.ATTENTION_COPIES * 20 * 1026)
+    budgets = [cesm.cuda_batch_tokens(gb * 10**9, **shape) for gb in (16, 24, 80, 141)]
+    for gb, budget in zip((16, 24), budgets[:2], strict=True):
+        bound = budget * per_token + 1.5 * shape["parameter_bytes"]
+        assert 1026 < budget < cesm.CUDA_MAX_BATCH_TOKENS
+        assert bound <= embedding.CUDA_MEMORY_SHARE * gb * 10**9
+    assert budgets == sorted(budgets) and budgets[0] < budgets[1]
+    assert budgets[2:] == [cesm.CUDA_MAX_BATCH_TOKENS] * 2
+    assert cesm.cuda_batch_tokens(4 * 10**9, **shape) == 1026  # too small: one window
+
+
+def test_cuda_budget_reads_the_gpu_and_the_model(tiny_esm, monkeypatch: pytest.MonkeyPatch) -> None:
+    """default_batch_tokens on a CUDA model asks the GPU for its total memory and the model
+    for its weights, width, heads and window (a stand-in with ``device`` cuda: no GPU here)."""
+    from types import SimpleNamespace
+
+    asked: list[torch.device] = []
+
+    def properties(device: torch.device) -> SimpleNamespace:
+        asked.append(device)
+        return SimpleNamespace(total_memory=2 * 10**9)
+
+    monkeypatch.setattr(torch.cuda, "get_device_properties", properties)
+    on_cuda = SimpleNamespace(
+        device=torch.device("cuda", 0),
+        model=tiny_esm.model,
+        embed_dim=tiny_esm.embed_dim,
+        max_positions=tiny_esm.max_positions,
+    )
+    weights = sum(p.numel() * 4 for p in tiny_esm.model.parameters())
+    expected = cesm.cuda_batch_tokens(2 * 10**9, weights, 32, 4, tiny_esm.max_positions)
+    assert cesm.default_batch_tokens(on_cuda) == expected
+    assert asked == [torch.device("cuda", 0)]
+    assert cesm.default_batch_tokens(tiny_esm) == cesm.CPU_BATCH_TOKENS
 
 
 # ------------------------------------------------------------------ loading

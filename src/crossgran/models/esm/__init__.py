@@ -8,11 +8,12 @@ Why this package instead of calling fair-esm directly:
 * **A local model.** The offline profiles cannot fetch ESM-2 weights, so
   :func:`train_local_esm` pretrains a small ESM-2 with the same masked-LM objective on
   the project's own sequences and reports whether it beat a unigram baseline (:mod:`.pretrain`).
-* **Speed on CPU.** :func:`embed` runs the transformer itself (:mod:`.forward`): every
-  requested layer in one forward pass that stops after the deepest requested layer, no LM
-  head, no averaged attention maps (fair-esm always computes them), PyTorch's fused
+* **Speed on CPU and GPU.** :func:`embed` runs the transformer itself (:mod:`.forward`):
+  every requested layer in one forward pass that stops after the deepest requested layer,
+  no LM head, no averaged attention maps (fair-esm always computes them), PyTorch's fused
   attention, and small length-sorted batches (padding and quadratic attention make
-  fair-esm's 4,096-token batches slower than one sequence at a time on CPU).
+  fair-esm's 4,096-token batches slower than one sequence at a time on CPU). On CUDA it
+  runs under bf16 autocast with batches sized from the GPU's memory.
 * **An untrained control.** :func:`untrained_esm` rebuilds a model's architecture with its
   initial weights, so a claim resting on pretraining can be checked against the bare network.
 * **Reruns are free.** Pooled vectors are cached per sequence, keyed by everything that
@@ -22,10 +23,13 @@ Why this package instead of calling fair-esm directly:
 from crossgran.models.esm.embed import (
     CACHE_NAMESPACE,
     CPU_BATCH_TOKENS,
-    CUDA_BATCH_TOKENS,
+    CUDA_MAX_BATCH_TOKENS,
     EMBED_VERSION,
+    PRECISIONS,
     EmbeddingResult,
+    cuda_batch_tokens,
     default_batch_tokens,
+    default_precision,
     embed,
     window_starts,
 )
@@ -64,7 +68,7 @@ __all__ = [
     "ALLOWED_RESIDUES",
     "CACHE_NAMESPACE",
     "CPU_BATCH_TOKENS",
-    "CUDA_BATCH_TOKENS",
+    "CUDA_MAX_BATCH_TOKENS",
     "EMBED_VERSION",
     "ESM_MASK_RATE",
     "HISTORY_COLUMNS",
@@ -72,6 +76,7 @@ __all__ = [
     "HUB_URL",
     "LOCAL_PREFIX",
     "MIN_FRAGMENT_LENGTH",
+    "PRECISIONS",
     "REGRESSION_URL",
     "STANDARD_AMINO_ACIDS",
     "UNTRAINED_MARK",
@@ -81,7 +86,9 @@ __all__ = [
     "ProteinFragments",
     "clean_all",
     "clean_sequence",
+    "cuda_batch_tokens",
     "default_batch_tokens",
+    "default_precision",
     "embed",
     "excise_segments",
     "held_out_groups",

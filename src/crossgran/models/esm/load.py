@@ -25,6 +25,7 @@ from esm.model.esm2 import ESM2
 
 from crossgran.cache import sha256_file
 from crossgran.data.remote import fair_esm_weights, hub_checkpoint_dir
+from crossgran.session import torch_device
 
 HUB_URL = "https://dl.fbaipublicfiles.com/fair-esm/models/{name}.pt"
 REGRESSION_URL = "https://dl.fbaipublicfiles.com/fair-esm/regression/{name}-contact-regression.pt"
@@ -98,13 +99,9 @@ def load_esm(
     fair-esm ``.pt`` checkpoint (a ``<stem>-contact-regression.pt`` beside it is optional:
     embeddings do not use the contact head), or ``local:<name>`` for a model made by
     :func:`crossgran.models.esm.train_local_esm` under ``models_dir``. ``device`` defaults
-    to CUDA when present.
+    to :func:`crossgran.session.torch_device` (CUDA when present), the one place that decides.
     """
-    target = (
-        torch.device(device)
-        if device is not None
-        else torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    )
+    target = torch.device(device if device is not None else torch_device())
     if spec.startswith(LOCAL_PREFIX):
         if models_dir is None:
             raise ValueError(f"{spec!r} needs models_dir (the profile's models_dir)")
