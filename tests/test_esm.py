@@ -540,8 +540,8 @@ def test_offline_full_finds_the_esm_weights_where_its_check_says(tmp_path: Path)
     assert entry["sha256"] == digest and entry["source"].startswith("placed by hand")
 
     full.raw_dir.mkdir(parents=True)
-    for name in remote.FULL_INPUTS:
-        (full.raw_dir / remote.REMOTE_FILES[name].filename).write_bytes(b"placed by hand")
+    for name in set(remote.required_remote_files(full)) - {"esm1b"}:
+        remote.remote_path(name, full.raw_dir).write_bytes(b"placed by hand")
     remote.check_full_inputs(full)  # nothing missing: 01 and 02 can start offline
 
 
