@@ -21,8 +21,8 @@ import pandas as pd
 import pytest
 import torch
 from gecco_corpus import gecco_bag_corpus
-from sequence_models.convolutional import ByteNetLM
 from sequence_models.pretrained import load_model_and_alphabet
+from standins import N_FROZEN, write_official_bigcarp
 
 from crossgran.data.remote import REMOTE_FILES, required_remote_files
 from crossgran.data.tables import table_path
@@ -55,8 +55,6 @@ CONFIG = BigcarpConfig(
     max_len=32,
     n_orders=2,
 )
-# sequence_models' load_carp builds every *frozen* BiGCARP with exactly this many frozen rows.
-N_FROZEN = 19450
 # Specials as the BiGCARP training script indexes them: pad "-", mask "#", then BGC classes
 # (the names of the classes do not matter here; nothing reads them).
 SPECIALS = {"-": 0, "#": 1, "NRP": 2, "Polyketide": 3}
@@ -104,39 +102,9 @@ def _layout(corpus: pd.DataFrame, frozen: bool) -> tuple[dict, dict[str, str], l
 
 
 def _write_official(path: Path, corpus: pd.DataFrame, frozen: bool = False) -> dict:
-    """A stand-in checkpoint built as sequence_models' load_carp builds the released models
-    (note its padding_idx: the mask, as in BiGCARP's training script); returns its dict."""
+    """A stand-in checkpoint of :func:`_layout` (standins.write_official_bigcarp); its dict."""
     tokens, pfam_to_domain, _ = _layout(corpus, frozen)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(11)
-        network = ByteNetLM(
-            tokens["size"],
-            SIZES["d_embed"],
-            SIZES["d_model"],
-            SIZES["n_layers"],
-            SIZES["kernel_size"],
-            SIZES["r"],
-            dropout=0.0,
-            activation=SIZES["activation"],
-            causal=False,
-            padding_idx=SPECIALS["#"],
-            final_ln=True,
-            slim=True,
-            n_frozen_embs=N_FROZEN if frozen else None,
-        )
-        for parameter in network.parameters():  # no all-ones LayerNorms: every weight counts
-            parameter.data += 0.1 * torch.randn_like(parameter)
-    data = {
-        "model": "bigcarp_esm1bfrozen" if frozen else "bigcarp_random",
-        **SIZES,
-        "slim": True,
-        "tokens": tokens,
-        "pfam_to_domain": pfam_to_domain,
-        "model_state_dict": network.state_dict(),
-    }
-    with open(path, "wb") as handle:
-        torch.save(data, handle)
-    return data
+    return write_official_bigcarp(path, tokens, pfam_to_domain, SIZES, frozen=frozen)
 
 
 @pytest.fixture(scope="module", params=[False, True], ids=["random", "frozen"])
@@ -293,12 +261,13 @@ def test_import_refuses_another_network_and_training_refuses_the_import(corpus, 
 
 def test_only_full_selects_the_official_random_run_and_names_its_download() -> None:
     """The run's inputs (what the check asks for and the build downloads) hold the released
-    random-init checkpoint exactly where the profile imports it, and never the ESM-init ones."""
+    random-init checkpoint exactly where the profile imports it (full, and the rehearsal of
+    its code path), and never the ESM-init ones."""
     for name in PROFILE_NAMES:
         profile = get_profile(name)
-        assert profile.bigcarp_official_random == (name == "full")
+        assert profile.bigcarp_official_random == (name in ("full", "rehearsal"))
         inputs = required_remote_files(profile)
-        assert ("bigcarp_random" in inputs) == (name == "full")
+        assert ("bigcarp_random" in inputs) == profile.bigcarp_official_random
         assert not {"bigcarp_esm1bfinetune", "bigcarp_esm1bfrozen"} & set(inputs)
     assert set(required_remote_files(get_profile("full"))) <= set(REMOTE_FILES)
     # The full profile's network is BiGCARP's published one (microsoft/bigcarp train_mlm.py
@@ -336,6 +305,16 @@ def test_train_bigcarp_runs_imports_random_and_trains_the_esm_runs(
     run = load_checkpoint(runs.bigcarp_run_dir(settings, "random"), "best")
     assert run.official["model"] == "bigcarp_random"
     pd.testing.assert_frame_equal(histories["random"], run.history)
+    # Only the import counts as imported (the report reads this): not a run trained here.
+    train_mlm(
+        corpus,
+        Vocabulary.from_corpus(corpus),
+        replace(CONFIG, epochs=0),
+        init_mode="random",
+        out_dir=runs.bigcarp_run_dir(settings, "esm"),
+        seed=0,
+    )
+    assert runs.imported_runs(settings) == {"random"}
 
 
 def bigcarp_vectors(families: list[str]):

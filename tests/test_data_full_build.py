@@ -19,8 +19,6 @@ its site, and the errors for tables or runs that do not hold the sites.
 
 from __future__ import annotations
 
-import gzip
-import io
 import json
 import shutil
 from collections.abc import Iterator
@@ -29,11 +27,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import standins
 from Bio import SeqIO
-from Bio.Seq import Seq
-from Bio.SeqFeature import FeatureLocation, SeqFeature
-from Bio.SeqRecord import SeqRecord
-from loopback import HOST, Server, json_record, serve_folder, tarball
+from loopback import HOST, Server, json_record, serve_folder
 
 from crossgran import threads
 from crossgran.analysis import halogenation
@@ -109,42 +105,8 @@ def one_thread() -> Iterator[None]:
 @pytest.fixture(scope="module")
 def pfam(smoke_profile: Profile) -> dict[str, object]:
     """The fixture's real HMMs (GECCO's Pfam 35.0 subset) and their consensus sequences."""
-    gecco = sources.fetch_wheel("gecco", smoke_profile.raw_dir)
-    path = sources.extract_wheel_member(
-        gecco, "gecco/hmmer/Pfam.h3m", smoke_profile.raw_dir / "extracted"
-    )
-    models = {hmm.pfam_accession(hmm.text(m.accession)): m for m in hmm.read_hmms(path)}
+    models = standins.gecco_hmms(smoke_profile.raw_dir)
     return {name: models[name] for name in FAMILIES}
-
-
-def _genbank(bgc_id: str, genes: list[tuple[str, ...]], pfam: dict[str, object]) -> bytes:
-    """A GenBank record whose CDSs translate to the concatenated consensus of their families.
-
-    Features are written in reverse gene order: the reader must order genes by position.
-    """
-    features, position = [], 0
-    for number, families in enumerate(genes):
-        protein = "".join(hmm.consensus_sequence(pfam[name]) for name in families)
-        end = position + 3 * (len(protein) + 1)
-        features.append(
-            SeqFeature(
-                FeatureLocation(position, end, strand=1),
-                type="CDS",
-                qualifiers={"protein_id": [f"{bgc_id[-2:]}P{number}.1"], "translation": [protein]},
-            )
-        )
-        position = end + 60
-    record = SeqRecord(
-        Seq("N" * position),
-        id=bgc_id,
-        name=bgc_id,
-        description="fixture",
-        annotations={"molecule_type": "DNA"},
-        features=features[::-1],
-    )
-    handle = io.StringIO()
-    SeqIO.write(record, handle, "genbank")
-    return handle.getvalue().encode()
 
 
 @pytest.fixture(scope="module")
@@ -159,24 +121,7 @@ def smiles(smoke_profile: Profile) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory, pfam, smiles) -> Path:
     folder = tmp_path_factory.mktemp("served-full")
-    with gzip.open(folder / "Pfam-A.hmm.gz", "wb") as handle:
-        for name in FAMILIES:
-            pfam[name].write(handle)
-    no_clan = ("\\N", "\\N")  # the release's mark for a family outside any clan
-    rows = [
-        "\t".join(
-            (
-                name,
-                *CLANS.get(name, no_clan),
-                hmm.text(pfam[name].name),
-                hmm.text(pfam[name].description),
-            )
-        )
-        + "\n"
-        for name in FAMILIES
-    ]
-    with gzip.open(folder / "Pfam-A.clans.tsv.gz", "wt") as handle:
-        handle.writelines(rows)
+    standins.write_pfam_release(folder, pfam, CLANS)
     compounds = {
         bgc_id: [
             {"compound": f"compound {n}", **({"chem_struct": smiles[s]} if s else {})}
@@ -185,19 +130,18 @@ def served(tmp_path_factory: pytest.TempPathFactory, pfam, smiles) -> Path:
         for bgc_id, spec in SYNTHETIC.items()
     }
     records = {
-        f"{bgc_id}.json": json_record(bgc_id, spec[0], compounds[bgc_id])
+        bgc_id: json_record(bgc_id, spec[0], compounds[bgc_id])
         for bgc_id, spec in SYNTHETIC.items()
     }
-    records["BGC0001090.json"] = json_record("BGC0001090", ["Polyketide", "NRP"], [])
-    records[f"{JSON_ONLY}.json"] = json_record(
+    records["BGC0001090"] = json_record("BGC0001090", ["Polyketide", "NRP"], [])
+    records[JSON_ONLY] = json_record(
         JSON_ONLY, ["RiPP"], [{"compound": PLAIN, "chem_struct": smiles[PLAIN]}]
     )
-    tarball(folder / "mibig_json_3.1.tar.gz", "mibig_json_3.1", records)
     genbank = {
-        f"{bgc_id}.gbk": _genbank(bgc_id, spec[1], pfam) for bgc_id, spec in SYNTHETIC.items()
+        bgc_id: standins.genbank_record(bgc_id, spec[1], pfam) for bgc_id, spec in SYNTHETIC.items()
     }
-    genbank["BGC0001090.gbk"] = sources.pyhmmer_file("BGC0001090.gbk").read_bytes()
-    tarball(folder / "mibig_gbk_3.1.tar.gz", "mibig_gbk_3.1", genbank)
+    genbank["BGC0001090"] = sources.pyhmmer_file("BGC0001090.gbk").read_bytes()
+    standins.write_mibig_release(folder, records, genbank)
     (folder / ESM_WEIGHTS.filename).write_bytes(b"stand-in for the ESM-1b weights")
     (folder / BIGCARP_WEIGHTS.filename).write_bytes(b"stand-in for the released BiGCARP")
     return folder

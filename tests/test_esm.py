@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from standins import save_tiny_esm1b
 
 import crossgran.models.esm as cesm
 from crossgran.cache import ArrayCache, cache_key, save_npz, sha256_file
@@ -226,38 +227,6 @@ def test_long_nrps_protein_is_embedded_in_overlapping_windows(smoke_profile, tin
         np.testing.assert_allclose(
             result.positions[layer][0], per_residue[picked].mean(axis=0), atol=1e-5
         )
-
-
-def save_tiny_esm1b(path: Path) -> None:
-    """A 2-layer x 32 ESM-1b (64 positions, seeded) in fair-esm's published checkpoint
-    format (``args`` and the fairseq-prefixed state dict, no contact head)."""
-    from argparse import Namespace
-
-    import esm
-
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(1)
-        alphabet = esm.data.Alphabet.from_architecture("roberta_large")
-        args = Namespace(
-            arch="roberta_large",
-            layers=2,
-            embed_dim=32,
-            ffn_embed_dim=64,
-            attention_heads=4,
-            max_positions=64,
-            token_dropout=True,
-            emb_layer_norm_before=True,
-        )
-        network = esm.ProteinBertModel(args, alphabet)
-    state = {
-        (
-            f"encoder.{key}" if key.startswith("lm_head") else f"encoder.sentence_encoder.{key}"
-        ): value
-        for key, value in network.state_dict().items()
-        if not key.startswith("contact_head")
-    }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"args": args, "model": state}, path)
 
 
 def test_esm1b_checkpoint_file(tmp_path, proteome: dict[str, str]) -> None:

@@ -16,7 +16,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crossgran.analysis import comparisons, features, paper, probes, report, verdicts
+from crossgran.analysis import (
+    comparisons,
+    features,
+    occurrence_cka,
+    paper,
+    probes,
+    report,
+    spread,
+    verdicts,
+)
 from crossgran.data.mibig import PROBE_CLASSES
 from crossgran.data.tables import load_table
 from crossgran.profiles import Profile
@@ -197,3 +206,43 @@ def test_a_row_reads_the_papers_probe_where_it_ran(measured: Profile, tmp_path) 
     odd = _two_probes(measured, tmp_path / "d", 0.0, ("probe A", "probe B"))
     with pytest.raises(ValueError, match="names none of them"):
         report.report_rows(odd)
+
+
+def _claim2_tests(settings: Profile) -> Profile:
+    """Claim 2's tests from the real sentence bootstrap (``occurrence_cka``) on per-sentence
+    outputs where layer 0 barely moves from epoch 0 (a copy plus 10% noise) and the last layer
+    is unrelated to the embedder (independent draws): each run's layer 0 stays closer to its
+    start than to its last layer."""
+    rng = np.random.default_rng(0)
+    sentences = [rng.normal(size=(int(rng.integers(4, 12)), 8)) for _ in range(60)]
+    near = [x + 0.1 * rng.normal(size=x.shape) for x in sentences]
+    runs = ("random", "esm", "esm-frozen")
+    pairs = {}
+    for init in runs:
+        pairs[f"{init} layer0_vs_epoch0"] = (sentences, near)
+        pairs[f"{init} embedder0_vs_last"] = (sentences, [rng.normal(size=x.shape) for x in near])
+    pairs["esm embedder0 vs random last"] = (sentences, [rng.normal(size=x.shape) for x in near])
+    boot = occurrence_cka.sentence_cka(pairs, n_bootstrap=N_BOOTSTRAP, seed=0)
+    settings.results_dir.mkdir(parents=True, exist_ok=True)
+    occurrence_cka._claim2_tests(boot, runs).to_csv(
+        settings.results_dir / "cka_occurrence_tests.csv", index=False
+    )
+    return settings
+
+
+def test_claim2_rows_on_an_imported_runs_epoch0_are_not_testable(tmp_path) -> None:
+    """An imported official run's epoch 0 is a fresh initialisation: the claim-2 rows that
+    measure movement from it say so, leave Holm's family, and the other rows keep their test."""
+    settings = _claim2_tests(Profile(name="scratch", root=tmp_path))
+    tables = spread.read_tables(settings.results_dir)
+    trained = report._rows("scratch", tables).set_index("key")
+    imported = report._rows("scratch", tables, frozenset({"random"})).set_index("key")
+    on_random = ["cka:random_layer0>random_depth", "cka:esm_layer0>random_layer0"]
+    assert trained.loc["cka:random_layer0>random_depth", "verdict"] == "holds"
+    assert (imported.loc[on_random, "verdict"] == "not testable here").all()
+    assert imported.loc[on_random, "reason"].str.contains("never published").all()
+    assert imported.loc[on_random, "p_holm"].isna().all()
+    own = "cka:esm_layer0>esm_depth"  # ESM-init run's own start: still tested, fewer to correct
+    assert imported.loc[own, "verdict"] == trained.loc[own, "verdict"] == "holds"
+    assert imported.loc[own, "p_holm"] <= trained.loc[own, "p_holm"]
+    assert imported.loc[own, "reason"] == ""

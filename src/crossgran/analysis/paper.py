@@ -63,7 +63,10 @@ class Anchor:
     (the best of several is chosen per metric by the notebook). ``controls``: keys of the
     anchors that must *hold* for this claim to be testable at all. ``probes``: the probes
     (names as in the tables' ``probe`` column) whose row this anchor reads, first choice first
-    (:data:`PROBES_BY_TABLE`).
+    (:data:`PROBES_BY_TABLE`). ``starts``: the BiGCARP runs (init modes) whose epoch-0
+    checkpoint the claim measures movement from; the claim is testable only where that epoch
+    0 is where the run's training started (not for an imported official checkpoint, whose
+    initialisation was never published).
     """
 
     key: str
@@ -82,6 +85,7 @@ class Anchor:
     note: str = ""
     value: str = "mean"
     probes: tuple[str, ...] = ()
+    starts: tuple[str, ...] = ()
 
 
 _METRICS = (("f1", "macro-F1"), ("auc", "macro-AUC"))
@@ -510,7 +514,13 @@ def _halogenation() -> list[Anchor]:
 
 def _cka() -> list[Anchor]:
     def row(
-        key: str, what: str, select: tuple[str, str, str], versus: str, candidate: str, rival: str
+        key: str,
+        what: str,
+        select: tuple[str, str, str],
+        versus: str,
+        candidate: str,
+        rival: str,
+        starts: tuple[str, ...],
     ) -> Anchor:
         comparison, run_a, run_b = select
         return Anchor(
@@ -531,6 +541,7 @@ def _cka() -> list[Anchor]:
             },
             rivals=(rival,),
             value="linear_cka",
+            starts=starts,
         )
 
     return [
@@ -541,6 +552,7 @@ def _cka() -> list[Anchor]:
             "the same for random-init (moves less)",
             "esm layer0_vs_epoch0",
             "random layer0_vs_epoch0",
+            ("esm", "random"),
         ),
         row(
             "cka:esm_layer0>esm_depth",
@@ -549,6 +561,7 @@ def _cka() -> list[Anchor]:
             "ESM-init epoch-0 embedder vs final last layer",
             "esm layer0_vs_epoch0",
             "esm embedder0_vs_last",
+            ("esm",),
         ),
         row(
             "cka:random_layer0>random_depth",
@@ -557,6 +570,7 @@ def _cka() -> list[Anchor]:
             "random-init epoch-0 embedder vs final last layer",
             "random layer0_vs_epoch0",
             "random embedder0_vs_last",
+            ("random",),
         ),
         row(
             "cka:esm_depth>cross",
@@ -565,6 +579,7 @@ def _cka() -> list[Anchor]:
             "ESM-init epoch-0 embedder vs random-init final last layer",
             "esm embedder0_vs_last",
             "esm embedder0 vs random last",
+            ("esm",),
         ),
     ]
 

@@ -26,6 +26,7 @@ from crossgran.analysis.paper import ANCHORS, SIGNIFICANCE, Anchor
 from crossgran.analysis.spread import VERDICT_SPREAD_NAME, read_tables
 from crossgran.analysis.verdicts import EQUIVALENCE_MARGIN, VERDICTS, decide, require_controls
 from crossgran.cache import write_text_atomic
+from crossgran.models.runs import imported_runs
 from crossgran.profiles import Profile
 
 __all__ = [
@@ -124,9 +125,21 @@ def _test(anchor: Anchor, tables: Tables, probe: str) -> dict[str, object]:
     return {key: row[key] for key in empty}
 
 
-def _reason(anchor: Anchor, found: bool, controls: list[str]) -> str:
+def _unstarted(anchor: Anchor, imported: frozenset[str]) -> list[str]:
+    """The runs of ``anchor.starts`` imported from an official checkpoint: their epoch 0 is not
+    where their training started, so the anchor's movement-from-start claim has no start."""
+    return [run for run in anchor.starts if run in imported]
+
+
+def _reason(anchor: Anchor, found: bool, controls: list[str], unstarted: list[str]) -> str:
     if anchor.kind == "none":
         return anchor.note
+    if unstarted:
+        return (
+            f"the {' and '.join(unstarted)}-init run is the released checkpoint, whose own "
+            "initialisation was never published: its epoch 0 is a fresh initialisation, not the "
+            "start its training moved away from"
+        )
     if not found:
         task = anchor.task.split(":")[0]
         return _UNTESTABLE_OFFLINE.get(task, "not run in this profile")
@@ -135,9 +148,14 @@ def _reason(anchor: Anchor, found: bool, controls: list[str]) -> str:
     return ""
 
 
-def _rows(profile_name: str, tables: Tables) -> pd.DataFrame:
-    """One row per anchor from already-read result tables (see :func:`report_rows`)."""
+def _rows(
+    profile_name: str, tables: Tables, imported: frozenset[str] = frozenset()
+) -> pd.DataFrame:
+    """One row per anchor from already-read result tables (see :func:`report_rows`);
+    ``imported``: the BiGCARP runs imported from official checkpoints. An anchor that measures
+    movement from one of their epoch-0 checkpoints is not tested (nor counted by Holm)."""
     probes = [_probe(a, tables) for a in ANCHORS]
+    unstarted = [_unstarted(a, imported) for a in ANCHORS]
     records = [
         {
             "key": a.key,
@@ -156,7 +174,8 @@ def _rows(profile_name: str, tables: Tables) -> pd.DataFrame:
         for a, probe in zip(ANCHORS, probes, strict=True)
     ]
     rows = pd.DataFrame.from_records(records)
-    tested = rows["kind"].ne("none") & rows["delta"].notna()
+    has_start = pd.Series([not runs for runs in unstarted], index=rows.index)
+    tested = rows["kind"].ne("none") & rows["delta"].notna() & has_start
     decided = decide(rows[tested], alpha=SIGNIFICANCE, margin=EQUIVALENCE_MARGIN)
     rows["p_holm"] = decided["p_holm"].reindex(rows.index)
     rows["verdict"] = decided["verdict"].reindex(rows.index).fillna(VERDICTS[3])
@@ -174,7 +193,7 @@ def _rows(profile_name: str, tables: Tables) -> pd.DataFrame:
             rows.loc[i, "verdict"] = require_controls(
                 base[anchor.key], [base[c] for c in anchor.controls]
             )
-        reasons.append(_reason(anchor, bool(tested.iloc[i]), failed))
+        reasons.append(_reason(anchor, bool(tested.iloc[i]), failed, unstarted[i]))
     rows["reason"] = reasons
     return rows
 
@@ -182,8 +201,9 @@ def _rows(profile_name: str, tables: Tables) -> pd.DataFrame:
 def report_rows(settings: Profile) -> pd.DataFrame:
     """One row per anchor: the probe it read, the paper's value, ours (with 95% CI), the paired
     test (delta, CI, one-sided p and its Holm adjustment) and the verdict, with the reason
-    where no test ran."""
-    return _rows(settings.name, read_tables(settings.results_dir))
+    where no test ran (claim-2 rows on an imported run's epoch 0 among them:
+    :func:`crossgran.models.runs.imported_runs`)."""
+    return _rows(settings.name, read_tables(settings.results_dir), imported_runs(settings))
 
 
 def report_verdict_key(row: pd.Series) -> str:

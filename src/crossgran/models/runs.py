@@ -17,6 +17,7 @@ CLI) gets exactly the notebook's runs.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,7 @@ from crossgran.cache import ArrayCache
 from crossgran.data.remote import OFFICIAL_BIGCARP_RANDOM, fetch_remote, full_lock_path
 from crossgran.data.tables import load_table, profile_proteins
 from crossgran.models import bigcarp, esm
+from crossgran.models.bigcarp.checkpoint import RUN
 from crossgran.profiles import Profile
 
 __all__ = [
@@ -40,6 +42,7 @@ __all__ = [
     "esm_pretraining_fragments",
     "export_bigcarp_runs",
     "family_vectors_path",
+    "imported_runs",
     "pretrain_local_esm",
     "train_bigcarp_runs",
 ]
@@ -50,6 +53,19 @@ EmbeddedTables = tuple[esm.EmbeddingResult, esm.EmbeddingResult]
 def bigcarp_run_dir(settings: Profile, init: str) -> Path:
     """Checkpoints of one initialisation's run (the layout notebooks 03-05 read)."""
     return settings.models_dir / f"bigcarp_{init}"
+
+
+def imported_runs(settings: Profile) -> frozenset[str]:
+    """The init modes whose run folder holds an imported official checkpoint (its ``run.json``
+    records ``official``). Why it matters: such a run's epoch 0 is a fresh initialisation, not
+    where the released training started (``bigcarp.official.EPOCH0_NOTE``), so no claim about
+    how far the run moved from its start can be tested on it."""
+    imported = set()
+    for init in bigcarp.INIT_MODES:
+        record = bigcarp_run_dir(settings, init) / RUN
+        if record.is_file() and "official" in json.loads(record.read_text()):
+            imported.add(init)
+    return frozenset(imported)
 
 
 def family_vectors_path(settings: Profile) -> Path:
