@@ -246,3 +246,18 @@ def test_claim2_rows_on_an_imported_runs_epoch0_are_not_testable(tmp_path) -> No
     assert imported.loc[own, "verdict"] == trained.loc[own, "verdict"] == "holds"
     assert imported.loc[own, "p_holm"] <= trained.loc[own, "p_holm"]
     assert imported.loc[own, "reason"] == ""
+
+
+def test_a_paper_probe_run_at_other_sizes_is_read_as_the_papers(measured: Profile, tmp_path):
+    """A profile's smaller BiLSTM (``Profile.sequence_probe``) stands where the paper's would:
+    the row reads it and names its sizes; two probes of that kind would make it arbitrary."""
+    small = probes.probe_label("bilstm", (16, 16))
+    assert small == "BiLSTM (2 x 16)" != paper.PROBES_BY_TABLE["product_class_probe"][0]
+    key = "pc:esm>pfam2vec:f1"
+    read = report.report_rows(
+        _two_probes(measured, tmp_path / "a", 0.01, (probes.LINEAR_PROBE, small))
+    )
+    assert read.set_index("key").loc[key, "probe"] == small
+    twice = _two_probes(measured, tmp_path / "b", 0.0, ("BiLSTM (2 x 8)", small))
+    with pytest.raises(ValueError, match="nor one probe of their kinds"):
+        report.report_rows(twice)

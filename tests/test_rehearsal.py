@@ -51,6 +51,7 @@ SIZE_FIELDS = {
 ESM_SIZES = {"num_layers", "embed_dim", "attention_heads"}
 BIGCARP_SIZES = {"d_model", "n_layers", "r", "d_embedding", "epochs", "batch_size", "max_len"}
 BIGCARP_SIZES |= {"n_orders"}
+BILSTM_SIZES = {"hidden", "max_epochs"}
 REHEARSAL_TIMEOUT_S = 3600
 
 
@@ -64,9 +65,10 @@ def _differences(a: object, b: object) -> set[str]:
 
 def test_rehearsal_is_full_but_for_sizes(tmp_path: Path) -> None:
     full, rehearsal = get_profile("full", root=tmp_path), get_profile("rehearsal", root=tmp_path)
-    assert _differences(full, rehearsal) <= SIZE_FIELDS | {"esm", "bigcarp"}
+    assert _differences(full, rehearsal) <= SIZE_FIELDS | {"esm", "bigcarp", "sequence_probe"}
     assert _differences(full.esm, rehearsal.esm) <= ESM_SIZES
     assert _differences(full.bigcarp, rehearsal.bigcarp) <= BIGCARP_SIZES
+    assert _differences(full.sequence_probe, rehearsal.sequence_probe) <= BILSTM_SIZES
     assert remote.required_remote_files(rehearsal) == remote.required_remote_files(full)
     # The ESM-init runs' token tables are as wide as the ESM, like the released checkpoint's.
     assert rehearsal.bigcarp.d_embedding == rehearsal.esm.embed_dim

@@ -68,6 +68,21 @@ class BigcarpConfig:
 
 
 @dataclass(frozen=True)
+class SequenceProbeConfig:
+    """Sizes and training of the BiLSTM product-class probe (defaults: the paper's; see
+    :mod:`crossgran.analysis.probes.sequence`)."""
+
+    hidden: int = 512  # per direction
+    layers: int = 2
+    dropout: float = 0.2
+    lr: float = 1e-4
+    batch_size: int = 32
+    max_epochs: int = 150
+    patience: int = 10  # epochs without a lower held-out loss before stopping
+    valid_fraction: float = 0.1  # of each training fold, held out for early stopping
+
+
+@dataclass(frozen=True)
 class Profile:
     """Everything a run depends on. Paths are derived from ``root``."""
 
@@ -113,6 +128,9 @@ class Profile:
     # (None: probe_seeds) and the A-domain properties they run on (None: all six).
     paper_probe_seeds: int | None = None
     paper_probe_properties: tuple[str, ...] | None = None
+    # The BiLSTM product-class probe (run where MIBiG sentences are gene-ordered): the paper's
+    # sizes, smaller only where a profile must run on a CPU in minutes (rehearsal).
+    sequence_probe: SequenceProbeConfig = field(default_factory=SequenceProbeConfig)
     # The default profile's outputs are committed: its manifest (data/MANIFEST.json, so a rerun
     # that changes a table shows in git diff) and its executed notebooks (what nbval checks,
     # so `crossgran run` replaces them in place). Other profiles keep both beside their results.
@@ -309,6 +327,8 @@ def _rehearsal(root: Path) -> Profile:
         probe_folds=3,
         probe_seeds=1,
         paper_probe_seeds=1,
+        # The paper's BiLSTM (2 x 512, up to 150 epochs) would take hours on 2 cores here.
+        sequence_probe=replace(full.sequence_probe, hidden=16, max_epochs=5),
         n_bootstrap=200,
     )
 

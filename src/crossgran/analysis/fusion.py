@@ -65,7 +65,7 @@ from crossgran.analysis.probes import (
     probe_label,
     summarise_sets,
 )
-from crossgran.analysis.probes.sequence import PAPER_BILSTM, sequence_probe_scores
+from crossgran.analysis.probes.sequence import sequence_probe_scores
 from crossgran.analysis.rows import rows_of
 from crossgran.data.adomains import PROPERTIES
 from crossgran.data.pfam import AMP_BINDING
@@ -322,8 +322,8 @@ def product_class_sequence_probes(
     esm_layer: int,
     device: str = "cpu",
 ) -> ProbeSets:
-    """The paper's BiLSTM product-class probe (``crossgran.analysis.probes.sequence``, its
-    settings, one seed) on :func:`product_class_probes`' rows and folds, as one more probe set
+    """The paper's BiLSTM product-class probe (``crossgran.analysis.probes.sequence``, at the
+    profile's ``sequence_probe`` sizes, the paper's but in the rehearsal; one seed) on :func:`product_class_probes`' rows and folds, as one more probe set
     for :func:`product_class_tables`: every per-domain feature set of :func:`_token_sequences`,
     beside the pooled Pfam2vec baseline it is compared with. Call only where
     :func:`sequence_probe_reason` is empty. ``bigcarp_models`` maps ``""`` to random-init
@@ -343,7 +343,7 @@ def product_class_sequence_probes(
                 task="multilabel",
                 folds=settings.probe_folds,
                 seeds=(0,),  # the paper ran one seed: the pooled probes' first folds
-                config=PAPER_BILSTM,
+                config=settings.sequence_probe,
                 device=device,
                 torch_threads=settings.torch_threads,
             )

@@ -19,7 +19,9 @@ Which probe a row reads (``Anchor.probes``): the paper's where this profile ran 
 linear probe. The paper probed A-domain properties with an MLP (512, 256) and halogenation with
 an MLP (512, 128); its product-class table came from a BiLSTM over gene-ordered domain vectors
 (its final code also has an MLP (512, 256) on mean-pooled vectors). So product-class rows read
-the BiLSTM where MIBiG is gene-ordered, else the MLP, else the linear probe.
+the BiLSTM where MIBiG is gene-ordered, else the MLP, else the linear probe. A profile that
+runs a probe of the paper's kind at other sizes (the rehearsal's small BiLSTM) is read the same
+way; the report's probe column names the sizes that ran.
 """
 
 from __future__ import annotations

@@ -11,7 +11,8 @@ whether it came out the same in every training run measured by ``benchmarks/vari
 
 A table probed with several probes has a ``probe`` column; a row then reads the first of its
 anchor's ``probes`` (the paper's probe before the linear one, ``paper.PROBES_BY_TABLE``) that
-the table holds for it, takes its test from the same probe, and the report names that probe.
+the table holds for it (or the same kind of probe at the profile's sizes), takes its test from
+the same probe, and the report names that probe.
 """
 
 from __future__ import annotations
@@ -75,20 +76,32 @@ def _match(table: pd.DataFrame | None, select: Mapping[str, str], what: str) -> 
     return None if rows.empty else rows.iloc[0]
 
 
+def _probe_kind(label: str) -> str:
+    """A probe label without its sizes: "BiLSTM (2 x 16)" -> "BiLSTM"."""
+    return label.split(" (", 1)[0]
+
+
 def _probe(anchor: Anchor, tables: Tables) -> str:
     """The probe whose row ``anchor`` reads: the first of ``anchor.probes`` its source table
-    holds for it, else the only probe there is; "" when the table has no ``probe`` column (or no
-    row). Several probes and none of them chosen would make the row arbitrary, so that raises."""
+    holds for it, or the same kind of probe at the profile's sizes (a profile may run the
+    paper's BiLSTM smaller, ``Profile.sequence_probe``), else the only probe there is; "" when
+    the table has no ``probe`` column (or no row). Several probes and none of them chosen would
+    make the row arbitrary, so that raises."""
     table = tables.get(anchor.source)
     if table is None or "probe" not in table or any(c not in table for c in anchor.select):
         return ""
     available = set(_matching(table, anchor.select)["probe"].astype(str))
-    chosen = [probe for probe in anchor.probes if probe in available]
-    if chosen or len(available) <= 1:
-        return chosen[0] if chosen else next(iter(available), "")
+    for wanted in anchor.probes:
+        if wanted in available:
+            return wanted
+        kind = sorted(p for p in available if _probe_kind(p) == _probe_kind(wanted))
+        if len(kind) == 1:
+            return kind[0]
+    if len(available) <= 1:
+        return next(iter(available), "")
     raise ValueError(
         f"{anchor.source}.csv has probes {sorted(available)} for {anchor.select} and anchor "
-        f"{anchor.key} names none of them (paper.PROBES_BY_TABLE)"
+        f"{anchor.key} names none of them, nor one probe of their kinds (paper.PROBES_BY_TABLE)"
     )
 
 

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -43,26 +42,13 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_sequence
 
 from crossgran.analysis.probes.cv import FoldPlan, ProbeResult, fold_plan, probe_result
 from crossgran.analysis.probes.metrics import Task
+from crossgran.profiles import SequenceProbeConfig
 from crossgran.threads import limit
 
 __all__ = ["PAPER_BILSTM", "SequenceProbeConfig", "sequence_probe_scores"]
 
 
-@dataclass(frozen=True)
-class SequenceProbeConfig:
-    """Sizes and training of the BiLSTM probe (defaults: the paper's, :data:`PAPER_BILSTM`)."""
-
-    hidden: int = 512  # per direction
-    layers: int = 2
-    dropout: float = 0.2
-    lr: float = 1e-4
-    batch_size: int = 32
-    max_epochs: int = 150
-    patience: int = 10  # epochs without a lower held-out loss before stopping
-    valid_fraction: float = 0.1  # of each training fold, held out for early stopping
-
-
-PAPER_BILSTM = SequenceProbeConfig()
+PAPER_BILSTM = SequenceProbeConfig()  # the paper's sizes (the class lives with the profiles)
 
 
 class _BiLstm(nn.Module):
