@@ -46,6 +46,7 @@ SIZE_FIELDS = {
     "probe_folds",
     "probe_seeds",
     "paper_probe_seeds",
+    "paper_probe_properties",
     "n_bootstrap",
 }
 ESM_SIZES = {"num_layers", "embed_dim", "attention_heads"}
