@@ -1,7 +1,8 @@
 """A downloading profile's table build (``full``) on a loopback release, and the halogenation
 task's features.
 
-What the 127.0.0.1 server holds (fetched by ``build_all`` through ``$CROSSGRAN_MIRROR``):
+What the 127.0.0.1 server holds (fetched by ``build_all`` through ``$CROSSGRAN_MIRROR``; the
+files are written by the shared builders of ``standins``):
 
 * ``Pfam-A.hmm.gz``: seven real Pfam 35.0 HMMs from GECCO's pinned subset, written with
   pyhmmer (the families of BGC0001090, of the NRPS A-domains, and the tryptophan halogenase);
