@@ -233,6 +233,12 @@ def test_every_table_is_built_from_the_release(built) -> None:
     # No parsable structure: BGC0001090 (none recorded), 9900003 (unparsable), 9900004 (none).
     assert counts["mibig_without_structure"] == 3
     assert any(note.startswith("halogenase_unlabelled = 1:") for note in report.notes)
+    # "Other" is a class (BGC9900004 has only it): no release BGC is left unlabelled.
+    assert counts["mibig_unlabelled"] == 0
+    assert [n for n in report.notes if n.startswith("mibig_unlabelled")] == [
+        "mibig_unlabelled = 0: BGCs without a product class (biosyn_class empty), kept as "
+        "unlabelled (no class invented)"
+    ]
     families = tables.load_table(profile, "pfam_families").set_index("pfam")
     assert families.loc[KS, "clan"] == "CL0046" and families.loc[KS, "clan_name"] == "Thiolase"
     assert families["clan"].isna().sum() == 2  # A_C and PCP: "\N" in the release, empty here

@@ -173,7 +173,9 @@ def build_mibig_release(
         counts,
         report,
         without_domains="BGCs without any Pfam hit in their CDS translations",
-        unlabelled="BGCs whose only biosyn_class is Other",
+        # A release record without a biosyn_class is refused (mibig_release.parse_json_record)
+        # and "Other" is a class, so a release leaves none unlabelled.
+        unlabelled="BGCs without a product class (biosyn_class empty)",
         multilabel="BGCs with several product classes",
     )
     labels = halogen_labels(compounds)
