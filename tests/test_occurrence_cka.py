@@ -7,7 +7,10 @@ its own families), one epoch each, so the whole file runs in seconds on one thre
 
 from __future__ import annotations
 
+import json
+import shutil
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -211,3 +214,24 @@ def test_claim2_table_measures_held_out_occurrences(project) -> None:
     assert set(tests["kind"]) == {"above"} and set(tests["task"]) == {"claim 2"}
     assert ((tests["p_value"] > 0) & (tests["p_value"] <= 1)).all()
     np.testing.assert_allclose(tests["delta"], tests["candidate_mean"] - tests["rival_mean"])
+
+
+def test_claim2_tests_leave_out_an_imported_runs_epoch0(project, tmp_path) -> None:
+    """The random-init run marked imported (an official checkpoint's run.json records
+    ``official``): its epoch 0 is a fresh initialisation, so no test reads it; the CKA values
+    stay in the table, and the ESM-init run's own tests are unchanged."""
+    copy = replace(project, root=tmp_path)
+    shutil.copytree(project.processed_dir, copy.processed_dir)
+    shutil.copytree(project.models_dir, copy.models_dir)
+    record_path = _run_dir(copy, "random") / "run.json"
+    record = json.loads(record_path.read_text())
+    record_path.write_text(json.dumps({**record, "official": {"model": "bigcarp_random"}}))
+    table, tests = claim2_table(copy, runs=("random", "esm"))
+    original, all_tests = claim2_table(project, runs=("random", "esm"))
+    pd.testing.assert_frame_equal(table, original)
+    assert list(zip(tests["candidate"], tests["rival"], strict=True)) == [
+        ("esm layer0_vs_epoch0", "esm embedder0_vs_last"),
+        ("esm embedder0_vs_last", pair_label("esm", "random", "embedder0_vs_last")),
+    ]
+    kept = all_tests[all_tests["candidate"].str.startswith("esm")].iloc[1:]
+    pd.testing.assert_frame_equal(tests.reset_index(drop=True), kept.reset_index(drop=True))

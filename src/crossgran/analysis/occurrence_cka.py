@@ -31,6 +31,7 @@ from crossgran.data.tables import load_table
 from crossgran.models import bigcarp
 from crossgran.models.bigcarp.model import num_blocks
 from crossgran.models.layers import resolve_layers
+from crossgran.models.runs import imported_runs
 from crossgran.profiles import Profile
 from crossgran.threads import limit
 
@@ -249,8 +250,13 @@ def _run_pairs(
     return pairs
 
 
-def _claim2_tests(boot: CkaBootstrap, runs: Sequence[str]) -> pd.DataFrame:
-    """The paired "above" tests of claim 2 in the shared tests format."""
+def _claim2_tests(
+    boot: CkaBootstrap, runs: Sequence[str], imported: frozenset[str] = frozenset()
+) -> pd.DataFrame:
+    """The paired "above" tests of claim 2 in the shared tests format, but those reading the
+    epoch-0 checkpoint of an ``imported`` run (an official checkpoint: its epoch 0 is a fresh
+    initialisation, not where its training started, so "how far it moved" has no answer; the
+    CKA values stay in the table). Every comparison reads its first-named run's epoch 0."""
     wanted = [(f"{init} layer0_vs_epoch0", f"{init} embedder0_vs_last") for init in runs]
     if {"esm", "random"} <= set(runs):
         wanted = [
@@ -258,6 +264,9 @@ def _claim2_tests(boot: CkaBootstrap, runs: Sequence[str]) -> pd.DataFrame:
             *wanted,
             ("esm embedder0_vs_last", pair_label("esm", "random", "embedder0_vs_last")),
         ]
+    wanted = [
+        pair for pair in wanted if not any(label.split(" ", 1)[0] in imported for label in pair)
+    ]
     records = [
         {
             "task": CLAIM2_TASK,
@@ -315,4 +324,4 @@ def claim2_table(
                 "n_tokens": boot.n_tokens[label],
             }
         )
-    return pd.DataFrame.from_records(records), _claim2_tests(boot, runs)
+    return pd.DataFrame.from_records(records), _claim2_tests(boot, runs, imported_runs(settings))
