@@ -36,8 +36,9 @@ from loopback import json_record, tarball
 from crossgran.data import hmm, remote, sources
 from crossgran.data.compounds import build_offline_halogenation
 from crossgran.data.mibig import PROBE_CLASSES, build_mibig
-from crossgran.data.pfam import TRP_HALOGENASE
+from crossgran.data.pfam import TRP_HALOGENASE, build_pfam_families
 from crossgran.data.report import BuildReport
+from crossgran.data.split import association_label_bgcs
 from crossgran.profiles import Profile
 
 # sequence_models' load_carp builds every *frozen* BiGCARP with exactly this many frozen rows.
@@ -279,41 +280,87 @@ def _genes(bgc_id: str, bag: Sequence[str], per_gene: int = 3) -> list[tuple[str
     return [tuple(order[i : i + per_gene]) for i in range(0, len(order), per_gene)]
 
 
+def _go_terms(go: pd.Series) -> dict[str, set[str]]:
+    """GO term -> the families (index of ``go``: ';'-joined terms per family) that hold it."""
+    holders: dict[str, set[str]] = {}
+    for family, text in go.dropna().items():
+        for term in filter(None, str(text).split(";")):
+            holders.setdefault(term, set()).add(family)
+    return holders
+
+
+def _covering_bgcs(
+    counts: pd.DataFrame,
+    candidates: Sequence[str],
+    chosen: set[str],
+    members: set[str],
+    wanted: int,
+) -> set[str]:
+    """``candidates`` (smallest bag first, then id) added to ``chosen`` until the families of
+    the chosen candidates hold ``wanted`` of ``members`` (or the candidates run out)."""
+    families = counts.groupby("bgc_id")["pfam"].agg(set)
+    sizes = counts.groupby("bgc_id")["count"].sum()
+    pool = set(candidates)
+    covered = set().union(*(families[b] for b in chosen & pool)) & members
+    added = set()
+    for bgc_id in sorted(candidates, key=lambda b: (sizes[b], b)):
+        if len(covered) >= wanted:
+            break
+        new = (families[bgc_id] & members) - covered
+        if new and bgc_id not in chosen:
+            added.add(bgc_id)
+            covered |= new
+    return added
+
+
 def choose_rehearsal_bgcs(
     classes: pd.DataFrame,
     counts: pd.DataFrame,
     halogenases: pd.DataFrame,
+    go: pd.Series,
     *,
-    per_class: int,
-    max_tokens: int,
-    halogenated: int,
+    per_class: int = 40,
+    class_max_tokens: int = 30,
+    halogenase_max_tokens: int = 60,
+    halogenated: int = 10,
+    go_terms: int = 2,
+    go_families: int = 24,
 ) -> list[str]:
-    """Labelled BGCs of at most ``max_tokens`` domains: the first ``per_class`` of each probe
-    class by id, every halogenase BGC labelled not halogenated and the first ``halogenated``
-    labelled halogenated (the probe's folds need the rarer label in each), and the real
-    BGC0001090; sorted by id."""
+    """Labelled BGCs for the rehearsal, sorted by id, enough for every notebook's probes:
+
+    * the first ``per_class`` BGCs of each probe class with at most ``class_max_tokens``
+      domains (small bags, many of them: notebook 04 keeps the classes that at least 10 Pfam
+      families are associated with, counted over half the BGCs);
+    * every halogenase BGC labelled not halogenated and the first ``halogenated`` labelled
+      halogenated, of at most ``halogenase_max_tokens`` domains (each of the halogenation
+      probe's folds needs BGCs of the rarer label);
+    * BGCs outside notebook 04's association-label half (:func:`association_label_bgcs`),
+      smallest first, until the ``go_terms`` GO molecular-function terms most common among
+      ``go``'s families (family -> ';'-joined terms) are each held by ``go_families`` of their
+      families (notebook 04 probes the terms of at least 20 families seen outside that half);
+    * the real BGC0001090.
+    """
     sizes = counts.groupby("bgc_id")["count"].sum()
-    fits = set(sizes[sizes <= max_tokens].index)
-    labelled = classes[classes["labelled"] & classes["bgc_id"].isin(fits)].sort_values("bgc_id")
+    labelled = classes[classes["labelled"] & classes["bgc_id"].isin(sizes.index)]
+    labelled = labelled.sort_values("bgc_id")
+    small = labelled[labelled["bgc_id"].map(sizes) <= class_max_tokens]
     chosen = {REAL_BGC}
     for name in PROBE_CLASSES:
-        chosen |= set(labelled.loc[labelled[name], "bgc_id"].head(per_class))
+        chosen |= set(small.loc[small[name], "bgc_id"].head(per_class))
+    fits = set(sizes[sizes <= halogenase_max_tokens].index)
     rows = halogenases[halogenases["bgc_id"].isin(fits) & halogenases["has_halogen"].notna()]
     rows = rows.sort_values("bgc_id")
     chosen |= set(rows.loc[~rows["has_halogen"].astype(bool), "bgc_id"])
     chosen |= set(rows.loc[rows["has_halogen"].astype(bool), "bgc_id"].head(halogenated))
+    ids = labelled["bgc_id"].to_numpy()
+    outside = list(ids[~association_label_bgcs(list(ids))])
+    holders = _go_terms(go)
+    for term in sorted(holders, key=lambda t: (-len(holders[t]), t))[:go_terms]:
+        chosen |= _covering_bgcs(counts, outside, chosen, holders[term], go_families)
     return sorted(chosen)
 
 
-def write_rehearsal_release(
-    folder: Path,
-    raw_dir: Path,
-    profile: Profile,
-    *,
-    per_class: int = 16,
-    max_tokens: int = 60,
-    halogenated: int = 10,
-) -> RehearsalRelease:
+def write_rehearsal_release(folder: Path, raw_dir: Path, profile: Profile) -> RehearsalRelease:
     """Every remote file ``profile`` (``rehearsal``) reads, under its real file name, built
     from the offline data in ``raw_dir``'s pinned wheels.
 
@@ -329,15 +376,11 @@ def write_rehearsal_release(
     report = BuildReport()
     classes, counts = build_mibig(gecco, report, None, nplinker=nplinker)
     extra = build_offline_halogenation(nplinker, classes, counts, report)
-    chosen = choose_rehearsal_bgcs(
-        classes,
-        counts,
-        extra["halogenase_bgcs"],
-        per_class=per_class,
-        max_tokens=max_tokens,
-        halogenated=halogenated,
-    )
     models = gecco_hmms(raw_dir)
+    go = build_pfam_families(list(models.values()), gecco).set_index("pfam")
+    chosen = choose_rehearsal_bgcs(
+        classes, counts, extra["halogenase_bgcs"], go["go_molecular_function"]
+    )
     mine = counts[counts["bgc_id"].isin(chosen) & counts["pfam"].isin(set(models))]
     families = sorted({*mine["pfam"], *NRPS_FAMILIES, TRP_HALOGENASE})
     write_pfam_release(folder, {name: models[name] for name in families})

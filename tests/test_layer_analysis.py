@@ -403,3 +403,22 @@ def test_family_layers_refuses_duplicate_accessions() -> None:
     )
     with pytest.raises(ValueError, match="duplicate"):
         layers.family_layers(esm_pfam, {}, esm_layer=0)
+
+
+def test_layer_probes_refuse_a_task_without_two_classes(smoke_profile, smoke_build) -> None:
+    """Real smoke tables with a minimum no class reaches: the probe says what is missing and
+    the fix, before any fit (not a scikit-learn error from a worker)."""
+    from crossgran.data.tables import load_table
+
+    families = sorted(load_table(smoke_profile, "pfam_families")["pfam"])
+    tasks = layer_tasks.probe_tasks(
+        smoke_profile, families, min_class_families=10_000, min_term_families=3
+    )
+    models = {"noise": {0: np.zeros((len(families), 4))}}
+    with pytest.raises(ValueError, match=r"'product-class association' has 0 classes.*Fix: "):
+        layer_tasks.layer_probes(smoke_profile, models, tasks.tasks)
+    without_terms = layer_tasks.probe_tasks(
+        smoke_profile, families, min_class_families=2, min_term_families=10_000
+    )
+    with pytest.raises(ValueError, match=r"GO molecular function .* has 0 labels"):
+        layer_tasks.layer_probes(smoke_profile, models, without_terms.tasks)

@@ -163,6 +163,29 @@ def probed_models(
     return models
 
 
+def _check_probeable(
+    settings: Profile, name: str, kind: Task, rows: np.ndarray, labels: np.ndarray
+) -> None:
+    """Refuse a task a probe cannot fit (a multiclass task with fewer than two classes, a
+    multilabel one without a label) with what is missing and the fix; otherwise it fails as a
+    scikit-learn error inside a worker process."""
+    n_labels = (
+        len(set(labels))
+        if kind == "multiclass"
+        else np.asarray(labels).reshape(len(rows), -1).shape[1]
+    )
+    if n_labels >= (2 if kind == "multiclass" else 1):
+        return
+    what = "classes" if kind == "multiclass" else "labels"
+    raise ValueError(
+        f"the family probe task {name!r} has {n_labels} {what} over {len(rows)} families, too "
+        f"few to probe: the '{settings.name}' profile has too few MIBiG BGCs labelling Pfam "
+        "families (a family's class is counted over half the BGCs, and it is probed only if it "
+        "also occurs outside them). Fix: a profile with more BGCs (max_bgcs, or the whole "
+        "release), or lower notebook 04's minimum families per class or term"
+    )
+
+
 def layer_probes(
     settings: Profile,
     models: Mapping[str, Mapping[int, np.ndarray]],
@@ -172,6 +195,8 @@ def layer_probes(
     and of both runs for every task, on the same families and folds, with the macro-F1 and its
     bootstrap interval over families (``models``: :func:`probed_models`). The probes are
     independent: one process each."""
+    for name, (kind, rows, labels) in tasks.items():
+        _check_probeable(settings, name, kind, rows, labels)
     seeds = tuple(range(settings.seed, settings.seed + settings.probe_seeds))
     jobs = [(task, model, layer) for task in tasks for model in models for layer in models[model]]
     with limit(blas_threads=1), Parallel(n_jobs=settings.probe_jobs) as parallel:
