@@ -337,6 +337,8 @@ def test_features_read_each_representation_at_its_site(
     features, width = data.features, SMALL["bigcarp"].d_model
     assert features["esm"].shape == (3, tiny_esm.embed_dim)
     assert features["bigcarp_domain"].shape == features["bigcarp_mean"].shape == (3, width)
+    # Every feature set, controls included, is finite on every row: BGC9900001 has two rows.
+    assert [name for name, x in features.items() if not np.isfinite(x).all()] == []
 
     run = load_checkpoint(tiny_run)  # the last epoch, the one exported as trained
     corpus = tables.load_table(profile, "domain_corpus").set_index("seq_id")["tokens"]

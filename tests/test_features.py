@@ -46,6 +46,11 @@ def test_domain_count_features_on_real_mibig(smoke_profile, smoke_build) -> None
     )
     np.testing.assert_allclose(frequencies[:-1], matrix / matrix.sum(axis=1, keepdims=True))
     assert np.isnan(frequencies[-1]).all()
+    # A repeated id (per-domain rows of one BGC, as the release's halogenation rows) gets
+    # the BGC's mean on every row, not NaN on all but the last.
+    repeated = [bgc_ids[3], bgc_ids[0], bgc_ids[3], bgc_ids[3]]
+    again = count_weighted_mean(counts, repeated, families, np.eye(len(families)))
+    np.testing.assert_array_equal(again, frequencies[[3, 0, 3, 3]])
 
 
 def test_family_class_association_on_real_mibig(smoke_profile, smoke_build) -> None:

@@ -57,13 +57,16 @@ def count_weighted_mean(
     This is how an amino-acid-level model describes a whole cluster without a
     cluster-level model: each Pfam domain contributes its family's ESM vector as
     often as it occurs. Families without a vector are skipped; a BGC with none of
-    its families embedded gets a NaN row so the caller must drop it knowingly.
+    its families embedded gets a NaN row so the caller must drop it knowingly. An id
+    may repeat (the release's halogenation rows are per domain, several per BGC):
+    every row of it gets the BGC's mean.
     """
     column = {name: i for i, name in enumerate(families)}
     known = counts[counts["pfam"].isin(column)]
-    row = {name: i for i, name in enumerate(bgc_ids)}
+    unique = list(dict.fromkeys(bgc_ids))
+    row = {name: i for i, name in enumerate(unique)}
     known = known[known["bgc_id"].isin(row)]
-    weights = np.zeros((len(bgc_ids), len(families)))
+    weights = np.zeros((len(unique), len(families)))
     np.add.at(
         weights,
         (known["bgc_id"].map(row).to_numpy(), known["pfam"].map(column).to_numpy()),
@@ -71,7 +74,8 @@ def count_weighted_mean(
     )
     totals = weights.sum(axis=1, keepdims=True)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return (weights @ np.asarray(vectors, dtype=np.float64)) / totals
+        means = (weights @ np.asarray(vectors, dtype=np.float64)) / totals
+    return means[[row[name] for name in bgc_ids]]
 
 
 def count_matrix(counts: pd.DataFrame, bgc_ids: Sequence[str]) -> tuple[np.ndarray, list[str]]:
