@@ -127,7 +127,9 @@ def commit() -> str:
     return f"{head}+dirty" if dirty else head
 
 
-def record(run: ColdRun) -> dict[str, object]:
+def record(run: ColdRun, started_at: str) -> dict[str, object]:
+    """``started_at``: the checkout's commit when the run began (the package is imported from
+    the checkout, so that is the code the run executed if the checkout was left alone)."""
     return {
         "profile": run.profile,
         "command": f"crossgran run --profile {run.profile}",
@@ -136,7 +138,7 @@ def record(run: ColdRun) -> dict[str, object]:
         "peak_rss_gib": round(run.peak_rss_bytes / 1024**3, 2),
         "notebook_s": run.notebook_s,
         "machine": machine(),
-        "commit": commit(),
+        "commit": started_at,
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
 
@@ -172,8 +174,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the temporary root")
     args = parser.parse_args(argv)
     with scratch_dir(f"crossgran-{args.profile}-", args.keep) as scratch:
+        started_at = commit()
         run = cold_run(args.profile, scratch)
-        facts = record(run)
+        facts = record(run, started_at)
         print(json.dumps(facts, indent=1))
         if run.returncode != 0:
             return 1

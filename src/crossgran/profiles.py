@@ -223,19 +223,25 @@ def _evidence(root: Path) -> Profile:
     """mini's data with the largest models and the paper's probes that fit about an hour on 2
     cores. BiGCARP keeps lr 1e-3 with plain Adam (no decay) and GELU: at mini size the
     paper's lr 1e-4 still had a higher held-out loss after 10 epochs (4.31) than lr 1e-3 after
-    2 (4.18), and a budget of ~20 epochs cannot wait for it (measured, issue 14's note)."""
+    2 (4.18), and a budget of about an hour cannot wait for it (measured, issue 14's note).
+
+    Sizes were cut from a first cold run that took 3 h 10 min (results of 2026-11-29, issue
+    14's note): ESM 1,400 steps (30 min; held-out perplexity 13.90 at step 560, 13.73 at
+    840, 13.57 at 1,400), BiGCARP 20 epochs (32 min for three runs; held-out loss of the
+    random-init run 3.81 at epoch 8, 3.60 at 20; mini's 4.00) and 10 linear-probe seeds
+    (the A-domain probes alone took 58 min)."""
     return Profile(
         name="evidence",
         root=root,
         # Wider ESMs did worse in the same ~9 minutes (held-out perplexity 6 x 192, 425 steps:
-        # 13.82; 6 x 256, 215 steps: 14.10; this one: 13.57, unigram 17.15) and embed 3-6x
-        # slower; lr 2e-3 or 4e-3 did not help (issue 14's note).
-        esm=EsmConfig(spec="local:esm2_evidence", train_steps=1400),
+        # 13.82; 6 x 256, 215 steps: 14.10; 4 x 128: 13.57 after 1,400 steps, unigram 17.15)
+        # and embed 3-6x slower; lr 2e-3 or 4e-3 did not help (issue 14's note).
+        esm=EsmConfig(spec="local:esm2_evidence", train_steps=700),
         bigcarp=BigcarpConfig(
             d_model=128,
             n_layers=16,
             r=64,
-            epochs=20,
+            epochs=8,
             weight_decay=0.0,
             activation="gelu",
             checkpoint="best",
@@ -243,10 +249,10 @@ def _evidence(root: Path) -> Profile:
         paper_probes=True,
         # 10 seeds x 5 folds of the MLP on every A-domain feature set and property would take
         # ~4 h on 2 cores (~5 s a fit, 4,700 fits): the MLP gets 3 seeds and the two
-        # properties the paper reports; the linear probe keeps 10 seeds everywhere.
+        # properties the paper reports. The linear probe, not the paper's, keeps mini's 3.
         paper_probe_seeds=3,
         paper_probe_properties=("is_aromatic", "has_heterocycle"),
-        probe_seeds=10,
+        probe_seeds=3,
         n_bootstrap=2000,
     )
 
