@@ -7,16 +7,20 @@ hash-checked) once per machine; everything else a test builds stays in the tempo
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import esm
+import pandas as pd
 import pytest
 import torch
+from gecco_corpus import BAG_BGCS, gecco_bag_corpus
 from loopback import HOST, free_port
 
 from crossgran.data.remote import MIRROR_ENV
 from crossgran.models.esm import LoadedEsm, wrap_model
 from crossgran.profiles import Profile, find_root, get_profile
+from crossgran.threads import limit
 
 CHECKOUT = find_root(Path(__file__).parent)
 
@@ -73,3 +77,22 @@ def tiny_esm() -> LoadedEsm:
         torch.manual_seed(0)
         network = esm.model.esm2.ESM2(num_layers=2, embed_dim=32, attention_heads=4)
     return wrap_model(network, network.alphabet, "random-esm2-2x32-seed0")
+
+
+@pytest.fixture(scope="module")
+def one_thread() -> Iterator[None]:
+    """Tiny convolutions on a busy 2-core machine run ~100x slower with two OpenMP threads
+    (threads spin waiting for each other) than with one, and one thread fixes the reduction
+    order; the thread count is restored after the module. A module asks for it with
+    ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    with limit(torch_threads=1):
+        yield
+
+
+@pytest.fixture(scope="session")
+def corpus() -> pd.DataFrame:
+    """The BiGCARP tests' corpus: Pfam bags of :data:`BAG_BGCS` MIBiG BGCs (``gecco_corpus``),
+    with both splits."""
+    table = gecco_bag_corpus(BAG_BGCS)
+    assert set(table["split"]) == {"train", "valid"}
+    return table

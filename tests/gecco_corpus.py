@@ -17,6 +17,8 @@ import pandas as pd
 from crossgran.data.sources import fetch_wheel, read_wheel_member
 from crossgran.profiles import get_profile
 
+BAG_BGCS = 60  # the BiGCARP tests' corpus size (conftest's ``corpus``)
+
 
 def _member(name: str) -> bytes:
     return read_wheel_member(fetch_wheel("gecco", get_profile("smoke").raw_dir), name)

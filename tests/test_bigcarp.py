@@ -12,7 +12,6 @@ import inspect
 import itertools
 import json
 import sys
-from collections.abc import Iterator
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from gecco_corpus import gecco_bag_corpus, gecco_domains
+from gecco_corpus import gecco_domains
 
 from crossgran.cli import main
 from crossgran.data.split import association_label_bgcs, split_of
@@ -55,7 +54,7 @@ from crossgran.models.runs import bigcarp_run_dir, family_vectors_path
 from crossgran.profiles import ROOT_ENV, BigcarpConfig, get_profile
 from crossgran.threads import limit
 
-N_BGCS = 60
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest
 TINY = BigcarpConfig(
     d_model=32,
     n_layers=4,
@@ -70,21 +69,6 @@ TINY = BigcarpConfig(
     n_orders=2,
 )
 ESM_WIDTH = 24  # differs from TINY.d_embedding, so the projection path is exercised
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> Iterator[None]:
-    """Tiny convolutions on a busy 2-core machine run ~100x slower with two OpenMP threads
-    (threads spin waiting for each other) than with one; the thread count is restored after."""
-    with limit(torch_threads=1):
-        yield
-
-
-@pytest.fixture(scope="module")
-def corpus() -> pd.DataFrame:
-    table = gecco_bag_corpus(N_BGCS)
-    assert set(table["split"]) == {"train", "valid"}
-    return table
 
 
 @pytest.fixture(scope="module")

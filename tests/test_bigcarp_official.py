@@ -5,14 +5,13 @@ their layout: the dict keys, token tables and state-dict names that sequence_mod
 own loader (``sequence_models.pretrained.load_model_and_alphabet``) reads, with a tiny
 network. That loader reading the stand-in is what shows the layout is the official one; the
 import must then give the representations sequence_models' ``CARP`` wrapper gives. The
-corpus is real: Pfam bags of 40 MIBiG BGCs from the pinned GECCO wheel (``gecco_corpus``).
+corpus is real: Pfam bags of 60 MIBiG BGCs from the pinned GECCO wheel (conftest's ``corpus``).
 """
 
 from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from gecco_corpus import gecco_bag_corpus
+from gecco_corpus import BAG_BGCS
 from sequence_models.pretrained import load_model_and_alphabet
 from standins import N_FROZEN, write_official_bigcarp
 
@@ -39,9 +38,8 @@ from crossgran.models.bigcarp import (
 )
 from crossgran.models.bigcarp.checkpoint import STATE
 from crossgran.profiles import PROFILE_NAMES, BigcarpConfig, Profile, get_profile
-from crossgran.threads import limit
 
-N_BGCS = 40
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest
 # The stand-in's network and the profile settings that match it.
 SIZES = {"d_embed": 8, "d_model": 16, "n_layers": 3, "kernel_size": 3, "r": 2, "activation": "gelu"}
 CONFIG = BigcarpConfig(
@@ -58,20 +56,6 @@ CONFIG = BigcarpConfig(
 # Specials as the BiGCARP training script indexes them: pad "-", mask "#", then BGC classes
 # (the names of the classes do not matter here; nothing reads them).
 SPECIALS = {"-": 0, "#": 1, "NRP": 2, "Polyketide": 3}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> Iterator[None]:
-    """Tiny convolutions run far faster on one torch thread on a busy 2-core machine."""
-    with limit(torch_threads=1):
-        yield
-
-
-@pytest.fixture(scope="module")
-def corpus() -> pd.DataFrame:
-    table = gecco_bag_corpus(N_BGCS)
-    assert set(table["split"]) == {"train", "valid"}
-    return table
 
 
 def _occurrences(corpus: pd.DataFrame) -> Counter[str]:
@@ -196,7 +180,7 @@ def test_export_reads_the_import_like_a_trained_run(official, corpus, tmp_path) 
     for export in (trained, untrained):
         for layer in export.layers:
             assert export.family[layer].shape == (len(expected), CONFIG.d_model)
-            assert export.bgc[layer].shape == (N_BGCS, CONFIG.d_model)
+            assert export.bgc[layer].shape == (BAG_BGCS, CONFIG.d_model)
             assert export.adomain[layer].shape == (1, CONFIG.d_model)
     # The A-domain's token is read in its parent's context, the class slot in front of it.
     single = layer_representations(run.model, run.vocab, [parent.split()], [CONFIG.n_layers])
