@@ -323,11 +323,13 @@ def product_class_sequence_probes(
     device: str = "cpu",
 ) -> ProbeSets:
     """The paper's BiLSTM product-class probe (``crossgran.analysis.probes.sequence``, at the
-    profile's ``sequence_probe`` sizes, the paper's but in the rehearsal; one seed) on :func:`product_class_probes`' rows and folds, as one more probe set
-    for :func:`product_class_tables`: every per-domain feature set of :func:`_token_sequences`,
+    profile's ``sequence_probe`` sizes, the paper's but in the rehearsal; one seed) on
+    :func:`product_class_probes`' rows and folds, as one more probe set for
+    :func:`product_class_tables`: every per-domain feature set of :func:`_token_sequences`,
     beside the pooled Pfam2vec baseline it is compared with. Call only where
     :func:`sequence_probe_reason` is empty. ``bigcarp_models`` maps ``""`` to random-init
-    BiGCARP's trained checkpoint and ``"~untrained"`` to its epoch 0 (``bigcarp.load_checkpoint``).
+    BiGCARP's trained checkpoint and ``"~untrained"`` to its epoch 0
+    (``bigcarp.load_checkpoint``).
     """
     reason = sequence_probe_reason(settings)
     if reason:
