@@ -17,7 +17,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -133,6 +132,12 @@ class Rehearsal:
     process: subprocess.CompletedProcess
     wall_s: float
     env: dict[str, str]  # what the run saw beside this process's environment
+    load: tuple[float, float, float]  # os.getloadavg() when it started: was the machine idle?
+
+
+def _duration(notebook: Path) -> float:
+    """Seconds papermill recorded for an executed notebook (kernel start to last cell)."""
+    return float(json.loads(notebook.read_text())["metadata"]["papermill"]["duration"])
 
 
 @pytest.fixture(scope="module")
@@ -146,7 +151,7 @@ def rehearsed(root: Path, server: Server, tmp_path_factory: pytest.TempPathFacto
         "NO_PROXY": HOST,
         "no_proxy": HOST,
     }
-    started = time.perf_counter()
+    load, started = os.getloadavg(), time.perf_counter()
     process = subprocess.run(
         [sys.executable, "-m", "crossgran.cli", "run", "--profile", "rehearsal"],
         env={**os.environ, **env},
@@ -154,7 +159,7 @@ def rehearsed(root: Path, server: Server, tmp_path_factory: pytest.TempPathFacto
         text=True,
         timeout=REHEARSAL_TIMEOUT_S,
     )
-    return Rehearsal(process, time.perf_counter() - started, env)
+    return Rehearsal(process, time.perf_counter() - started, env, load)
 
 
 @pytest.mark.slow
@@ -163,14 +168,13 @@ def test_every_notebook_runs_under_full_code_path_to_the_report(
 ) -> None:
     process = rehearsed.process
     assert process.returncode == 0, process.stdout[-4000:] + process.stderr[-8000:]
-    times = re.findall(r"\] (\S+)\.ipynb .*?done in (\d+) s", process.stdout, re.DOTALL)
+    executed = sorted((profile.results_dir / "notebooks").glob("*.ipynb"))
     with capsys.disabled():  # the wall time is the test's output, even when it passes
         print(
             f"\nrehearsal wall time {rehearsed.wall_s:.0f} s ("
-            + ", ".join(f"{name} {seconds} s" for name, seconds in times)
-            + ")"
+            + ", ".join(f"{path.stem} {_duration(path):.0f} s" for path in executed)
+            + f"); load average {rehearsed.load[0]:.1f} before, {os.getloadavg()[0]:.1f} after"
         )
-    executed = sorted((profile.results_dir / "notebooks").glob("*.ipynb"))
     assert [path.stem for path in executed] == [
         path.stem for path in sorted((profile.root / "notebooks").glob("[0-9][0-9]_*.ipynb"))
     ]
