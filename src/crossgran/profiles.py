@@ -312,8 +312,9 @@ def _rehearsal(root: Path) -> Profile:
     return replace(
         full,
         name="rehearsal",
-        # 60 NRPS proteins (117 A-domains) are the fewest that leave every A-domain property
-        # three parent proteins in its rarer class, one per fold (is_Val has exactly three).
+        # 60 NRPS proteins (117 A-domains) leave every A-domain property three parent proteins
+        # in its rarer class, one per fold (is_Val has exactly three; 50 leave it two, too few
+        # for 3 grouped folds, so the probe would skip it).
         max_nrps_proteins=60,
         max_proteome_proteins=200,
         # One torch thread: the networks are tiny, and two OpenMP threads on a loaded 2-core
