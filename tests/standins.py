@@ -331,7 +331,8 @@ def choose_rehearsal_bgcs(
     * the first ``per_class`` BGCs of each probe class with at most ``class_max_tokens``
       domains (small bags, many of them: notebook 04 keeps the classes that at least 10 Pfam
       families are associated with, counted over half the BGCs; 30 BGCs of at most 20 domains
-      give it three such classes, 25 only two, one of them with exactly 10 families);
+      gave the rehearsal three such classes, while GECCO's compositions give 25 BGCs only two,
+      one of them with exactly 10 families);
     * every halogenase BGC labelled not halogenated and the first ``halogenated`` labelled
       halogenated, of at most ``halogenase_max_tokens`` domains (each of the halogenation
       probe's folds needs BGCs of the rarer label);
