@@ -34,13 +34,19 @@ def make_project_root(root: Path, *, notebooks: bool = False) -> Path:
     (root / "data").mkdir(parents=True)
     (root / "data" / "raw").symlink_to(shared_raw, target_is_directory=True)
     if notebooks:
-        shutil.copytree(
-            CHECKOUT / "notebooks",
-            root / "notebooks",
-            ignore=shutil.ignore_patterns("*.py", ".ipynb_checkpoints"),
-        )
-        shutil.copy2(CHECKOUT / "pyproject.toml", root / "pyproject.toml")
+        copy_notebooks(root)
     return root
+
+
+def copy_notebooks(root: Path) -> None:
+    """The stored notebooks and pyproject.toml into ``root``: what ``crossgran run`` needs
+    there besides data (``CROSSGRAN_ROOT=root``)."""
+    shutil.copytree(
+        CHECKOUT / "notebooks",
+        root / "notebooks",
+        ignore=shutil.ignore_patterns("*.py", ".ipynb_checkpoints"),
+    )
+    shutil.copy2(CHECKOUT / "pyproject.toml", root / "pyproject.toml")
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -26,7 +25,7 @@ from pathlib import Path
 
 import pytest
 import standins
-from conftest import CHECKOUT
+from conftest import CHECKOUT, copy_notebooks
 from loopback import HOST, Server, serve_folder
 
 from crossgran.cache import sha256_file
@@ -97,12 +96,7 @@ def root(tmp_path_factory: pytest.TempPathFactory, shared_raw: Path) -> Path:
     for package in sources.WHEELS:
         wheel = sources.fetch_wheel(package, shared_raw)
         (raw / wheel.name).symlink_to(wheel)
-    shutil.copytree(
-        CHECKOUT / "notebooks",
-        root / "notebooks",
-        ignore=shutil.ignore_patterns("*.py", ".ipynb_checkpoints"),
-    )
-    shutil.copy2(CHECKOUT / "pyproject.toml", root / "pyproject.toml")
+    copy_notebooks(root)
     return root
 
 
