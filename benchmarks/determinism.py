@@ -27,7 +27,8 @@ the sha256 of the weights.
 
 ``--against-checkout`` runs once and holds the result against the outputs committed in the
 checkout (``cold_run.py --adopt``): how the ``evidence`` profile's committed tables are shown
-to be reproducible.
+to be reproducible. It also lists every report verdict that differs: on another CPU the tables
+differ in their decimals, and the verdicts say whether that changes what the report claims.
 
 Usage: ``python benchmarks/determinism.py [--profile smoke] [--atol 1e-9] [--keep]
 [--kernel-path aten-default] [--switches] [--against-checkout]``
@@ -51,7 +52,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from crossgran.analysis import spread
+from crossgran.analysis import report, spread
 from crossgran.profiles import PROFILE_NAMES, get_profile
 
 CHECKOUT = Path(__file__).resolve().parents[1]
@@ -203,6 +204,26 @@ def compare_runs(
     return rows
 
 
+def compare_verdicts(first: Path, second: Path, profile: str) -> list[tuple[str, bool, str]]:
+    """One (row, same, detail) per report row whose verdict differs between the two roots,
+    then one count of all rows.
+
+    Why: a rerun on another CPU trains on another floating-point path, so its tables differ in
+    their decimals however the code is written; what a reader takes from the report is each
+    claim's verdict, so that is what this holds row by row (``paper_vs_reproduced.md``'s rows,
+    by their key)."""
+    first_verdicts, second_verdicts = (
+        report.report_rows(get_profile(profile, root=root)).set_index("key")["verdict"]
+        for root in (first, second)
+    )
+    keys = list(dict.fromkeys([*first_verdicts.index, *second_verdicts.index]))
+    pairs = {key: (first_verdicts.get(key, "-"), second_verdicts.get(key, "-")) for key in keys}
+    rows = [(f"verdict {key}", False, f"{a} -> {b}") for key, (a, b) in pairs.items() if a != b]
+    same = len(keys) - len(rows)
+    rows.append(("report verdicts", same == len(keys), f"{same}/{len(keys)} the same"))
+    return rows
+
+
 def print_table(rows: Sequence[tuple[str, bool, str]]) -> None:
     width = max(len(item) for item, _, _ in rows)
     print(f"\n{'item':<{width}}  {'result':<6}  detail")
@@ -322,6 +343,7 @@ def against_checkout(root: Path, profile: str, atol: float) -> int:
     print_table(rows)
     differing = sum(not equal for _, equal, _ in rows)
     print(f"\n{len(rows) - differing}/{len(rows)} identical (numeric tolerance {atol:g})")
+    print_table(compare_verdicts(CHECKOUT, root, profile))
     return 1 if differing else 0
 
 
